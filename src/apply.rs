@@ -1,0 +1,290 @@
+//! Executing a [`Plan`]: parallel, atomic, directory-relative.
+//!
+//! Each directory of the plan is handled with an open descriptor for its SOURCE and DEST
+//! counterparts; subdirectories are opened from their parent with `O_NOFOLLOW`, so a
+//! symlink planted in DEST can never redirect a write outside DEST. Within a directory,
+//! deletions run first, then copies, symlinks, attribute fixes and subdirectories in
+//! parallel on the rayon pool; the directory's own mode and mtime are set last.
+//!
+//! Files are written under a temporary name in their destination directory, given their
+//! mode and mtime, then renamed over the final name: a reader or a crash never sees a
+//! half-written file under the real name. The source is re-checked (`fstat` before and
+//! after the copy); a file that changed while being copied is copied again, up to
+//! [`COPY_ATTEMPTS`] times, then reported. Every failure is reported with its path and
+//! the run goes on.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::plan::{join, ChangeKind, DirPlan, Op, Plan};
+use crate::report::{Reporter, Side};
+use crate::sys::{self, Attrs, Meta, RawKind};
+
+/// How often a file that keeps changing during its copy is tried.
+pub const COPY_ATTEMPTS: usize = 3;
+
+pub struct Applier<'a> {
+    rep: &'a Reporter,
+    /// Mirror owner and group (root only).
+    owner: bool,
+}
+
+/// Applies `plan` to `dst_root` from `src_root`. Fails only when a root cannot be
+/// opened; everything else is reported per entry.
+pub fn apply(
+    plan: &Plan,
+    src_root: &Path,
+    dst_root: &Path,
+    rep: &Reporter,
+    owner: bool,
+) -> io::Result<()> {
+    let src = sys::open_root(src_root)?;
+    let dst = sys::open_root(dst_root)?;
+    let a = Applier { rep, owner };
+    a.dir(Some(src.as_fd()), dst.as_fd(), &plan.root, b"");
+    if plan.root.meta_changed {
+        rep.change(b".", &ChangeKind::Meta);
+    }
+    Ok(())
+}
+
+impl Applier<'_> {
+    fn attrs<'m>(&self, meta: &'m Meta) -> Attrs<'m> {
+        Attrs {
+            meta,
+            owner: self.owner,
+        }
+    }
+
+    fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
+        self.rep.error(side, path, &sys::describe(err));
+    }
+
+    /// Runs one directory's plan. `src` is `None` when the SOURCE directory could not be
+    /// opened (its copies then fail one by one; deletions still run).
+    fn dir(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) {
+        let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
+        let (deletes, rest) = dp.ops.split_at(n_del);
+        deletes.par_iter().for_each(|op| self.op(src, dst, op, rel));
+        rest.par_iter().for_each(|op| self.op(src, dst, op, rel));
+        if let Some(meta) = &dp.set_meta {
+            if let Err(e) = sys::set_attrs_fd(dst, self.attrs(meta)) {
+                self.fail(Side::Dest, if rel.is_empty() { b"." } else { rel }, &e);
+            }
+        }
+    }
+
+    fn op(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
+        let path = join(rel, op.name());
+        match op {
+            Op::Delete { name, dir, sub, .. } => self.delete(dst, name, *dir, sub, &path),
+            Op::Mkdir { name, sub } => {
+                if let Err(e) = sys::mkdir_at(dst, name, 0o700) {
+                    return self.fail(Side::Dest, &path, &e);
+                }
+                self.rep.change(&path, &ChangeKind::Mkdir);
+                self.descend(src, dst, name, sub, &path);
+            }
+            Op::Enter { name, sub } => {
+                self.descend(src, dst, name, sub, &path);
+                if sub.meta_changed {
+                    self.rep.change(&path, &ChangeKind::Meta);
+                }
+            }
+            Op::Copy { name, .. } => {
+                let Some(src) = src else {
+                    return self.rep.error(
+                        Side::Source,
+                        &path,
+                        "source directory could not be read",
+                    );
+                };
+                match self.copy(src, dst, name) {
+                    Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
+                    Err((side, e)) => self.fail(side, &path, &e),
+                }
+            }
+            Op::Symlink {
+                name, target, meta, ..
+            } => match self.symlink(dst, name, target, meta) {
+                Ok(()) => self.rep.change(
+                    &path,
+                    &ChangeKind::Symlink {
+                        target: target.clone(),
+                    },
+                ),
+                Err(e) => self.fail(Side::Dest, &path, &e),
+            },
+            Op::Meta {
+                name,
+                symlink,
+                meta,
+            } => {
+                let r = if *symlink {
+                    sys::set_link_attrs_at(dst, name, self.attrs(meta))
+                } else {
+                    sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
+                };
+                match r {
+                    Ok(()) => self.rep.change(&path, &ChangeKind::Meta),
+                    Err(e) => self.fail(Side::Dest, &path, &e),
+                }
+            }
+        }
+    }
+
+    /// Opens `name` on both sides (DEST without following links) and runs its plan.
+    fn descend(
+        &self,
+        src: Option<BorrowedFd<'_>>,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        sub: &DirPlan,
+        path: &[u8],
+    ) {
+        let d: OwnedFd = match sys::open_dir_at(dst, name) {
+            Ok(fd) => fd,
+            Err(e) => return self.fail(Side::Dest, path, &e),
+        };
+        let s = match src.map(|s| sys::open_dir_at(s, name)) {
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(e)) => {
+                // Only report when something inside needed the source.
+                if sub.ops.iter().any(|op| !op.is_delete()) {
+                    self.fail(Side::Source, path, &e);
+                }
+                None
+            }
+            None => None,
+        };
+        self.dir(s.as_ref().map(|f| f.as_fd()), d.as_fd(), sub, path);
+    }
+
+    fn delete(&self, dst: BorrowedFd<'_>, name: &[u8], dir: bool, sub: &DirPlan, path: &[u8]) {
+        if dir {
+            match sys::open_dir_at(dst, name) {
+                Ok(fd) => {
+                    self.dir(None, fd.as_fd(), sub, path);
+                    drop(fd);
+                    match sys::rmdir_at(dst, name) {
+                        Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                            // Something appeared in it during the run: remove that too,
+                            // since the directory itself is to go.
+                            self.remove_any(dst, name, path);
+                        }
+                        Err(e) => self.fail(Side::Dest, path, &e),
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                // No longer a directory (a link or file now): remove whatever it is.
+                Err(_) => {}
+            }
+        }
+        self.remove_any(dst, name, path);
+    }
+
+    fn remove_any(&self, dst: BorrowedFd<'_>, name: &[u8], path: &[u8]) {
+        let parent = &path[..path.len() - name.len()];
+        let mut report = |rel: &[u8]| {
+            let mut p = parent.to_vec();
+            p.extend_from_slice(rel);
+            self.rep.change(&p, &ChangeKind::Delete);
+        };
+        match sys::remove_any(dst, name, &mut report) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => self.fail(Side::Dest, path, &e),
+        }
+    }
+
+    /// Copies one file through a temporary; returns the bytes copied.
+    fn copy(
+        &self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+    ) -> Result<u64, (Side, io::Error)> {
+        for _ in 0..COPY_ATTEMPTS {
+            let (sf, before) = sys::open_source_file(src, name).map_err(|e| (Side::Source, e))?;
+            let (_, meta) = sys::from_stat(&before);
+            let (tmp, df) = sys::create_temp(dst).map_err(|e| (Side::Dest, e))?;
+            let temp = TempGuard {
+                dir: dst,
+                name: Some(tmp),
+            };
+            let n = sys::copy_data(sf.as_fd(), df.as_fd(), &meta).map_err(|e| (Side::Dest, e))?;
+            let after = sys::fstat(sf.as_fd()).map_err(|e| (Side::Source, e))?;
+            if n != meta.size || !sys::same_version(&before, &after) {
+                // Changed while being copied: drop this attempt and start over.
+                drop(df);
+                drop(temp);
+                continue;
+            }
+            sys::set_attrs_fd(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            drop(df);
+            temp.commit(name).map_err(|e| (Side::Dest, e))?;
+            return Ok(n);
+        }
+        Err((
+            Side::Source,
+            io::Error::other(format!(
+                "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
+            )),
+        ))
+    }
+
+    fn symlink(
+        &self,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        target: &[u8],
+        meta: &Meta,
+    ) -> io::Result<()> {
+        loop {
+            let tmp = sys::temp_name();
+            match sys::symlink_at(target, dst, &tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+            let temp = TempGuard {
+                dir: dst,
+                name: Some(tmp),
+            };
+            if let Some(t) = &temp.name {
+                sys::set_link_attrs_at(dst, t, self.attrs(meta))?;
+            }
+            return temp.commit(name);
+        }
+    }
+}
+
+/// A temporary entry in DEST: removed on drop unless committed (renamed into place).
+struct TempGuard<'a> {
+    dir: BorrowedFd<'a>,
+    name: Option<Vec<u8>>,
+}
+
+impl TempGuard<'_> {
+    fn commit(mut self, final_name: &[u8]) -> io::Result<()> {
+        if let Some(tmp) = self.name.as_deref() {
+            sys::rename_at(self.dir, tmp, final_name)?;
+        }
+        self.name = None;
+        Ok(())
+    }
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.name.take() {
+            let _ = sys::unlink_at(self.dir, &tmp);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The command line as the user typed it (clap derive). Nothing here touches the file
+//! system; `config` turns these arguments into validated settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit status:
+  0  DEST is in sync with SOURCE (or, with --dry-run, the plan was printed)
+  1  fatal error (the run could not go on)
+  2  usage or configuration error (bad flag, missing SOURCE, forbidden paths)
+  3  finished, but some entries failed (each was reported with its path)
+  4  refused by a safety guard (--max-delete, empty SOURCE); nothing was changed";
+
+/// Keep DEST an exact mirror of SOURCE.
+///
+/// `tandem SOURCE DEST` mirrors the contents of SOURCE into DEST once and exits, like
+/// `rsync -a --delete SOURCE/ DEST/`: files, directories and symlinks (as links, never
+/// followed) with their modes and modification times.
+#[derive(Parser, Debug)]
+#[command(name = "tandem", version, about, long_about = None, after_help = EXIT_CODES_HELP, after_long_help = EXIT_CODES_HELP)]
+pub struct Args {
+    /// The directory to mirror.
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+
+    /// The mirror; created if missing.
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+
+    /// Keep entries that DEST has and SOURCE lacks.
+    #[arg(long, help_heading = "What to sync")]
+    pub no_delete: bool,
+
+    /// Compare file contents instead of size and modification time.
+    #[arg(short = 'c', long, help_heading = "What to sync")]
+    pub checksum: bool,
+
+    /// Treat modification times this close as equal (for FAT, SMB): `2s`, `500ms`, or a
+    /// number of seconds.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0", help_heading = "What to sync")]
+    pub modify_window: Duration,
+
+    /// Refuse (change nothing, exit 4) when the plan would delete more than N entries.
+    #[arg(long, value_name = "N", help_heading = "Safety")]
+    pub max_delete: Option<u64>,
+
+    /// Allow mirroring an empty SOURCE over a non-empty DEST (an unmounted share looks
+    /// like an empty folder, so this is refused by default).
+    #[arg(long, help_heading = "Safety")]
+    pub allow_empty_source: bool,
+
+    /// Print the itemized plan and change nothing.
+    #[arg(short = 'n', long, help_heading = "Safety")]
+    pub dry_run: bool,
+
+    /// Itemize each change on stdout as it happens.
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+
+    /// Print errors only.
+    #[arg(short, long, conflicts_with = "verbose", help_heading = "Output")]
+    pub quiet: bool,
+
+    /// One JSON object per line on stdout: one per change, then a summary.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+
+    /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
+    /// higher].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
+    pub threads: Option<u16>,
+}
+
+/// Parses `2s`, `500ms`, `1m`, or a bare number of seconds (as rsync's `--modify-window`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 2s, 500ms, 1m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+}

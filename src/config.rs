@@ -1,0 +1,188 @@
+//! Resolved, validated settings for a run.
+//!
+//! [`Config::from_args`] checks the paths the user gave (SOURCE exists and is a
+//! directory; SOURCE and DEST are different and neither contains the other, after
+//! resolving symlinks and `..`) and turns flags into the options of each stage. Every
+//! problem here is a usage error (exit status 2) and nothing has been changed yet.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::cli::Args;
+use crate::exit::Failure;
+use crate::plan::PlanOptions;
+use crate::report::Format;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SOURCE, canonical.
+    pub source: PathBuf,
+    /// DEST, canonical where it exists, resolved through its nearest existing ancestor
+    /// where it does not.
+    pub dest: PathBuf,
+    /// DEST exists already (otherwise it is created, except in a dry run).
+    pub dest_exists: bool,
+    pub plan: PlanOptions,
+    pub max_delete: Option<u64>,
+    pub allow_empty_source: bool,
+    pub dry_run: bool,
+    pub format: Format,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub threads: usize,
+}
+
+fn describe(e: &io::Error) -> String {
+    crate::sys::describe(e)
+}
+
+impl Config {
+    pub fn from_args(args: &Args) -> Result<Config, Failure> {
+        let source = resolve_source(&args.source)?;
+        let (dest, dest_exists) = resolve_dest(&args.dest)?;
+        if source == dest {
+            return Err(Failure::usage(format!(
+                "SOURCE and DEST are the same directory ({})",
+                source.display()
+            )));
+        }
+        if dest.starts_with(&source) {
+            return Err(Failure::usage(format!(
+                "DEST ({}) is inside SOURCE ({}): the mirror would copy itself",
+                dest.display(),
+                source.display()
+            )));
+        }
+        if source.starts_with(&dest) {
+            return Err(Failure::usage(format!(
+                "SOURCE ({}) is inside DEST ({}): mirroring would delete the source",
+                source.display(),
+                dest.display()
+            )));
+        }
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Ok(Config {
+            source,
+            dest,
+            dest_exists,
+            plan: PlanOptions {
+                delete: !args.no_delete,
+                checksum: args.checksum,
+                modify_window_ns: args.modify_window.as_nanos().min(u64::MAX as u128) as u64,
+                owner: crate::sys::is_root(),
+            },
+            max_delete: args.max_delete,
+            allow_empty_source: args.allow_empty_source,
+            dry_run: args.dry_run,
+            format: if args.json {
+                Format::Json
+            } else {
+                Format::Human
+            },
+            verbose: args.verbose,
+            quiet: args.quiet,
+            threads: args.threads.map(usize::from).unwrap_or(cpus.max(4)),
+        })
+    }
+}
+
+fn resolve_source(p: &Path) -> Result<PathBuf, Failure> {
+    let md = std::fs::metadata(p)
+        .map_err(|e| Failure::usage(format!("SOURCE {}: {}", p.display(), describe(&e))))?;
+    if !md.is_dir() {
+        return Err(Failure::usage(format!(
+            "SOURCE {} is not a directory",
+            p.display()
+        )));
+    }
+    std::fs::canonicalize(p)
+        .map_err(|e| Failure::usage(format!("SOURCE {}: {}", p.display(), describe(&e))))
+}
+
+/// Resolves DEST: canonical if it exists; otherwise its nearest existing ancestor made
+/// canonical, with the missing components appended (`..` among them applied).
+fn resolve_dest(p: &Path) -> Result<(PathBuf, bool), Failure> {
+    let err = |msg: String| Failure::usage(format!("DEST {}: {msg}", p.display()));
+    if p.as_os_str().is_empty() {
+        return Err(err("empty path".into()));
+    }
+    match std::fs::metadata(p) {
+        Ok(md) if md.is_dir() => {
+            let c = std::fs::canonicalize(p).map_err(|e| err(describe(&e)))?;
+            return Ok((c, true));
+        }
+        Ok(_) => return Err(err("exists and is not a directory".into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(p).is_ok() {
+                return Err(err("is a symlink to a missing directory".into()));
+            }
+        }
+        Err(e) => return Err(err(describe(&e))),
+    }
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| err(describe(&e)))?
+            .join(p)
+    };
+    let mut cur = PathBuf::from("/");
+    let mut missing = false;
+    for comp in abs.components() {
+        match comp {
+            Component::RootDir | Component::Prefix(_) => cur = PathBuf::from(comp.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                cur.pop();
+            }
+            Component::Normal(name) => {
+                let next = cur.join(name);
+                if missing {
+                    cur = next;
+                    continue;
+                }
+                match std::fs::metadata(&next) {
+                    Ok(md) if md.is_dir() => {
+                        cur = std::fs::canonicalize(&next).map_err(|e| err(describe(&e)))?;
+                    }
+                    Ok(_) => {
+                        return Err(err(format!("{} is not a directory", next.display())));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if std::fs::symlink_metadata(&next).is_ok() {
+                            return Err(err(format!("{} is a dangling symlink", next.display())));
+                        }
+                        missing = true;
+                        cur = next;
+                    }
+                    Err(e) => return Err(err(describe(&e))),
+                }
+            }
+        }
+    }
+    Ok((cur, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_dest_resolves_through_existing_ancestor() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let base = std::fs::canonicalize(t.path()).expect("canonical");
+        let (d, exists) = resolve_dest(&t.path().join("a/./b/../c")).expect("resolves");
+        assert!(!exists);
+        assert_eq!(d, base.join("a/c"));
+    }
+
+    #[test]
+    fn dest_below_a_file_is_an_error() {
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::write(t.path().join("f"), b"x").expect("write");
+        let e = resolve_dest(&t.path().join("f/sub")).expect_err("must fail");
+        assert_eq!(e.code, crate::exit::USAGE);
+    }
+}

@@ -1,0 +1,42 @@
+//! tandem: keep a destination directory an exact mirror of a source directory.
+//!
+//! `main` only parses the command line, runs, and maps the outcome to an exit status
+//! (see `exit`).
+
+mod apply;
+mod cli;
+mod config;
+mod exit;
+mod plan;
+mod report;
+mod run;
+mod snapshot;
+mod sys;
+
+use clap::Parser;
+
+fn main() {
+    let args = match cli::Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match config::Config::from_args(&args) {
+        Err(f) => {
+            eprintln!("tandem: {}", f.message);
+            f.code
+        }
+        Ok(cfg) => match run::run(&cfg) {
+            Ok(code) => code,
+            Err(f) => f.code,
+        },
+    };
+    std::process::exit(code);
+}

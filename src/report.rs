@@ -1,0 +1,347 @@
+//! Reporting: everything tandem tells the user about a sync, and the counts behind the
+//! summary and the exit status.
+//!
+//! A [`Reporter`] is shared by all worker threads. Each change (`copy`, `mkdir`,
+//! `symlink`, `meta`, `delete`), warning and per-entry error goes through it; it counts
+//! them and renders them in the chosen [`Format`]: human lines (itemized with `-v`,
+//! errors only with `-q`) or one JSON object per line on stdout. Errors are remembered
+//! (counted) so the run can go on and the exit status is decided at the end.
+//! Output goes through [`Reporter::line_out`] / [`Reporter::line_err`] so a progress
+//! display can later interleave with it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::plan::ChangeKind;
+use crate::snapshot::ScanSink;
+
+/// How output is rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Which tree an entry belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Dest,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Dest => "dest",
+        }
+    }
+}
+
+/// The counters of one sync.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub scanned: AtomicU64,
+    pub copied: AtomicU64,
+    pub bytes: AtomicU64,
+    pub mkdirs: AtomicU64,
+    pub symlinks: AtomicU64,
+    pub metas: AtomicU64,
+    pub deleted: AtomicU64,
+    pub errors: AtomicU64,
+    pub warnings: AtomicU64,
+}
+
+/// A plain copy of the counters, for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub scanned: u64,
+    pub copied: u64,
+    pub bytes: u64,
+    pub mkdirs: u64,
+    pub symlinks: u64,
+    pub metas: u64,
+    pub deleted: u64,
+    pub errors: u64,
+    pub warnings: u64,
+}
+
+pub struct Reporter {
+    format: Format,
+    verbose: u8,
+    quiet: bool,
+    src_root: PathBuf,
+    dst_root: PathBuf,
+    counters: Counters,
+    start: Instant,
+    out_lock: Mutex<()>,
+}
+
+/// Lossy text for a path that may not be UTF-8.
+pub fn text(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+impl Reporter {
+    pub fn new(format: Format, verbose: u8, quiet: bool, src_root: &Path, dst_root: &Path) -> Self {
+        Reporter {
+            format,
+            verbose,
+            quiet,
+            src_root: src_root.to_path_buf(),
+            dst_root: dst_root.to_path_buf(),
+            counters: Counters::default(),
+            start: Instant::now(),
+            out_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.counters.errors.load(Relaxed)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Writes one line to stdout, whole.
+    pub fn line_out(&self, line: &str) {
+        let _g = self.out_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+
+    /// Writes one line to stderr, whole.
+    pub fn line_err(&self, line: &str) {
+        let _g = self.out_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+
+    fn json(&self, v: Value) {
+        self.line_out(&v.to_string());
+    }
+
+    fn full_path(&self, side: Side, rel: &[u8]) -> String {
+        let root = match side {
+            Side::Source => &self.src_root,
+            Side::Dest => &self.dst_root,
+        };
+        if rel.is_empty() || rel == b"." {
+            return root.display().to_string();
+        }
+        format!("{}/{}", root.display(), text(rel))
+    }
+
+    /// One change done (or, in a dry run, planned).
+    pub fn change(&self, path: &[u8], kind: &ChangeKind) {
+        let c = &self.counters;
+        match kind {
+            ChangeKind::Copy { bytes } => {
+                c.copied.fetch_add(1, Relaxed);
+                c.bytes.fetch_add(*bytes, Relaxed);
+            }
+            ChangeKind::Mkdir => {
+                c.mkdirs.fetch_add(1, Relaxed);
+            }
+            ChangeKind::Symlink { .. } => {
+                c.symlinks.fetch_add(1, Relaxed);
+            }
+            ChangeKind::Meta => {
+                c.metas.fetch_add(1, Relaxed);
+            }
+            ChangeKind::Delete => {
+                c.deleted.fetch_add(1, Relaxed);
+            }
+        }
+        match self.format {
+            Format::Json => {
+                let mut v = json!({ "event": kind.event(), "path": text(path) });
+                match kind {
+                    ChangeKind::Copy { bytes } => v["bytes"] = json!(bytes),
+                    ChangeKind::Symlink { target } => v["target"] = json!(text(target)),
+                    _ => {}
+                }
+                self.json(v);
+            }
+            Format::Human => {
+                if self.verbose > 0 && !self.quiet {
+                    self.line_out(&crate::plan::itemize(&crate::plan::Change {
+                        path: path.to_vec(),
+                        kind: kind.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// A per-entry error: counted (exit status 3) and shown with its full path.
+    pub fn error(&self, side: Side, rel: &[u8], message: &str) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        match self.format {
+            Format::Json => self.json(json!({
+                "event": "error",
+                "path": text(rel),
+                "side": side.name(),
+                "message": message,
+            })),
+            Format::Human => self.line_err(&format!(
+                "tandem: error: {}: {message}",
+                self.full_path(side, rel)
+            )),
+        }
+    }
+
+    /// Something skipped that is not a failure (special files).
+    pub fn warning(&self, side: Side, rel: &[u8], message: &str) {
+        self.counters.warnings.fetch_add(1, Relaxed);
+        match self.format {
+            Format::Json => self.json(json!({
+                "event": "warning",
+                "path": text(rel),
+                "side": side.name(),
+                "message": message,
+            })),
+            Format::Human if !self.quiet => self.line_err(&format!(
+                "tandem: warning: {}: {message}",
+                self.full_path(side, rel)
+            )),
+            Format::Human => {}
+        }
+    }
+
+    /// A problem that stops the run before or instead of applying (guards, fatal errors).
+    pub fn fatal(&self, message: &str) {
+        if self.format == Format::Json {
+            self.json(json!({ "event": "error", "path": "", "message": message }));
+        }
+        self.line_err(&format!("tandem: {message}"));
+    }
+
+    pub fn summary_counts(&self) -> Summary {
+        let c = &self.counters;
+        Summary {
+            scanned: c.scanned.load(Relaxed),
+            copied: c.copied.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+            mkdirs: c.mkdirs.load(Relaxed),
+            symlinks: c.symlinks.load(Relaxed),
+            metas: c.metas.load(Relaxed),
+            deleted: c.deleted.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            warnings: c.warnings.load(Relaxed),
+        }
+    }
+
+    /// The end-of-run summary: one line on stderr, or a `summary` JSON event.
+    pub fn summary(&self, dry_run: bool, exit_code: i32) {
+        let s = self.summary_counts();
+        let elapsed = self.elapsed();
+        match self.format {
+            Format::Json => self.json(json!({
+                "event": "summary",
+                "scanned": s.scanned,
+                "copied": s.copied,
+                "bytes": s.bytes,
+                "mkdir": s.mkdirs,
+                "symlink": s.symlinks,
+                "meta": s.metas,
+                "deleted": s.deleted,
+                "errors": s.errors,
+                "warnings": s.warnings,
+                "elapsed_ms": elapsed.as_millis() as u64,
+                "dry_run": dry_run,
+                "exit_code": exit_code,
+            })),
+            Format::Human if !self.quiet => self.line_err(&human_summary(&s, elapsed, dry_run)),
+            Format::Human => {}
+        }
+    }
+}
+
+/// `1.5 MiB` style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
+    let mut line = format!(
+        "tandem: {}{} entries scanned, {} files copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} errors in {:.2}s",
+        if dry_run { "dry run: " } else { "" },
+        s.scanned,
+        s.copied,
+        human_bytes(s.bytes),
+        s.mkdirs,
+        s.symlinks,
+        s.metas,
+        s.deleted,
+        s.errors,
+        elapsed.as_secs_f64()
+    );
+    if s.warnings > 0 {
+        line.push_str(&format!(", {} skipped", s.warnings));
+    }
+    line
+}
+
+/// Adapts the reporter to one side's scan.
+pub struct SideSink<'a> {
+    pub reporter: &'a Reporter,
+    pub side: Side,
+    /// Count scanned entries (SOURCE only, so the summary counts what is mirrored).
+    pub count: bool,
+}
+
+impl ScanSink for SideSink<'_> {
+    fn scan_error(&self, path: &[u8], err: &std::io::Error) {
+        self.reporter
+            .error(self.side, path, &crate::sys::describe(err));
+    }
+
+    fn special(&self, path: &[u8], what: &str) {
+        self.reporter.warning(
+            self.side,
+            path,
+            &format!("skipping {what} (special files are not copied)"),
+        );
+    }
+
+    fn scanned(&self, n: u64) {
+        if self.count {
+            self.reporter.counters.scanned.fetch_add(n, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
+}

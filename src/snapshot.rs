@@ -1,0 +1,274 @@
+//! Snapshots: what one side of the mirror holds, as a tree of sorted directory listings.
+//!
+//! A [`Snapshot`] records, for every entry below a root, its name, kind (file, directory
+//! with its children, symlink with its target, special file), size, mtime to the
+//! nanosecond, permission bits, owner and inode. Scanning walks a tree in parallel on the
+//! rayon pool: one task per directory, entries stat'ed through the open directory
+//! (`fstatat`), wide directories stat'ed in parallel batches. Symlinks are never followed
+//! and special files are recorded but never opened.
+//!
+//! The tree shape (children sorted by name, per directory) lets the planner diff two
+//! snapshots directory by directory without any global map.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::sys::{self, Meta, RawKind};
+
+/// A content digest (BLAKE3), computed only with `--checksum`.
+pub type Digest = [u8; 32];
+
+/// What an entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file; the digest is filled in only when contents are compared.
+    File(Option<Box<Digest>>),
+    /// A directory and its children, sorted by name.
+    Dir(Vec<Entry>),
+    /// A symbolic link and its target, as stored (never resolved).
+    Symlink(Box<[u8]>),
+    /// A FIFO, socket or device: recorded, never opened or copied.
+    Special(&'static str),
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: Box<[u8]>,
+    pub meta: Meta,
+    pub kind: Kind,
+}
+
+impl Entry {
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir(_))
+    }
+
+    pub fn children(&self) -> &[Entry] {
+        match &self.kind {
+            Kind::Dir(c) => c,
+            _ => &[],
+        }
+    }
+
+    /// Number of entries in this entry's subtree, itself included.
+    pub fn count(&self) -> u64 {
+        1 + self.children().iter().map(Entry::count).sum::<u64>()
+    }
+}
+
+/// A scanned tree: the root directory's own attributes and its children.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub root: Meta,
+    pub entries: Vec<Entry>,
+}
+
+impl Snapshot {
+    /// Number of entries below the root.
+    pub fn count(&self) -> u64 {
+        self.entries.iter().map(Entry::count).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Where a scan reports what it could not read, and the special files it skipped.
+pub trait ScanSink: Sync {
+    /// An entry or directory that could not be read; `path` is relative to the root.
+    fn scan_error(&self, path: &[u8], err: &io::Error);
+    /// A special file found (SOURCE side only): it will not be copied.
+    fn special(&self, path: &[u8], what: &str);
+    /// Progress: `n` more entries scanned.
+    fn scanned(&self, _n: u64) {}
+}
+
+/// What a scan needs to know about the side it walks.
+#[derive(Clone, Copy)]
+pub struct ScanOptions<'a> {
+    /// Report special files (only useful for SOURCE).
+    pub report_special: bool,
+    pub sink: &'a dyn ScanSink,
+}
+
+/// Scans the tree under `root`. Fails only when the root itself cannot be opened;
+/// everything below is best-effort with errors reported through the sink.
+pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
+    let fd = sys::open_root(root)?;
+    let (_, meta) = sys::from_stat(&sys::fstat(fd.as_fd())?);
+    let entries = scan_dir(fd, b"", opts);
+    Ok(Snapshot {
+        root: meta,
+        entries,
+    })
+}
+
+/// Entries per parallel stat batch in wide directories.
+const STAT_BATCH: usize = 64;
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+    if !prefix.is_empty() {
+        p.extend_from_slice(prefix);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Reads one directory (already open), stats its entries and recurses into its
+/// subdirectories in parallel. `rel` is the directory's path relative to the root.
+fn scan_dir(dir: OwnedFd, rel: &[u8], opts: ScanOptions<'_>) -> Vec<Entry> {
+    let names = match sys::list_dir(dir.as_fd()) {
+        Ok(n) => n,
+        Err(e) => {
+            opts.sink.scan_error(rel, &e);
+            return Vec::new();
+        }
+    };
+    let dfd = dir.as_fd();
+    let stat_one = |(name, _): &(Box<[u8]>, Option<RawKind>)| stat_entry(dfd, rel, name, opts);
+    let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
+        names
+            .par_iter()
+            .with_min_len(STAT_BATCH)
+            .filter_map(stat_one)
+            .collect()
+    } else {
+        names.iter().filter_map(stat_one).collect()
+    };
+    opts.sink.scanned(entries.len() as u64);
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
+        let path = join(rel, &e.name);
+        match sys::open_dir_at(dfd, &e.name) {
+            Ok(sub) => e.kind = Kind::Dir(scan_dir(sub, &path, opts)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => opts.sink.scan_error(&path, &err),
+        }
+    });
+    entries
+}
+
+/// Stats one entry; `None` when it vanished or could not be read (reported).
+fn stat_entry(
+    dir: BorrowedFd<'_>,
+    rel: &[u8],
+    name: &[u8],
+    opts: ScanOptions<'_>,
+) -> Option<Entry> {
+    let st = match sys::stat_at(dir, name) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None, // vanished: simply absent
+        Err(e) => {
+            opts.sink.scan_error(&join(rel, name), &e);
+            return None;
+        }
+    };
+    let (raw, meta) = sys::from_stat(&st);
+    let kind = match raw {
+        RawKind::File => Kind::File(None),
+        RawKind::Dir => Kind::Dir(Vec::new()),
+        RawKind::Symlink => match sys::read_link_at(dir, name) {
+            Ok(t) => Kind::Symlink(t.into_boxed_slice()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                opts.sink.scan_error(&join(rel, name), &e);
+                return None;
+            }
+        },
+        RawKind::Special(what) => {
+            if opts.report_special {
+                opts.sink.special(&join(rel, name), what);
+            }
+            Kind::Special(what)
+        }
+    };
+    Some(Entry {
+        name: name.into(),
+        meta,
+        kind,
+    })
+}
+
+/// With `--checksum`: computes digests for every pair of regular files at the same path
+/// on both sides whose sizes are equal (files of different sizes differ anyway).
+pub fn fill_digests(
+    src_root: &Path,
+    src: &mut Snapshot,
+    dst_root: &Path,
+    dst: &mut Snapshot,
+    sink: &dyn ScanSink,
+) -> io::Result<()> {
+    let s = sys::open_root(src_root)?;
+    let d = sys::open_root(dst_root)?;
+    digest_dir(
+        s.as_fd(),
+        &mut src.entries,
+        d.as_fd(),
+        &mut dst.entries,
+        b"",
+        sink,
+    );
+    Ok(())
+}
+
+fn digest_dir(
+    sfd: BorrowedFd<'_>,
+    src: &mut [Entry],
+    dfd: BorrowedFd<'_>,
+    dst: &mut [Entry],
+    rel: &[u8],
+    sink: &dyn ScanSink,
+) {
+    // Pair entries by name (both sorted).
+    let mut pairs: Vec<(&mut Entry, &mut Entry)> = Vec::new();
+    let mut di = dst.iter_mut().peekable();
+    for s in src.iter_mut() {
+        while di.peek().is_some_and(|d| d.name < s.name) {
+            di.next();
+        }
+        if di.peek().is_some_and(|d| d.name == s.name) {
+            if let Some(d) = di.next() {
+                pairs.push((s, d));
+            }
+        }
+    }
+    pairs.into_par_iter().for_each(|(s, d)| {
+        let path = join(rel, &s.name);
+        match (&mut s.kind, &mut d.kind) {
+            (Kind::File(sd), Kind::File(dd)) if s.meta.size == d.meta.size => {
+                match (hash_file(sfd, &s.name), hash_file(dfd, &d.name)) {
+                    (Ok(a), Ok(b)) => {
+                        *sd = Some(Box::new(a));
+                        *dd = Some(Box::new(b));
+                    }
+                    (Err(e), _) | (_, Err(e)) => sink.scan_error(&path, &e),
+                }
+            }
+            (Kind::Dir(sc), Kind::Dir(dc)) => {
+                match (
+                    sys::open_dir_at(sfd, &s.name),
+                    sys::open_dir_at(dfd, &d.name),
+                ) {
+                    (Ok(a), Ok(b)) => digest_dir(a.as_fd(), sc, b.as_fd(), dc, &path, sink),
+                    (Err(e), _) | (_, Err(e)) => sink.scan_error(&path, &e),
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+fn hash_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Digest> {
+    let (fd, _) = sys::open_source_file(dir, name)?;
+    let mut file = std::fs::File::from(fd);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&mut file)?;
+    Ok(*hasher.finalize().as_bytes())
+}

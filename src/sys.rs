@@ -1,0 +1,557 @@
+//! Directory-relative, no-follow file-system primitives.
+//!
+//! Every operation tandem performs inside SOURCE or DEST goes through a directory file
+//! descriptor and a single path component (`openat`, `fstatat`, `mkdirat`, `renameat`, …),
+//! never through a joined path. This is both faster (no repeated path lookups, see
+//! `shared/notes/measurements.md`) and safer: a directory in DEST that is swapped for a
+//! symlink can never redirect a write outside DEST, because every open uses `O_NOFOLLOW`.
+//!
+//! This module owns the unix system calls; the rest of the crate speaks in terms of
+//! [`Meta`], names (`&[u8]`) and file descriptors.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+
+/// Attributes tandem compares and mirrors, for any kind of entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    /// Modification time: seconds since the epoch.
+    pub mtime_sec: i64,
+    /// Modification time: nanoseconds within the second.
+    pub mtime_nsec: u32,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Inode number (used to recognise renames).
+    pub ino: u64,
+    /// Allocated 512-byte blocks, to spot sparse files cheaply.
+    pub blocks: u64,
+}
+
+impl Meta {
+    /// Modification time in nanoseconds since the epoch.
+    pub fn mtime_ns(&self) -> i128 {
+        self.mtime_sec as i128 * 1_000_000_000 + self.mtime_nsec as i128
+    }
+}
+
+/// The type of a directory entry, as far as tandem cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawKind {
+    File,
+    Dir,
+    Symlink,
+    /// FIFO, socket, block or character device: never opened.
+    Special(&'static str),
+}
+
+/// Converts a stat result into tandem's kind and metadata.
+pub fn from_stat(st: &rfs::Stat) -> (RawKind, Meta) {
+    let ft = FileType::from_raw_mode(st.st_mode as _);
+    let kind = match ft {
+        FileType::RegularFile => RawKind::File,
+        FileType::Directory => RawKind::Dir,
+        FileType::Symlink => RawKind::Symlink,
+        FileType::Fifo => RawKind::Special("fifo"),
+        FileType::Socket => RawKind::Special("socket"),
+        FileType::CharacterDevice => RawKind::Special("character device"),
+        FileType::BlockDevice => RawKind::Special("block device"),
+        FileType::Unknown => RawKind::Special("unknown file type"),
+    };
+    let meta = Meta {
+        size: st.st_size as u64,
+        mtime_sec: st.st_mtime as i64,
+        mtime_nsec: st.st_mtime_nsec as u32,
+        mode: (st.st_mode as u32) & 0o7777,
+        uid: st.st_uid as u32,
+        gid: st.st_gid as u32,
+        ino: st.st_ino as u64,
+        blocks: st.st_blocks as u64,
+    };
+    (kind, meta)
+}
+
+/// A C string for a name component. Names from `readdir` never contain NUL.
+pub fn cname(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// Opens a directory given by the user (SOURCE or DEST root). Symlinks are followed here,
+/// since the user named this path; nothing below it is ever followed.
+pub fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
+    Ok(rfs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens the subdirectory `name` of `dir` without following a symlink.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
+    Ok(rfs::openat(
+        dir,
+        cname(name)?.as_c_str(),
+        dir_flags(),
+        Mode::empty(),
+    )?)
+}
+
+/// `fstatat` without following symlinks.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<rfs::Stat> {
+    Ok(rfs::statat(
+        dir,
+        cname(name)?.as_c_str(),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<rfs::Stat> {
+    Ok(rfs::fstat(fd)?)
+}
+
+pub fn read_link_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
+    Ok(rfs::readlinkat(dir, cname(name)?.as_c_str(), Vec::new())?.into_bytes())
+}
+
+/// Lists the names in an open directory (without `.` and `..`), with the kind the
+/// directory entry reports when it knows it. Reads from the start of `dir`, which must
+/// be a descriptor freshly opened for this listing.
+pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Box<[u8]>, Option<RawKind>)>> {
+    let mut out = Vec::new();
+    let mut push = |name: &[u8], ft: FileType| {
+        if name == b"." || name == b".." {
+            return;
+        }
+        let kind = match ft {
+            FileType::RegularFile => Some(RawKind::File),
+            FileType::Directory => Some(RawKind::Dir),
+            FileType::Symlink => Some(RawKind::Symlink),
+            _ => None,
+        };
+        out.push((Box::<[u8]>::from(name), kind));
+    };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // getdents64 straight on the borrowed descriptor: no extra open per directory.
+        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let mut raw = rfs::RawDir::new(dir, &mut buf);
+        while let Some(entry) = raw.next() {
+            let entry = entry?;
+            push(entry.file_name().to_bytes(), entry.file_type());
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let mut reader = rfs::Dir::read_from(dir)?;
+        while let Some(entry) = reader.read() {
+            let entry = entry?;
+            push(entry.file_name().to_bytes(), entry.file_type());
+        }
+    }
+    Ok(out)
+}
+
+/// Raises the soft open-file limit to the hard limit: a parallel walk keeps one
+/// descriptor open per directory level per worker.
+pub fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn timespec(sec: i64, nsec: u32) -> Timespec {
+    Timespec {
+        tv_sec: sec as _,
+        tv_nsec: nsec as _,
+    }
+}
+
+fn mtime_only(meta: &Meta) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: rfs::UTIME_OMIT as _,
+        },
+        last_modification: timespec(meta.mtime_sec, meta.mtime_nsec),
+    }
+}
+
+/// Which attributes to apply to an entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Attrs<'a> {
+    pub meta: &'a Meta,
+    /// Also set owner and group (only meaningful as root).
+    pub owner: bool,
+}
+
+/// Sets owner (optionally), mode and mtime on an open file or directory, in that order
+/// (chown clears set-id bits, so mode comes after it).
+pub fn set_attrs_fd(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()> {
+    let m = attrs.meta;
+    if attrs.owner {
+        rfs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(m.uid)),
+            Some(rustix::fs::Gid::from_raw(m.gid)),
+        )?;
+    }
+    rfs::fchmod(fd, Mode::from_raw_mode(m.mode as _))?;
+    rfs::futimens(fd, &mtime_only(m))?;
+    Ok(())
+}
+
+/// Sets owner (optionally) and mtime on a symlink itself, never its target.
+pub fn set_link_attrs_at(dir: BorrowedFd<'_>, name: &[u8], attrs: Attrs<'_>) -> io::Result<()> {
+    let c = cname(name)?;
+    let m = attrs.meta;
+    if attrs.owner {
+        rfs::chownat(
+            dir,
+            c.as_c_str(),
+            Some(rustix::fs::Uid::from_raw(m.uid)),
+            Some(rustix::fs::Gid::from_raw(m.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
+    rfs::utimensat(dir, c.as_c_str(), &mtime_only(m), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Sets attributes of the regular file or directory `name` in `dir`, never through a
+/// symlink: the entry is opened with `O_NOFOLLOW` and checked to be of `want` kind.
+pub fn set_attrs_at(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    want: RawKind,
+    attrs: Attrs<'_>,
+) -> io::Result<()> {
+    let c = cname(name)?;
+    let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match rfs::openat(dir, c.as_c_str(), flags | OFlags::RDONLY, Mode::empty()) {
+        Ok(fd) => fd,
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Err(rustix::io::Errno::ACCESS) => {
+            // No read permission (possible when not root): use an O_PATH handle and
+            // act on the inode it pins through /proc/self/fd.
+            let fd = rfs::openat(
+                dir,
+                c.as_c_str(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            check_kind(fd.as_fd(), want)?;
+            return set_attrs_by_proc(fd.as_fd(), attrs);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    check_kind(fd.as_fd(), want)?;
+    set_attrs_fd(fd.as_fd(), attrs)
+}
+
+fn check_kind(fd: BorrowedFd<'_>, want: RawKind) -> io::Result<()> {
+    let (kind, _) = from_stat(&fstat(fd)?);
+    if kind != want {
+        return Err(io::Error::other("entry changed type during the sync"));
+    }
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_attrs_by_proc(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let m = attrs.meta;
+    if attrs.owner {
+        rfs::chown(
+            path.as_str(),
+            Some(rustix::fs::Uid::from_raw(m.uid)),
+            Some(rustix::fs::Gid::from_raw(m.gid)),
+        )?;
+    }
+    rfs::chmod(path.as_str(), Mode::from_raw_mode(m.mode as _))?;
+    rfs::utimensat(rfs::CWD, path.as_str(), &mtime_only(m), AtFlags::empty())?;
+    Ok(())
+}
+
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
+    Ok(rfs::mkdirat(
+        dir,
+        cname(name)?.as_c_str(),
+        Mode::from_raw_mode(mode as _),
+    )?)
+}
+
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    Ok(rfs::unlinkat(
+        dir,
+        cname(name)?.as_c_str(),
+        AtFlags::empty(),
+    )?)
+}
+
+pub fn rmdir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    Ok(rfs::unlinkat(
+        dir,
+        cname(name)?.as_c_str(),
+        AtFlags::REMOVEDIR,
+    )?)
+}
+
+pub fn rename_at(dir: BorrowedFd<'_>, from: &[u8], to: &[u8]) -> io::Result<()> {
+    Ok(rfs::renameat(
+        dir,
+        cname(from)?.as_c_str(),
+        dir,
+        cname(to)?.as_c_str(),
+    )?)
+}
+
+pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    Ok(rfs::symlinkat(
+        cname(target)?.as_c_str(),
+        dir,
+        cname(name)?.as_c_str(),
+    )?)
+}
+
+/// Removes whatever `name` is (file, symlink, special file or a whole directory tree),
+/// without following symlinks. Calls `removed(relative name)` for each entry removed,
+/// children before their directory.
+pub fn remove_any(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    removed: &mut dyn FnMut(&[u8]),
+) -> io::Result<()> {
+    match unlink_at(dir, name) {
+        Ok(()) => {
+            removed(name);
+            Ok(())
+        }
+        Err(e) if is_dir_error(&e) => {
+            let sub = open_dir_at(dir, name)?;
+            for (child, _) in list_dir(sub.as_fd())? {
+                let mut child_removed = |rel: &[u8]| {
+                    let mut p = name.to_vec();
+                    p.push(b'/');
+                    p.extend_from_slice(rel);
+                    removed(&p);
+                };
+                remove_any(sub.as_fd(), &child, &mut child_removed)?;
+            }
+            drop(sub);
+            rmdir_at(dir, name)?;
+            removed(name);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the errors `unlink` gives when the entry is a directory.
+pub fn is_dir_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::EPERM))
+}
+
+/// Prefix and suffix of the temporary names tandem writes in DEST.
+pub const TEMP_PREFIX: &[u8] = b".tandem-";
+pub const TEMP_SUFFIX: &[u8] = b".tmp";
+
+/// True when `name` looks like one of tandem's temporaries.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    name.len() > TEMP_PREFIX.len() + TEMP_SUFFIX.len()
+        && name.starts_with(TEMP_PREFIX)
+        && name.ends_with(TEMP_SUFFIX)
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temporary name, unique within this process and across processes (pid).
+pub fn temp_name() -> Vec<u8> {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".tandem-{:x}-{:x}.tmp", std::process::id(), n).into_bytes()
+}
+
+/// Creates a new temporary file in `dir`; returns its name and descriptor.
+pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(Vec<u8>, OwnedFd)> {
+    loop {
+        let name = temp_name();
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rfs::openat(
+            dir,
+            cname(&name)?.as_c_str(),
+            flags,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Opens a source file for reading without following a symlink and without blocking
+/// (a FIFO that replaced a file must not hang us). Returns the descriptor and a fresh stat;
+/// fails when the entry is no longer a regular file.
+pub fn open_source_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(OwnedFd, rfs::Stat)> {
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rfs::openat(dir, cname(name)?.as_c_str(), flags, Mode::empty()).map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            io::Error::other("entry changed type during the sync (now a symlink)")
+        } else {
+            e.into()
+        }
+    })?;
+    let st = rfs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode as _) != FileType::RegularFile {
+        return Err(io::Error::other(
+            "entry changed type during the sync (no longer a regular file)",
+        ));
+    }
+    Ok((fd, st))
+}
+
+thread_local! {
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copies `len` bytes of `src` into `dst`, both at offset 0, keeping holes where the
+/// source is sparse. Returns the bytes copied; stops early if the source shrinks.
+pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, meta: &Meta) -> io::Result<u64> {
+    let len = meta.size;
+    if len == 0 {
+        return Ok(0);
+    }
+    let sparse = meta.blocks.saturating_mul(512) < len;
+    if !sparse {
+        let n = copy_range(src, dst, 0, len)?;
+        return Ok(n);
+    }
+    // Sparse source: copy only the data extents, then extend to full length.
+    let mut off = 0u64;
+    let mut copied = 0u64;
+    while off < len {
+        let data = match rfs::seek(src, rfs::SeekFrom::Data(off)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::OPNOTSUPP) => {
+                copied += copy_range(src, dst, off, len - off)?;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if data >= len {
+            break;
+        }
+        let hole = rfs::seek(src, rfs::SeekFrom::Hole(data))?.min(len);
+        copied += copy_range(src, dst, data, hole - data)?;
+        off = hole;
+    }
+    rfs::ftruncate(dst, len)?;
+    let _ = copied;
+    Ok(len)
+}
+
+/// Copies `[off, off+len)` from `src` to the same offsets in `dst`: `copy_file_range`
+/// first (reflinks and server-side copies where the file system offers them), plain
+/// reads and writes where it is not supported.
+fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> io::Result<u64> {
+    let mut done = 0u64;
+    let mut use_cfr = true;
+    while done < len {
+        let want = (len - done).min(1 << 30) as usize;
+        if use_cfr {
+            let mut in_off = off + done;
+            let mut out_off = off + done;
+            match rfs::copy_file_range(src, Some(&mut in_off), dst, Some(&mut out_off), want) {
+                Ok(0) => return Ok(done), // source shrank
+                Ok(n) => {
+                    done += n as u64;
+                    continue;
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::OPNOTSUPP
+                    | rustix::io::Errno::PERM,
+                ) => {
+                    use_cfr = false;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let n = BUF.with(|b| -> io::Result<usize> {
+            let mut buf = b.borrow_mut();
+            if buf.len() < 256 * 1024 {
+                buf.resize(256 * 1024, 0);
+            }
+            let chunk = want.min(buf.len());
+            let n = loop {
+                match rustix::io::pread(src, &mut buf[..chunk], off + done) {
+                    Ok(n) => break n,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let mut w = 0;
+            while w < n {
+                match rustix::io::pwrite(dst, &buf[w..n], off + done + w as u64) {
+                    Ok(k) => w += k,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(n)
+        })?;
+        if n == 0 {
+            return Ok(done);
+        }
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+/// True when two stats of the same open file show it was not modified in between.
+pub fn same_version(a: &rfs::Stat, b: &rfs::Stat) -> bool {
+    a.st_size == b.st_size
+        && a.st_mtime == b.st_mtime
+        && a.st_mtime_nsec == b.st_mtime_nsec
+        && a.st_ctime == b.st_ctime
+        && a.st_ctime_nsec == b.st_ctime_nsec
+}
+
+/// The last OS error as an io::Error (for callers using raw results).
+pub fn describe(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let s = io::Error::from_raw_os_error(code).to_string();
+            // "Permission denied (os error 13)" -> "Permission denied"
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+        None => e.to_string(),
+    }
+}
