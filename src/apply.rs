@@ -66,14 +66,25 @@ impl Applier<'_> {
     /// Runs one directory's plan. `src` is `None` when the SOURCE directory could not be
     /// opened (its copies then fail one by one; deletions still run).
     fn dir(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) {
+        let here: &[u8] = if rel.is_empty() { b"." } else { rel };
         let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
         let (deletes, rest) = dp.ops.split_at(n_del);
+        // Entries of a read-only directory we own can still be updated: open it up for
+        // the duration, its mode is set (or restored) below.
+        let restore = if dp.ops.is_empty() {
+            None
+        } else {
+            sys::make_dir_writable(dst).unwrap_or(None)
+        };
         deletes.par_iter().for_each(|op| self.op(src, dst, op, rel));
         rest.par_iter().for_each(|op| self.op(src, dst, op, rel));
-        if let Some(meta) = &dp.set_meta {
-            if let Err(e) = sys::set_attrs_fd(dst, self.attrs(meta)) {
-                self.fail(Side::Dest, if rel.is_empty() { b"." } else { rel }, &e);
-            }
+        let done = match (&dp.set_meta, restore) {
+            (Some(meta), _) => sys::set_attrs_fd(dst, self.attrs(meta)),
+            (None, Some(mode)) => sys::restore_dir_mode(dst, mode),
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = done {
+            self.fail(Side::Dest, here, &e);
         }
     }
 
@@ -213,7 +224,7 @@ impl Applier<'_> {
         for _ in 0..COPY_ATTEMPTS {
             let (sf, before) = sys::open_source_file(src, name).map_err(|e| (Side::Source, e))?;
             let (_, meta) = sys::from_stat(&before);
-            let (tmp, df) = sys::create_temp(dst).map_err(|e| (Side::Dest, e))?;
+            let (tmp, df) = sys::create_temp(dst, meta.mode).map_err(|e| (Side::Dest, e))?;
             let temp = TempGuard {
                 dir: dst,
                 name: Some(tmp),
@@ -226,7 +237,7 @@ impl Applier<'_> {
                 drop(temp);
                 continue;
             }
-            sys::set_attrs_fd(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(df);
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);

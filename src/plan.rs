@@ -9,6 +9,7 @@
 //! first, then creations and updates; a directory's own attributes are set after its
 //! contents. A deleted directory lists its children's deletions before itself.
 
+pub use crate::snapshot::join;
 use crate::snapshot::{Entry, Kind, Snapshot};
 use crate::sys::{self, Meta};
 
@@ -167,17 +168,6 @@ impl ChangeKind {
 pub struct Change {
     pub path: Vec<u8>,
     pub kind: ChangeKind,
-}
-
-/// `prefix/name`, or `name` at the root.
-pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
-    if !prefix.is_empty() {
-        p.extend_from_slice(prefix);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 fn flatten(dp: &DirPlan, rel: &[u8], out: &mut Vec<Change>) {

@@ -75,6 +75,8 @@ pub struct Reporter {
     format: Format,
     verbose: u8,
     quiet: bool,
+    /// Changes are only planned: itemize them even without `-v`.
+    dry_run: bool,
     src_root: PathBuf,
     dst_root: PathBuf,
     counters: Counters,
@@ -88,21 +90,25 @@ pub fn text(path: &[u8]) -> String {
 }
 
 impl Reporter {
-    pub fn new(format: Format, verbose: u8, quiet: bool, src_root: &Path, dst_root: &Path) -> Self {
+    pub fn new(
+        format: Format,
+        verbose: u8,
+        quiet: bool,
+        dry_run: bool,
+        src_root: &Path,
+        dst_root: &Path,
+    ) -> Self {
         Reporter {
             format,
             verbose,
             quiet,
+            dry_run,
             src_root: src_root.to_path_buf(),
             dst_root: dst_root.to_path_buf(),
             counters: Counters::default(),
             start: Instant::now(),
             out_lock: Mutex::new(()),
         }
-    }
-
-    pub fn counters(&self) -> &Counters {
-        &self.counters
     }
 
     pub fn errors(&self) -> u64 {
@@ -174,7 +180,7 @@ impl Reporter {
                 self.json(v);
             }
             Format::Human => {
-                if self.verbose > 0 && !self.quiet {
+                if (self.verbose > 0 || self.dry_run) && !self.quiet {
                     self.line_out(&crate::plan::itemize(&crate::plan::Change {
                         path: path.to_vec(),
                         kind: kind.clone(),
@@ -243,7 +249,8 @@ impl Reporter {
     }
 
     /// The end-of-run summary: one line on stderr, or a `summary` JSON event.
-    pub fn summary(&self, dry_run: bool, exit_code: i32) {
+    pub fn summary(&self, exit_code: i32) {
+        let dry_run = self.dry_run;
         let s = self.summary_counts();
         let elapsed = self.elapsed();
         match self.format {

@@ -13,23 +13,31 @@ use crate::snapshot::{self, ScanOptions, Snapshot};
 /// Runs one complete sync on the configured thread pool and returns the exit status.
 pub fn run(cfg: &Config) -> Result<i32, Failure> {
     crate::sys::raise_fd_limit();
+    crate::sys::init_creds();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .stack_size(16 << 20)
         .thread_name(|i| format!("tandem-{i}"))
         .build()
         .map_err(|e| Failure::fatal(format!("cannot start worker threads: {e}")))?;
-    let rep = Reporter::new(cfg.format, cfg.verbose, cfg.quiet, &cfg.source, &cfg.dest);
+    let rep = Reporter::new(
+        cfg.format,
+        cfg.verbose,
+        cfg.quiet,
+        cfg.dry_run,
+        &cfg.source,
+        &cfg.dest,
+    );
     let result = pool.install(|| sync_once(cfg, &rep));
     match result {
         Ok(code) => {
-            rep.summary(cfg.dry_run, code);
+            rep.summary(code);
             Ok(code)
         }
         Err(f) => {
             rep.fatal(&f.message);
             if f.code == exit::REFUSED {
-                rep.summary(cfg.dry_run, f.code);
+                rep.summary(f.code);
             }
             Err(Failure {
                 code: f.code,
@@ -162,7 +170,7 @@ pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
         for c in plan.changes() {
             rep.change(&c.path, &c.kind);
         }
-    } else {
+    } else if !plan.is_empty() {
         crate::apply::apply(&plan, &cfg.source, &cfg.dest, rep, cfg.plan.owner).map_err(|e| {
             Failure::fatal(format!(
                 "cannot open {} or {}: {}",

@@ -111,7 +111,8 @@ pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
 /// Entries per parallel stat batch in wide directories.
 const STAT_BATCH: usize = 64;
 
-fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+/// `prefix/name`, or `name` at the root: relative paths are bytes joined with `/`.
+pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
     if !prefix.is_empty() {
         p.extend_from_slice(prefix);
@@ -132,7 +133,7 @@ fn scan_dir(dir: OwnedFd, rel: &[u8], opts: ScanOptions<'_>) -> Vec<Entry> {
         }
     };
     let dfd = dir.as_fd();
-    let stat_one = |(name, _): &(Box<[u8]>, Option<RawKind>)| stat_entry(dfd, rel, name, opts);
+    let stat_one = |(name, _): &sys::Listed| stat_entry(dfd, rel, name, opts);
     let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
         names
             .par_iter()

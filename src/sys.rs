@@ -51,7 +51,9 @@ pub enum RawKind {
     Special(&'static str),
 }
 
-/// Converts a stat result into tandem's kind and metadata.
+/// Converts a stat result into tandem's kind and metadata. (The casts are no-ops on
+/// Linux x86-64 but not on every platform's `stat` layout.)
+#[allow(clippy::unnecessary_cast)]
 pub fn from_stat(st: &rfs::Stat) -> (RawKind, Meta) {
     let ft = FileType::from_raw_mode(st.st_mode as _);
     let kind = match ft {
@@ -123,10 +125,13 @@ pub fn read_link_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
     Ok(rfs::readlinkat(dir, cname(name)?.as_c_str(), Vec::new())?.into_bytes())
 }
 
+/// A name read from a directory, with the kind its directory entry reports, if any.
+pub type Listed = (Box<[u8]>, Option<RawKind>);
+
 /// Lists the names in an open directory (without `.` and `..`), with the kind the
 /// directory entry reports when it knows it. Reads from the start of `dir`, which must
 /// be a descriptor freshly opened for this listing.
-pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Box<[u8]>, Option<RawKind>)>> {
+pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
     let mut out = Vec::new();
     let mut push = |name: &[u8], ft: FileType| {
         if name == b"." || name == b".." {
@@ -215,6 +220,49 @@ pub fn set_attrs_fd(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()> {
     rfs::fchmod(fd, Mode::from_raw_mode(m.mode as _))?;
     rfs::futimens(fd, &mtime_only(m))?;
     Ok(())
+}
+
+/// Like [`set_attrs_fd`] for a file this process just created with
+/// [`create_temp`]`(mode)`: skips the `fchown` and `fchmod` that would change nothing.
+pub fn set_new_file_attrs(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()> {
+    let m = attrs.meta;
+    let c = creds();
+    let chown = attrs.owner && (m.uid != c.uid || m.gid != c.gid);
+    if chown {
+        rfs::fchown(
+            fd,
+            Some(rustix::fs::Uid::from_raw(m.uid)),
+            Some(rustix::fs::Gid::from_raw(m.gid)),
+        )?;
+    }
+    // chown clears set-id bits, and the umask may have masked some bits at creation.
+    if chown || m.mode != (m.mode & 0o777 & !c.umask) {
+        rfs::fchmod(fd, Mode::from_raw_mode(m.mode as _))?;
+    }
+    rfs::futimens(fd, &mtime_only(m))?;
+    Ok(())
+}
+
+/// Makes an open directory writable and searchable for its owner, when this process is
+/// not root, owns it, and it is not (a read-only directory in DEST must still be
+/// updated). Returns the mode to restore afterwards, or `None` when nothing changed.
+pub fn make_dir_writable(fd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
+    let c = creds();
+    if c.uid == 0 {
+        return Ok(None);
+    }
+    let st = fstat(fd)?;
+    let (_, m) = from_stat(&st);
+    if m.uid != c.uid || m.mode & 0o300 == 0o300 {
+        return Ok(None);
+    }
+    rfs::fchmod(fd, Mode::from_raw_mode((m.mode | 0o300) as _))?;
+    Ok(Some(m.mode))
+}
+
+/// Restores a directory's permission bits (after [`make_dir_writable`]).
+pub fn restore_dir_mode(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    Ok(rfs::fchmod(fd, Mode::from_raw_mode(mode as _))?)
 }
 
 /// Sets owner (optionally) and mtime on a symlink itself, never its target.
@@ -384,12 +432,45 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temporary name, unique within this process and across processes (pid).
 pub fn temp_name() -> Vec<u8> {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(".tandem-{:x}-{:x}.tmp", std::process::id(), n).into_bytes()
+    format!(".tandem-{pid:x}-{n:x}.tmp").into_bytes()
 }
 
-/// Creates a new temporary file in `dir`; returns its name and descriptor.
-pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(Vec<u8>, OwnedFd)> {
+/// The process's file-creation mask and effective ids, read once at start-up (before
+/// any worker thread exists), so new files can be created with their final mode and
+/// owner and the extra `fchmod`/`fchown` skipped when they would change nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Creds {
+    pub umask: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+static CREDS: std::sync::OnceLock<Creds> = std::sync::OnceLock::new();
+
+/// Reads the umask and ids; call once, early, while the process has one thread.
+pub fn init_creds() -> Creds {
+    *CREDS.get_or_init(|| {
+        let old = rustix::process::umask(Mode::from_raw_mode(0o022));
+        rustix::process::umask(old);
+        Creds {
+            umask: old.bits() as u32,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    })
+}
+
+fn creds() -> Creds {
+    init_creds()
+}
+
+/// Creates a new temporary file in `dir` with permission bits `mode` (as far as the
+/// umask lets them through; [`set_new_file_attrs`] fixes the rest); returns its name and
+/// descriptor.
+pub fn create_temp(dir: BorrowedFd<'_>, mode: u32) -> io::Result<(Vec<u8>, OwnedFd)> {
     loop {
         let name = temp_name();
         let flags =
@@ -398,7 +479,7 @@ pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(Vec<u8>, OwnedFd)> {
             dir,
             cname(&name)?.as_c_str(),
             flags,
-            Mode::from_raw_mode(0o600),
+            Mode::from_raw_mode((mode & 0o777) as _),
         ) {
             Ok(fd) => return Ok((name, fd)),
             Err(rustix::io::Errno::EXIST) => continue,

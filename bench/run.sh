@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Benchmark tandem against cp -a, rsync and rclone on tmpfs.
+#
+#   bench/run.sh [CASE...]         cases: first noop onechange large (default: all of them)
+#   bench/run.sh --list            list the cases
+#   FILES=2000 ROUNDS=2 bench/run.sh first noop      quick smoke run
+#
+# Environment: ROUNDS (5), FILES (100000), LARGE_COUNT (4), LARGE_SIZE (1G),
+# BENCH_DIR (/dev/shm/tandem-bench), TANDEM, TANDEM_ARGS, RCLONE_ARGS, TOOLS, VERIFY (1),
+# KEEP_DST (0), RSS (1), SKIP_BUILD (0), NO_INSTALL (0). See bench/bench.py for details.
+# Tables print to stdout and go to bench/results/<case>-<date>.md (ignored by git).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+
+# Peers: rsync is required; rclone (its column is skipped without it), hyperfine (for ad-hoc
+# comparisons) and GNU time (peak-RSS column) are optional.
+missing=()
+for tool in rsync rclone hyperfine time; do
+  [[ $tool == time ]] && { [[ -x /usr/bin/time ]] || missing+=(time); continue; }
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})) && [[ ${NO_INSTALL:-0} != 1 ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing ${missing[*]} (apt-get)" >&2
+  apt-get update -qq || echo "apt-get update failed; trying to install anyway" >&2
+  for pkg in "${missing[@]}"; do
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null ||
+      echo "could not install $pkg" >&2
+  done
+fi
+command -v rsync >/dev/null || { echo "rsync is required" >&2; exit 1; }
+command -v rclone >/dev/null || echo "rclone not available: its column is skipped" >&2
+
+if [[ ${SKIP_BUILD:-0} != 1 && -z ${TANDEM:-} ]]; then
+  (cd "$REPO" && cargo build --release --quiet)
+fi
+
+MKTREE=$REPO/../shared/bench/mktree.py
+[[ -f $MKTREE ]] || MKTREE=$HERE/mktree.py
+export MKTREE
+
+exec python3 "$HERE/bench.py" "$@"

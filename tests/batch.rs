@@ -1,0 +1,752 @@
+//! One-shot mirroring: correctness, idempotency, change detection,
+//! deletion policy and safety guards.
+
+mod util;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use util::*;
+
+fn outside_with_target(sb: &Sandbox) -> Tree {
+    let o = Tree::create(sb.outside());
+    o.file("target.txt", "outside target\n");
+    o
+}
+
+#[test]
+fn mirrors_varied_tree_into_missing_dest() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    outside_with_target(&sb);
+    build_varied(&src, &sb.outside());
+    let src_before = snapshot(&sb.src());
+    let outside_before = snapshot(&sb.outside());
+
+    run([sb.src(), sb.dst()]).ok();
+
+    assert_trees_equal(&sb.src(), &sb.dst());
+    assert_eq!(
+        temp_files(&sb.dst()),
+        Vec::<std::path::PathBuf>::new(),
+        "temp files left"
+    );
+    assert_unchanged("SOURCE", &src_before, &snapshot(&sb.src()));
+    assert_unchanged("outside dir", &outside_before, &snapshot(&sb.outside()));
+}
+
+#[test]
+fn mirrors_varied_tree_into_stale_dest() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    outside_with_target(&sb);
+    build_varied(&src, &sb.outside());
+    build_stale_dest(&sb.dst_tree());
+    let src_before = snapshot(&sb.src());
+    let outside_before = snapshot(&sb.outside());
+
+    run([sb.src(), sb.dst()]).ok();
+
+    assert_trees_equal(&sb.src(), &sb.dst());
+    assert!(
+        temp_files(&sb.dst()).is_empty(),
+        "temp files left: {:?}",
+        temp_files(&sb.dst())
+    );
+    assert_unchanged("SOURCE", &src_before, &snapshot(&sb.src()));
+    assert_unchanged("outside dir", &outside_before, &snapshot(&sb.outside()));
+}
+
+#[test]
+fn sample_fixture_mirrors() {
+    let sb = Sandbox::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample");
+    assert!(fixture
+        .join("latest")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    run([fixture.as_path(), sb.dst().as_path()]).ok();
+    assert_trees_equal(&fixture, &sb.dst());
+}
+
+#[test]
+fn second_run_touches_nothing() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    outside_with_target(&sb);
+    build_varied(&src, &sb.outside());
+    build_stale_dest(&sb.dst_tree());
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    let before = ctimes(&sb.dst());
+    let snap = snapshot(&sb.dst());
+    run([sb.src(), sb.dst()]).ok();
+    assert_unchanged("DEST ctimes after 2nd run", &before, &ctimes(&sb.dst()));
+    assert_unchanged("DEST after 2nd run", &snap, &snapshot(&sb.dst()));
+
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    let changes = change_events(&evs);
+    assert!(
+        changes.is_empty(),
+        "in-sync run emitted change events: {changes:?}"
+    );
+    let s = summary(&evs);
+    assert_eq!(count(s, "copied"), 0, "{s}");
+    assert_eq!(count(s, "deleted"), 0, "{s}");
+    assert_eq!(count(s, "errors"), 0, "{s}");
+    assert_unchanged("DEST ctimes after --json run", &before, &ctimes(&sb.dst()));
+}
+
+#[test]
+fn same_size_different_mtime_is_recopied() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("f.txt", "hello A\n")
+        .mtime("f.txt", BASE_SECS, 111);
+    src.file("g.txt", "untouched\n")
+        .mtime("g.txt", BASE_SECS, 222);
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    src.rewrite("f.txt", "hello B\n")
+        .mtime("f.txt", BASE_SECS + 10, 333);
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    assert_eq!(paths_of(&evs, "copy"), vec!["f.txt".to_string()], "{r:?}");
+    assert_eq!(read(&sb.dst().join("f.txt")), b"hello B\n");
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn chmod_only_change_is_meta_not_copy() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file_mode("f.sh", "#!/bin/sh\n", 0o644)
+        .mtime("f.sh", BASE_SECS, 5);
+    src.file("other.txt", "x\n")
+        .mtime("other.txt", BASE_SECS, 6);
+    run([sb.src(), sb.dst()]).ok();
+    let ino_before = lstat(&sb.dst().join("f.sh")).ino();
+
+    src.chmod("f.sh", 0o755);
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    assert!(
+        paths_of(&evs, "copy").is_empty(),
+        "chmod-only change caused a copy:\n{r:?}"
+    );
+    assert!(
+        paths_of(&evs, "meta").contains(&"f.sh".to_string()),
+        "no meta event for f.sh:\n{r:?}"
+    );
+    assert_eq!(lstat(&sb.dst().join("f.sh")).mode() & 0o7777, 0o755);
+    assert_eq!(
+        lstat(&sb.dst().join("f.sh")).ino(),
+        ino_before,
+        "file was replaced, not chmod'ed"
+    );
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn checksum_mode_compares_content() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("f.txt", "AAAA-content\n")
+        .mtime("f.txt", BASE_SECS, 77);
+    src.file("g.txt", "same content\n")
+        .mtime("g.txt", BASE_SECS, 88);
+    run([sb.src(), sb.dst()]).ok();
+
+    // Corrupt DEST content while keeping size and mtime.
+    let dst = Tree::create(sb.dst());
+    let root_mtime = (
+        lstat(&sb.dst()).mtime(),
+        lstat(&sb.dst()).mtime_nsec() as u32,
+    );
+    dst.rewrite("f.txt", "BBBB-content\n")
+        .mtime("f.txt", BASE_SECS, 77);
+    dst.mtime("", root_mtime.0, root_mtime.1);
+
+    // Quick check (size + mtime) considers it in sync.
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    assert!(
+        paths_of(&r.json_events(), "copy").is_empty(),
+        "quick check copied:\n{r:?}"
+    );
+    assert_eq!(read(&sb.dst().join("f.txt")), b"BBBB-content\n");
+
+    // --checksum sees the difference and recopies only f.txt.
+    let r = run([
+        "--checksum".as_ref(),
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    assert_eq!(
+        paths_of(&r.json_events(), "copy"),
+        vec!["f.txt".to_string()],
+        "{r:?}"
+    );
+    assert_eq!(read(&sb.dst().join("f.txt")), b"AAAA-content\n");
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    // -c again: contents equal, nothing copied, nothing touched.
+    let before = ctimes(&sb.dst());
+    let r = run([
+        "-c".as_ref(),
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    assert!(change_events(&evs).is_empty(), "{r:?}");
+    assert_unchanged(
+        "DEST ctimes after -c on equal trees",
+        &before,
+        &ctimes(&sb.dst()),
+    );
+}
+
+#[test]
+fn modify_window_tolerates_small_mtime_differences() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("f.txt", "same size A\n")
+        .mtime("f.txt", BASE_SECS, 0);
+    let dst = sb.dst_tree();
+    dst.file("f.txt", "same size B\n")
+        .mtime("f.txt", BASE_SECS + 1, 0);
+
+    for window in ["2s", "2"] {
+        let r = run([
+            "--modify-window".as_ref(),
+            window.as_ref(),
+            "--json".as_ref(),
+            sb.src().as_os_str(),
+            sb.dst().as_os_str(),
+        ]);
+        r.ok();
+        assert!(
+            paths_of(&r.json_events(), "copy").is_empty(),
+            "--modify-window {window}: 1s difference caused a copy:\n{r:?}"
+        );
+        assert_eq!(
+            read(&sb.dst().join("f.txt")),
+            b"same size B\n",
+            "window {window}"
+        );
+    }
+
+    // A window smaller than the difference: copied.
+    let r = run([
+        "--modify-window".as_ref(),
+        "500ms".as_ref(),
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    assert_eq!(
+        paths_of(&r.json_events(), "copy"),
+        vec!["f.txt".to_string()],
+        "{r:?}"
+    );
+    assert_eq!(read(&sb.dst().join("f.txt")), b"same size A\n");
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn no_delete_keeps_dest_only_entries_default_deletes_them() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("keep.txt", "keep\n").file("d/k.txt", "k\n");
+    run([sb.src(), sb.dst()]).ok();
+
+    let dst = Tree::create(sb.dst());
+    dst.file("extra.txt", "extra\n")
+        .file("extra_dir/n/m.txt", "nested\n")
+        .dir("extra_dir/empty")
+        .file("d/extra_in_d.txt", "x\n")
+        .symlink("extra_link", "keep.txt");
+    src.file("new.txt", "new\n");
+
+    run([
+        "--no-delete".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ])
+    .ok();
+    for p in [
+        "extra.txt",
+        "extra_dir/n/m.txt",
+        "extra_dir/empty",
+        "d/extra_in_d.txt",
+        "extra_link",
+    ] {
+        assert!(
+            exists_nofollow(&sb.dst().join(p)),
+            "--no-delete removed {p}"
+        );
+    }
+    assert_eq!(read(&sb.dst().join("new.txt")), b"new\n");
+
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn max_delete_refuses_before_changing_anything() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "a\n").file("b.txt", "b\n");
+    run([sb.src(), sb.dst()]).ok();
+
+    let dst = Tree::create(sb.dst());
+    for i in 1..=5 {
+        dst.file(format!("x{i}.txt"), "doomed\n");
+    }
+    // Pending non-delete changes too: none of them may be applied.
+    src.file("c.txt", "new\n").rewrite("a.txt", "changed a\n");
+    src.mtime("a.txt", BASE_SECS + 99, 1);
+
+    let before = snapshot(&sb.dst());
+    let r = run([
+        "--max-delete".as_ref(),
+        "4".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.expect_code(4);
+    assert!(
+        !r.stderr.trim().is_empty(),
+        "refusal without explanation:\n{r:?}"
+    );
+    assert_unchanged(
+        "DEST after refused --max-delete 4",
+        &before,
+        &snapshot(&sb.dst()),
+    );
+
+    run([
+        "--max-delete".as_ref(),
+        "5".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ])
+    .ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn empty_source_is_refused_unless_allowed() {
+    let sb = Sandbox::new();
+    sb.src_tree();
+    let dst = sb.dst_tree();
+    dst.file("precious.txt", "precious\n")
+        .file("sub/more.txt", "more\n")
+        .symlink("ln", "precious.txt");
+
+    let before = snapshot(&sb.dst());
+    let r = run([sb.src(), sb.dst()]);
+    r.expect_code(4);
+    assert!(
+        !r.stderr.trim().is_empty(),
+        "refusal without explanation:\n{r:?}"
+    );
+    assert_unchanged(
+        "DEST after refused empty source",
+        &before,
+        &snapshot(&sb.dst()),
+    );
+
+    run([
+        "--allow-empty-source".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ])
+    .ok();
+    assert!(
+        listing(&sb.dst()).is_empty(),
+        "DEST not emptied: {:?}",
+        listing(&sb.dst())
+    );
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn dry_run_prints_plan_and_changes_nothing() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("same.txt", "same\n")
+        .file("new.txt", "new\n")
+        .file("newdir/inner.txt", "inner\n")
+        .file("changed.txt", "changed in source\n")
+        .symlink("link", "same.txt");
+    src.stamp_all();
+    let dst = sb.dst_tree();
+    dst.file("same.txt", "same\n")
+        .file("changed.txt", "old\n")
+        .file("doomed.txt", "to be deleted\n");
+    set_mtime(
+        &dst.p("same.txt"),
+        lstat(&src.p("same.txt")).mtime(),
+        lstat(&src.p("same.txt")).mtime_nsec() as u32,
+    );
+
+    let before = snapshot(&sb.dst());
+    let r = run(["-n".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    r.ok();
+    for p in [
+        "new.txt",
+        "newdir",
+        "newdir/inner.txt",
+        "changed.txt",
+        "link",
+        "doomed.txt",
+    ] {
+        assert!(
+            r.stdout.contains(p),
+            "dry-run plan does not mention {p}:\n{r:?}"
+        );
+    }
+    for line in r.stdout_lines() {
+        let verb = line.split_whitespace().next().unwrap_or("");
+        assert!(
+            CHANGE_EVENTS.contains(&verb),
+            "unexpected plan line {line:?}:\n{r:?}"
+        );
+    }
+    assert_unchanged("DEST after --dry-run", &before, &snapshot(&sb.dst()));
+
+    // Long form, missing DEST: nothing is created, every source path listed.
+    let missing = sb.join("missing");
+    let top_before = listing(sb.path());
+    let r = run([
+        "--dry-run".as_ref(),
+        sb.src().as_os_str(),
+        missing.as_os_str(),
+    ]);
+    r.ok();
+    assert!(!exists_nofollow(&missing), "--dry-run created DEST");
+    assert_eq!(
+        listing(sb.path()),
+        top_before,
+        "--dry-run created something next to DEST"
+    );
+    for p in [
+        "same.txt",
+        "new.txt",
+        "newdir/inner.txt",
+        "changed.txt",
+        "link",
+    ] {
+        assert!(
+            r.stdout.contains(p),
+            "dry-run plan does not mention {p}:\n{r:?}"
+        );
+    }
+}
+
+#[test]
+fn never_writes_through_dest_symlinks() {
+    let sb = Sandbox::new();
+    let outside = Tree::create(sb.outside());
+    outside
+        .file("dir/keep.txt", "outside original\n")
+        .file("dir2/untouched.txt", "outside 2\n")
+        .file("file", "outside file\n");
+    let src = sb.src_tree();
+    src.file("sub/keep.txt", "source version\n")
+        .file("sub/nested/b.txt", "nested\n")
+        .file("deep/sub2/x.txt", "x\n")
+        .file("f", "regular file in source\n");
+    src.stamp_all();
+    let dst = sb.dst_tree();
+    dst.symlink("sub", sb.outside().join("dir"))
+        .symlink("f", "../outside/file")
+        .dir("deep")
+        .symlink("deep/sub2", sb.outside().join("dir2"));
+    let outside_before = snapshot(&sb.outside());
+
+    run([sb.src(), sb.dst()]).ok();
+
+    assert!(
+        lstat(&sb.dst().join("sub")).is_dir(),
+        "DEST/sub is not a real directory"
+    );
+    assert!(
+        lstat(&sb.dst().join("deep/sub2")).is_dir(),
+        "DEST/deep/sub2 is not a real directory"
+    );
+    assert!(
+        lstat(&sb.dst().join("f")).is_file(),
+        "DEST/f is not a regular file"
+    );
+    assert_unchanged("outside dir", &outside_before, &snapshot(&sb.outside()));
+    assert_eq!(read(&sb.outside().join("file")), b"outside file\n");
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn fifo_in_source_is_skipped_with_warning() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "a\n")
+        .file("d/b.txt", "b\n")
+        .fifo("the_pipe")
+        .fifo("d/nested_pipe");
+    src.stamp_all();
+
+    let r = run_timeout([sb.src(), sb.dst()], Duration::from_secs(30));
+    r.ok();
+    assert!(
+        r.stderr.contains("the_pipe"),
+        "no warning naming the FIFO:\n{r:?}"
+    );
+    assert!(
+        !exists_nofollow(&sb.dst().join("the_pipe")),
+        "FIFO created in DEST"
+    );
+    assert!(
+        !exists_nofollow(&sb.dst().join("d/nested_pipe")),
+        "FIFO created in DEST"
+    );
+    assert_trees_equal_ignoring(
+        &sb.src(),
+        &sb.dst(),
+        &[Path::new("the_pipe"), Path::new("d/nested_pipe")],
+    );
+}
+
+/// Unreadable SOURCE entries. Root bypasses permission checks, so as root
+/// the binary is run as `nobody` (uid/gid 65534) on a tree owned by nobody.
+#[test]
+fn unreadable_source_entries_are_per_entry_errors() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "a\n")
+        .file("d/b.txt", "b\n")
+        .file("secret", "cannot read me\n")
+        .file("locked/inner.txt", "cannot list me\n");
+
+    chown_tree_for_unprivileged(sb.path());
+    src.chmod("secret", 0o000).chmod("locked", 0o000);
+    // Restore permissions on the way out so the temp dir can be removed.
+    struct Restore(std::path::PathBuf);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ =
+                fs::set_permissions(&self.0, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        }
+    }
+    let _restore = Restore(src.p("locked"));
+    // Sanity: the unprivileged user really cannot read it.
+    let probe = {
+        let mut c = std::process::Command::new("cat");
+        if is_root() {
+            use std::os::unix::process::CommandExt;
+            c.uid(NOBODY).gid(NOBODY);
+        }
+        run_with(
+            assert_cmd::Command::from_std(c),
+            [src.p("secret")],
+            RUN_TIMEOUT,
+        )
+    };
+    if probe.code == Some(0) {
+        skip(
+            "unreadable_source_entries_are_per_entry_errors",
+            "cannot create an unreadable file here",
+        );
+        return;
+    }
+
+    let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
+    r.expect_code(3);
+    assert!(
+        r.stderr.contains("secret"),
+        "error does not name the file:\n{r:?}"
+    );
+    assert!(
+        r.stderr.contains("locked"),
+        "error does not name the directory:\n{r:?}"
+    );
+    assert_eq!(read(&sb.dst().join("a.txt")), b"a\n");
+    assert_eq!(read(&sb.dst().join("d/b.txt")), b"b\n");
+    assert_trees_equal(&sb.src().join("d"), &sb.dst().join("d"));
+    assert!(
+        temp_files(&sb.dst()).is_empty(),
+        "temp files left: {:?}",
+        temp_files(&sb.dst())
+    );
+
+    let r = run_with(
+        tandem_unprivileged(),
+        [
+            "--json".as_ref(),
+            sb.src().as_os_str(),
+            sb.dst().as_os_str(),
+        ],
+        RUN_TIMEOUT,
+    );
+    r.expect_code(3);
+    let evs = r.json_events();
+    let errors = events_named(&evs, "error");
+    for e in &errors {
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error event without message: {e}"
+        );
+    }
+    let paths = paths_of(&evs, "error");
+    assert!(
+        paths.contains(&"secret".to_string()),
+        "no error event for secret: {paths:?}\n{r:?}"
+    );
+    assert!(
+        paths.contains(&"locked".to_string()),
+        "no error event for locked: {paths:?}\n{r:?}"
+    );
+    assert_eq!(count(summary(&evs), "errors"), errors.len() as u64, "{r:?}");
+}
+
+/// As root, owner and group are mirrored too (for symlinks as well).
+#[test]
+fn owners_are_preserved_as_root() {
+    if !is_root() {
+        skip("owners_are_preserved_as_root", "needs root to chown");
+        return;
+    }
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("f.txt", "f\n")
+        .file("d/g.txt", "g\n")
+        .symlink("ln", "f.txt");
+    lchown(&src.p("f.txt"), 1234, 5678);
+    lchown(&src.p("d"), 4321, 8765);
+    lchown(&src.p("d/g.txt"), 0, 5678);
+    lchown(&src.p("ln"), 111, 222);
+    src.stamp_all();
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst()); // checks uid/gid when root
+
+    let ino = lstat(&sb.dst().join("f.txt")).ino();
+    lchown(&src.p("f.txt"), 999, 999);
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    assert!(
+        paths_of(&evs, "copy").is_empty(),
+        "owner-only change caused a copy:\n{r:?}"
+    );
+    assert!(
+        paths_of(&evs, "meta").contains(&"f.txt".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(lstat(&sb.dst().join("f.txt")).ino(), ino);
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn many_files_and_deep_nesting() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    for d in 0..40 {
+        for f in 0..50 {
+            src.file(
+                format!("d{d:02}/f{f:02}.txt"),
+                format!("dir {d} file {f}\n"),
+            );
+        }
+    }
+    let deep: std::path::PathBuf = (0..60).map(|i| format!("level{i}")).collect();
+    src.file(deep.join("bottom.txt"), "bottom\n");
+    src.symlink(deep.join("up"), "../../..");
+    src.stamp_all();
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+    let before = ctimes(&sb.dst());
+    run([sb.src(), sb.dst()]).ok();
+    assert_unchanged("DEST ctimes after 2nd run", &before, &ctimes(&sb.dst()));
+}
+
+/// Without root privileges, read-only directories and files in SOURCE must
+/// still be mirrored (the directory can only get its final mode after its
+/// contents are written). As root, runs as `nobody`.
+#[test]
+fn unprivileged_mirror_with_readonly_entries() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    outside_with_target(&sb);
+    build_varied(&src, &sb.outside());
+    chown_tree_for_unprivileged(sb.path());
+    let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
+    r.ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+    let before = ctimes(&sb.dst());
+    run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT).ok();
+    assert_unchanged("DEST ctimes after 2nd run", &before, &ctimes(&sb.dst()));
+}
+
+/// Updating, adding and deleting entries inside a read-only (0555) DEST
+/// directory as an unprivileged user. (rsync itself fails here; a mirror
+/// tool should not leave DEST permanently out of sync because of it.)
+#[test]
+fn unprivileged_update_inside_readonly_dir() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("ro/a.txt", "a\n")
+        .file("ro/gone.txt", "gone\n")
+        .file("ro/sub/s.txt", "s\n");
+    src.chmod("ro/sub", 0o555).chmod("ro", 0o555);
+    src.stamp_all();
+    chown_tree_for_unprivileged(sb.path());
+    run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    // Change SOURCE (briefly making its dirs writable, as root or owner).
+    src.chmod("ro", 0o755).chmod("ro/sub", 0o755);
+    src.file("ro/a.txt", "a changed\n")
+        .remove("ro/gone.txt")
+        .file("ro/new.txt", "new\n");
+    src.file("ro/sub/s.txt", "s changed!\n");
+    src.chmod("ro/sub", 0o555).chmod("ro", 0o555);
+    src.stamp_all();
+    chown_tree_for_unprivileged(&sb.src());
+    let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
+    r.ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+}

@@ -1,0 +1,444 @@
+//! Command-line surface: argument errors, path guards, output modes.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use util::*;
+
+// ---------------------------------------------------------------------------
+// Usage errors and help
+// ---------------------------------------------------------------------------
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let cases: Vec<Vec<&OsStr>> = vec![
+        vec!["--no-such-flag".as_ref(), src.as_os_str(), dst.as_os_str()],
+        vec![src.as_os_str()],
+        vec![],
+        vec![src.as_os_str(), dst.as_os_str(), sb.path().as_os_str()],
+        vec![
+            "--max-delete".as_ref(),
+            "lots".as_ref(),
+            src.as_os_str(),
+            dst.as_os_str(),
+        ],
+        vec![
+            "--max-delete".as_ref(),
+            "-1".as_ref(),
+            src.as_os_str(),
+            dst.as_os_str(),
+        ],
+        vec![
+            "--modify-window".as_ref(),
+            "banana".as_ref(),
+            src.as_os_str(),
+            dst.as_os_str(),
+        ],
+    ];
+    for args in cases {
+        let r = run(&args);
+        r.expect_code(2);
+        assert!(
+            !r.stderr.trim().is_empty(),
+            "usage error without message:\n{r:?}"
+        );
+        assert!(
+            !exists_nofollow(&dst),
+            "DEST created despite usage error:\n{r:?}"
+        );
+    }
+}
+
+#[test]
+fn help_mentions_exit_codes() {
+    let r = run(["--help"]);
+    r.ok();
+    let text = r.stdout.to_lowercase();
+    assert!(
+        text.contains("exit"),
+        "--help does not mention exit codes:\n{r:?}"
+    );
+    for code in ["0", "1", "2", "3", "4"] {
+        assert!(
+            text.lines().any(|l| l
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == code)),
+            "--help does not list exit code {code}:\n{r:?}"
+        );
+    }
+    for flag in [
+        "--dry-run",
+        "--verbose",
+        "--quiet",
+        "--json",
+        "--no-delete",
+        "--max-delete",
+        "--allow-empty-source",
+        "--checksum",
+        "--modify-window",
+    ] {
+        assert!(r.stdout.contains(flag), "--help does not document {flag}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Path guards: exit 2, nothing created or changed
+// ---------------------------------------------------------------------------
+
+/// Run and expect exit 2 with the sandbox's top level unchanged and the
+/// given directories completely unchanged.
+#[track_caller]
+fn expect_guard(sb: &Sandbox, args: &[&OsStr], untouched: &[&Path]) {
+    let top = listing(sb.path());
+    let snaps: Vec<_> = untouched.iter().map(|d| snapshot(d)).collect();
+    let r = run(args);
+    r.expect_code(2);
+    assert!(
+        !r.stderr.trim().is_empty(),
+        "guard refused without message:\n{r:?}"
+    );
+    assert_eq!(listing(sb.path()), top, "something was created:\n{r:?}");
+    for (d, s) in untouched.iter().zip(&snaps) {
+        assert_unchanged(
+            &format!("{} after refused run", d.display()),
+            s,
+            &snapshot(d),
+        );
+    }
+}
+
+#[test]
+fn guard_source_missing() {
+    let sb = Sandbox::new();
+    expect_guard(&sb, &[sb.src().as_os_str(), sb.dst().as_os_str()], &[]);
+    assert!(!exists_nofollow(&sb.dst()));
+}
+
+#[test]
+fn guard_source_is_a_file() {
+    let sb = Sandbox::new();
+    Tree::create(sb.path()).file("src", "i am a file\n");
+    expect_guard(&sb, &[sb.src().as_os_str(), sb.dst().as_os_str()], &[]);
+    assert!(!exists_nofollow(&sb.dst()));
+}
+
+#[test]
+fn guard_source_equals_dest() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n").file("sub/b.txt", "b\n");
+    let src = sb.src();
+    // Same path.
+    expect_guard(&sb, &[src.as_os_str(), src.as_os_str()], &[src.as_path()]);
+    // Via `..`.
+    let dotdot = src.join("sub/..");
+    expect_guard(
+        &sb,
+        &[src.as_os_str(), dotdot.as_os_str()],
+        &[src.as_path()],
+    );
+    expect_guard(
+        &sb,
+        &[dotdot.as_os_str(), src.as_os_str()],
+        &[src.as_path()],
+    );
+    // Via a symlink to SOURCE.
+    Tree::create(sb.path()).symlink("alias", "src");
+    let alias = sb.join("alias");
+    expect_guard(&sb, &[src.as_os_str(), alias.as_os_str()], &[src.as_path()]);
+    expect_guard(&sb, &[alias.as_os_str(), src.as_os_str()], &[src.as_path()]);
+}
+
+#[test]
+fn guard_dest_inside_source() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n").dir("existing");
+    let src = sb.src();
+    let new_inside = src.join("backup");
+    expect_guard(
+        &sb,
+        &[src.as_os_str(), new_inside.as_os_str()],
+        &[src.as_path()],
+    );
+    let existing_inside = src.join("existing");
+    expect_guard(
+        &sb,
+        &[src.as_os_str(), existing_inside.as_os_str()],
+        &[src.as_path()],
+    );
+    // Via a symlink that points into SOURCE.
+    Tree::create(sb.path()).symlink("sneaky", "src/existing");
+    let sneaky = sb.join("sneaky");
+    expect_guard(
+        &sb,
+        &[src.as_os_str(), sneaky.as_os_str()],
+        &[src.as_path()],
+    );
+}
+
+#[test]
+fn guard_source_inside_dest() {
+    let sb = Sandbox::new();
+    let dst = sb.dst_tree();
+    dst.file("inner/a.txt", "a\n").file("other.txt", "o\n");
+    let inner = sb.dst().join("inner");
+    let dst = sb.dst();
+    expect_guard(&sb, &[inner.as_os_str(), dst.as_os_str()], &[dst.as_path()]);
+}
+
+#[test]
+fn missing_dest_is_created() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n").dir("empty");
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+/// There is no clean, portable way to force exit 1 (a fatal error that is
+/// not a usage/config problem) from a black-box test. The nearest case is a
+/// DEST that cannot be created because its parent is a regular file; the
+/// contract does not say whether that is a config error (2) or fatal (1), so
+/// either is accepted, but it must fail cleanly and touch nothing.
+#[test]
+fn uncreatable_dest_fails_cleanly() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n");
+    Tree::create(sb.path()).file("plainfile", "not a dir\n");
+    let dst = sb.join("plainfile/dst");
+    let top = listing(sb.path());
+    let r = run([sb.src(), dst]);
+    assert!(
+        matches!(r.code, Some(1) | Some(2)),
+        "expected exit 1 or 2:\n{r:?}"
+    );
+    assert!(!r.stderr.trim().is_empty(), "{r:?}");
+    assert_eq!(listing(sb.path()), top);
+    assert_eq!(read(&sb.join("plainfile")), b"not a dir\n");
+}
+
+// ---------------------------------------------------------------------------
+// Output modes
+// ---------------------------------------------------------------------------
+
+/// SOURCE/DEST prepared so that the next run has exactly these changes:
+/// copy new.txt, mkdir newdir, copy newdir/inner.txt, symlink ln,
+/// delete extra.txt, meta modefile; same.txt is unchanged.
+fn prepare_changes(sb: &Sandbox) {
+    let src = sb.src_tree();
+    src.file("same.txt", "same\n").file("modefile", "m\n");
+    src.stamp_all();
+    run([sb.src(), sb.dst()]).ok();
+    src.file("new.txt", "new\n")
+        .file("newdir/inner.txt", "inner\n")
+        .symlink("ln", "same.txt")
+        .chmod("modefile", 0o755);
+    Tree::create(sb.dst()).file("extra.txt", "extra\n");
+}
+
+#[test]
+fn verbose_prints_one_line_per_change() {
+    let sb = Sandbox::new();
+    prepare_changes(&sb);
+    let r = run(["-v".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    r.ok();
+    let lines = r.stdout_lines();
+    for line in &lines {
+        let verb = line.split_whitespace().next().unwrap_or("");
+        assert!(
+            CHANGE_EVENTS.contains(&verb),
+            "unexpected -v line {line:?}:\n{r:?}"
+        );
+    }
+    let has = |verb: &str, path: &str| {
+        lines
+            .iter()
+            .filter(|l| l.split_whitespace().next() == Some(verb) && l.contains(path))
+            .count()
+    };
+    for (verb, path) in [
+        ("copy", "new.txt"),
+        ("mkdir", "newdir"),
+        ("copy", "newdir/inner.txt"),
+        ("symlink", "ln"),
+        ("delete", "extra.txt"),
+        ("meta", "modefile"),
+    ] {
+        assert_eq!(
+            has(verb, path),
+            1,
+            "expected exactly one `{verb} {path}` line:\n{r:?}"
+        );
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| !l.starts_with("symlink") && l.contains("same.txt")),
+        "unchanged file reported:\n{r:?}"
+    );
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    // In sync: -v prints no change lines.
+    let r = run([
+        "--verbose".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    assert!(
+        r.stdout_lines().is_empty(),
+        "in-sync -v run printed changes:\n{r:?}"
+    );
+}
+
+#[test]
+fn quiet_prints_nothing_on_success() {
+    let sb = Sandbox::new();
+    prepare_changes(&sb);
+    for flag in ["-q", "--quiet"] {
+        let r = run([flag.as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+        r.ok();
+        assert!(r.stdout.is_empty(), "{flag}: stdout not empty:\n{r:?}");
+        assert!(r.stderr.is_empty(), "{flag}: stderr not empty:\n{r:?}");
+    }
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn default_prints_one_line_summary_on_stderr() {
+    let sb = Sandbox::new();
+    prepare_changes(&sb);
+    let r = run([sb.src(), sb.dst()]);
+    r.ok();
+    assert!(
+        r.stdout.is_empty(),
+        "default mode printed on stdout:\n{r:?}"
+    );
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected a one-line summary on stderr:\n{r:?}"
+    );
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn json_events_and_summary() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "alpha\n")
+        .file("d/b.txt", "bravo bravo\n")
+        .file("d/e/c.txt", "charlie charlie charlie\n")
+        .file("zero", "")
+        .file("big.bin", pseudo_random(300_000, 7))
+        .file(bad_name(), "non-utf8 name\n")
+        .file("café/naïve.txt", "unicode\n")
+        .dir("emptydir")
+        .symlink("ln", "a.txt")
+        .symlink("dangling", "nowhere");
+
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    let s = summary(&evs);
+
+    // One copy event per regular file, with its size.
+    let files = rel_paths_of_kind(&sb.src(), Kind::File);
+    assert_eq!(
+        paths_of(&evs, "copy"),
+        files,
+        "copy events vs source files:\n{r:?}"
+    );
+    let mut total = 0;
+    for e in events_named(&evs, "copy") {
+        let path = event_path(e);
+        let bytes = e["bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("copy without bytes: {e}"));
+        let expect = walk(&sb.src())
+            .into_iter()
+            .find(|(rel, _)| lossy(rel) == path)
+            .map(|(_, m)| m.len())
+            .unwrap();
+        assert_eq!(bytes, expect, "bytes of {path}");
+        total += bytes;
+    }
+    let bad = lossy(&bad_name());
+    assert!(
+        paths_of(&evs, "copy").contains(&bad),
+        "non-UTF-8 name not reported lossily as {bad:?}"
+    );
+
+    let dirs = rel_paths_of_kind(&sb.src(), Kind::Dir);
+    let mkdirs = paths_of(&evs, "mkdir");
+    for d in &dirs {
+        assert!(mkdirs.contains(d), "no mkdir event for {d}: {mkdirs:?}");
+    }
+    assert_eq!(
+        paths_of(&evs, "symlink"),
+        rel_paths_of_kind(&sb.src(), Kind::Symlink)
+    );
+    assert!(paths_of(&evs, "delete").is_empty());
+    assert!(events_named(&evs, "error").is_empty());
+
+    assert_eq!(count(s, "copied"), files.len() as u64, "{s}");
+    assert_eq!(count(s, "bytes"), total, "{s}");
+    assert_eq!(count(s, "deleted"), 0, "{s}");
+    assert_eq!(count(s, "errors"), 0, "{s}");
+    assert!(count(s, "scanned") >= files.len() as u64, "{s}");
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    // Deletions.
+    Tree::create(sb.dst())
+        .file("x1", "1")
+        .file("x2", "2")
+        .file("xd/inner", "3")
+        .symlink("xl", "x1");
+    let r = run([
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    let s = summary(&evs);
+    let deleted = paths_of(&evs, "delete");
+    for p in ["x1", "x2", "xd", "xl"] {
+        assert!(
+            deleted.contains(&p.to_string()),
+            "no delete event for {p}: {deleted:?}"
+        );
+    }
+    assert_eq!(count(s, "deleted"), deleted.len() as u64, "{s}\n{r:?}");
+    assert_eq!(count(s, "copied"), 0, "{s}");
+    assert!(paths_of(&evs, "copy").is_empty());
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+#[test]
+fn dry_run_json_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n").file("d/b.txt", "b\n");
+    let r = run([
+        "-n".as_ref(),
+        "--json".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let evs = r.json_events();
+    assert_eq!(
+        paths_of(&evs, "copy"),
+        vec!["a.txt".to_string(), "d/b.txt".to_string()]
+    );
+    summary(&evs);
+    assert!(!exists_nofollow(&sb.dst()), "--dry-run --json created DEST");
+}

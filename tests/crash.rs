@@ -1,0 +1,197 @@
+//! Crash safety: SIGKILL in the middle of copying large files must never
+//! leave a torn file under its final name, and a rerun must converge.
+
+mod util;
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use util::*;
+
+const FILES: usize = 8;
+const FILE_LEN: usize = 64 * 1024 * 1024;
+const CHUNK: usize = 1024 * 1024;
+
+/// Relative names of the big files (two live in a subdirectory).
+fn big_names() -> Vec<PathBuf> {
+    (0..FILES)
+        .map(|i| {
+            if i < 6 {
+                PathBuf::from(format!("big{i}.bin"))
+            } else {
+                PathBuf::from(format!("sub/big{i}.bin"))
+            }
+        })
+        .collect()
+}
+
+/// Each 1 MiB chunk is a shared random block stamped with (file, chunk), so
+/// any mix-up or truncation shows as a content mismatch.
+fn write_big(path: &Path, file_idx: usize, block: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = BufWriter::with_capacity(CHUNK, File::create(path).unwrap());
+    let mut chunk = block.to_vec();
+    for c in 0..FILE_LEN / CHUNK {
+        chunk[..8].copy_from_slice(&(file_idx as u64).to_le_bytes());
+        chunk[8..16].copy_from_slice(&(c as u64).to_le_bytes());
+        w.write_all(&chunk).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// Race-tolerant recursive listing of names (entries may be renamed or
+/// removed while we look).
+fn scan_names(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let r = rel.join(e.file_name());
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(r.clone());
+            }
+            out.push(r);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn spawn(src: &Path, dst: &Path) -> Child {
+    Command::new(bin_path())
+        .arg("-q")
+        .arg(src)
+        .arg(dst)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tandem")
+}
+
+/// Start a run, SIGKILL it as soon as `trigger(names in DEST)` holds, and
+/// return whether it was actually killed mid-run.
+fn run_and_kill(src: &Path, dst: &Path, trigger: impl Fn(&[PathBuf]) -> bool) -> bool {
+    let mut child = spawn(src, dst);
+    let mut finished = false;
+    let fired = wait_until(Duration::from_secs(60), || {
+        if trigger(&scan_names(dst)) {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            finished = true;
+            return true;
+        }
+        false
+    });
+    if finished {
+        eprintln!("note: tandem finished before it could be killed");
+        return false;
+    }
+    assert!(
+        fired,
+        "neither a temp file nor a final file appeared within 60s"
+    );
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    let names = scan_names(dst);
+    let temps = names
+        .iter()
+        .filter(|n| n.file_name().map(is_temp_name).unwrap_or(false))
+        .count();
+    eprintln!(
+        "killed tandem ({status:?}); DEST now has {} entries, {temps} temp files",
+        names.len()
+    );
+    status.code().is_none()
+}
+
+/// Every non-temporary file in DEST must be complete and identical to its
+/// SOURCE counterpart; directories must exist in SOURCE too.
+#[track_caller]
+fn assert_no_torn_files(src: &Path, dst: &Path) {
+    if !exists_nofollow(dst) {
+        return;
+    }
+    let mut bad = Vec::new();
+    for (rel, m) in walk(dst) {
+        if rel.file_name().map(is_temp_name).unwrap_or(false) {
+            continue;
+        }
+        let kind = kind_of(&m);
+        let sm = fs::symlink_metadata(src.join(&rel));
+        match (kind, sm) {
+            (_, Err(_)) => bad.push(format!("{rel:?}: not in SOURCE ({kind:?})")),
+            (Kind::File, Ok(sm)) => {
+                if !sm.is_file() {
+                    bad.push(format!("{rel:?}: file in DEST, not in SOURCE"));
+                } else if !same_content(&src.join(&rel), &dst.join(&rel)).unwrap() {
+                    bad.push(format!(
+                        "{rel:?}: TORN ({} of {} bytes, or wrong content)",
+                        m.len(),
+                        sm.len()
+                    ));
+                }
+            }
+            (Kind::Dir, Ok(sm)) if sm.is_dir() => {}
+            (k, Ok(_)) => bad.push(format!("{rel:?}: unexpected {k:?}")),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "DEST after SIGKILL has bad entries:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+#[test]
+fn kill_during_copy_leaves_no_torn_files() {
+    let sb = Sandbox::new_fast();
+    let (src, dst) = (sb.src(), sb.dst());
+    let block = pseudo_random(CHUNK, 0xC0FFEE);
+    for (i, name) in big_names().iter().enumerate() {
+        write_big(&src.join(name), i, &block);
+    }
+    Tree::create(&src).file("small.txt", "small\n").stamp_all();
+
+    // Round 1: kill as soon as anything shows up in DEST.
+    let killed1 = run_and_kill(&src, &dst, |names| {
+        names
+            .iter()
+            .any(|n| n.file_name().map(is_temp_name).unwrap_or(false))
+            || big_names().iter().any(|b| names.contains(b))
+    });
+    assert_no_torn_files(&src, &dst);
+
+    // Round 2: from the partial state, kill once some file has landed under
+    // its final name (others are typically still in flight).
+    let killed2 = run_and_kill(&src, &dst, |names| {
+        big_names().iter().any(|b| names.contains(b))
+    });
+    assert_no_torn_files(&src, &dst);
+    if !(killed1 || killed2) {
+        skip(
+            "kill_during_copy_leaves_no_torn_files",
+            "copies finished too fast to interrupt",
+        );
+    }
+
+    // Final run converges and cleans up temporaries.
+    run_timeout([src.as_path(), dst.as_path()], Duration::from_secs(300)).ok();
+    assert_trees_equal(&src, &dst);
+    let leftovers: Vec<OsString> = temp_files(sb.path())
+        .into_iter()
+        .map(|p| p.into_os_string())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+}
