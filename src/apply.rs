@@ -34,13 +34,7 @@ pub struct Applier<'a> {
 
 /// Applies `plan` to `dst_root` from `src_root`. Fails only when a root cannot be
 /// opened; everything else is reported per entry.
-pub fn apply(
-    plan: &Plan,
-    src_root: &Path,
-    dst_root: &Path,
-    rep: &Reporter,
-    owner: bool,
-) -> io::Result<()> {
+pub fn apply(plan: &Plan, src_root: &Path, dst_root: &Path, rep: &Reporter, owner: bool) -> io::Result<()> {
     let src = sys::open_root(src_root)?;
     let dst = sys::open_root(dst_root)?;
     let a = Applier { rep, owner };
@@ -53,10 +47,7 @@ pub fn apply(
 
 impl Applier<'_> {
     fn attrs<'m>(&self, meta: &'m Meta) -> Attrs<'m> {
-        Attrs {
-            meta,
-            owner: self.owner,
-        }
+        Attrs { meta, owner: self.owner }
     }
 
     fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
@@ -71,11 +62,7 @@ impl Applier<'_> {
         let (deletes, rest) = dp.ops.split_at(n_del);
         // Entries of a read-only directory we own can still be updated: open it up for
         // the duration, its mode is set (or restored) below.
-        let restore = if dp.ops.is_empty() {
-            None
-        } else {
-            sys::make_dir_writable(dst).unwrap_or(None)
-        };
+        let restore = if dp.ops.is_empty() { None } else { sys::make_dir_writable(dst).unwrap_or(None) };
         deletes.par_iter().for_each(|op| self.op(src, dst, op, rel));
         rest.par_iter().for_each(|op| self.op(src, dst, op, rel));
         let done = match (&dp.set_meta, restore) {
@@ -91,7 +78,7 @@ impl Applier<'_> {
     fn op(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
         let path = join(rel, op.name());
         match op {
-            Op::Delete { name, dir, sub, .. } => self.delete(dst, name, *dir, sub, &path),
+            Op::Delete { name, dir, sub, keep, .. } => self.delete(dst, name, *dir, sub, *keep, &path),
             Op::Mkdir { name, sub } => {
                 if let Err(e) = sys::mkdir_at(dst, name, 0o700) {
                     return self.fail(Side::Dest, &path, &e);
@@ -107,33 +94,18 @@ impl Applier<'_> {
             }
             Op::Copy { name, .. } => {
                 let Some(src) = src else {
-                    return self.rep.error(
-                        Side::Source,
-                        &path,
-                        "source directory could not be read",
-                    );
+                    return self.rep.error(Side::Source, &path, "source directory could not be read");
                 };
                 match self.copy(src, dst, name) {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
                     Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
-            Op::Symlink {
-                name, target, meta, ..
-            } => match self.symlink(dst, name, target, meta) {
-                Ok(()) => self.rep.change(
-                    &path,
-                    &ChangeKind::Symlink {
-                        target: target.clone(),
-                    },
-                ),
+            Op::Symlink { name, target, meta, .. } => match self.symlink(dst, name, target, meta) {
+                Ok(()) => self.rep.change(&path, &ChangeKind::Symlink { target: target.clone() }),
                 Err(e) => self.fail(Side::Dest, &path, &e),
             },
-            Op::Meta {
-                name,
-                symlink,
-                meta,
-            } => {
+            Op::Meta { name, symlink, meta } => {
                 let r = if *symlink {
                     sys::set_link_attrs_at(dst, name, self.attrs(meta))
                 } else {
@@ -174,12 +146,15 @@ impl Applier<'_> {
         self.dir(s.as_ref().map(|f| f.as_fd()), d.as_fd(), sub, path);
     }
 
-    fn delete(&self, dst: BorrowedFd<'_>, name: &[u8], dir: bool, sub: &DirPlan, path: &[u8]) {
+    fn delete(&self, dst: BorrowedFd<'_>, name: &[u8], dir: bool, sub: &DirPlan, keep: bool, path: &[u8]) {
         if dir {
             match sys::open_dir_at(dst, name) {
                 Ok(fd) => {
                     self.dir(None, fd.as_fd(), sub, path);
                     drop(fd);
+                    if keep {
+                        return;
+                    }
                     match sys::rmdir_at(dst, name) {
                         Ok(()) => self.rep.change(path, &ChangeKind::Delete),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -215,20 +190,12 @@ impl Applier<'_> {
     }
 
     /// Copies one file through a temporary; returns the bytes copied.
-    fn copy(
-        &self,
-        src: BorrowedFd<'_>,
-        dst: BorrowedFd<'_>,
-        name: &[u8],
-    ) -> Result<u64, (Side, io::Error)> {
+    fn copy(&self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &[u8]) -> Result<u64, (Side, io::Error)> {
         for _ in 0..COPY_ATTEMPTS {
             let (sf, before) = sys::open_source_file(src, name).map_err(|e| (Side::Source, e))?;
             let (_, meta) = sys::from_stat(&before);
             let (tmp, df) = sys::create_temp(dst, meta.mode).map_err(|e| (Side::Dest, e))?;
-            let temp = TempGuard {
-                dir: dst,
-                name: Some(tmp),
-            };
+            let temp = TempGuard { dir: dst, name: Some(tmp) };
             let n = sys::copy_data(sf.as_fd(), df.as_fd(), &meta).map_err(|e| (Side::Dest, e))?;
             let after = sys::fstat(sf.as_fd()).map_err(|e| (Side::Source, e))?;
             if n != meta.size || !sys::same_version(&before, &after) {
@@ -250,13 +217,7 @@ impl Applier<'_> {
         ))
     }
 
-    fn symlink(
-        &self,
-        dst: BorrowedFd<'_>,
-        name: &[u8],
-        target: &[u8],
-        meta: &Meta,
-    ) -> io::Result<()> {
+    fn symlink(&self, dst: BorrowedFd<'_>, name: &[u8], target: &[u8], meta: &Meta) -> io::Result<()> {
         loop {
             let tmp = sys::temp_name();
             match sys::symlink_at(target, dst, &tmp) {
@@ -264,10 +225,7 @@ impl Applier<'_> {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
-            let temp = TempGuard {
-                dir: dst,
-                name: Some(tmp),
-            };
+            let temp = TempGuard { dir: dst, name: Some(tmp) };
             if let Some(t) = &temp.name {
                 sys::set_link_attrs_at(dst, t, self.attrs(meta))?;
             }

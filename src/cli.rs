@@ -43,6 +43,23 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0", help_heading = "What to sync")]
     pub modify_window: Duration,
 
+    /// Exclude entries matching PATTERN (gitignore syntax, anchored at SOURCE like a
+    /// line of SOURCE's root `.syncignore`; repeatable). Overrides `.syncignore` files.
+    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, help_heading = "Ignore rules")]
+    pub exclude: Vec<String>,
+
+    /// Read exclude patterns from FILE, one per line, gitignore syntax (repeatable).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, help_heading = "Ignore rules")]
+    pub exclude_from: Vec<PathBuf>,
+
+    /// Also delete excluded entries from DEST (by default they are left alone).
+    #[arg(long, conflicts_with = "no_delete", help_heading = "Ignore rules")]
+    pub delete_excluded: bool,
+
+    /// Report each excluded path and the rule (file, line, pattern) that excluded it.
+    #[arg(long, help_heading = "Ignore rules")]
+    pub explain_ignored: bool,
+
     /// Refuse (change nothing, exit 4) when the plan would delete more than N entries.
     #[arg(long, value_name = "N", help_heading = "Safety")]
     pub max_delete: Option<u64>,
@@ -85,8 +102,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Ok(Duration::from_secs_f64(secs));
         }
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 2s, 500ms, 1m)"))
+    humantime::parse_duration(t).map_err(|e| format!("invalid duration '{s}': {e} (examples: 2s, 500ms, 1m)"))
 }
 
 #[cfg(test)]

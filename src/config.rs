@@ -8,8 +8,11 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::cli::Args;
 use crate::exit::Failure;
+use crate::ignore::{RuleFile, Rules};
 use crate::plan::PlanOptions;
 use crate::report::Format;
 
@@ -20,8 +23,6 @@ pub struct Config {
     /// DEST, canonical where it exists, resolved through its nearest existing ancestor
     /// where it does not.
     pub dest: PathBuf,
-    /// DEST exists already (otherwise it is created, except in a dry run).
-    pub dest_exists: bool,
     pub plan: PlanOptions,
     pub max_delete: Option<u64>,
     pub allow_empty_source: bool,
@@ -30,6 +31,9 @@ pub struct Config {
     pub verbose: u8,
     pub quiet: bool,
     pub threads: usize,
+    /// Ignore rules from the command line (`.syncignore` files are read while scanning).
+    pub rules: Arc<Rules>,
+    pub explain_ignored: bool,
 }
 
 fn describe(e: &io::Error) -> String {
@@ -39,7 +43,7 @@ fn describe(e: &io::Error) -> String {
 impl Config {
     pub fn from_args(args: &Args) -> Result<Config, Failure> {
         let source = resolve_source(&args.source)?;
-        let (dest, dest_exists) = resolve_dest(&args.dest)?;
+        let (dest, _exists) = resolve_dest(&args.dest)?;
         if source == dest {
             return Err(Failure::usage(format!(
                 "SOURCE and DEST are the same directory ({})",
@@ -60,45 +64,64 @@ impl Config {
                 dest.display()
             )));
         }
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let rules = Arc::new(build_rules(args)?);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
             dest,
-            dest_exists,
             plan: PlanOptions {
                 delete: !args.no_delete,
                 checksum: args.checksum,
                 modify_window_ns: args.modify_window.as_nanos().min(u64::MAX as u128) as u64,
                 owner: crate::sys::is_root(),
+                rules: Some(rules.clone()),
+                explain: args.explain_ignored,
             },
             max_delete: args.max_delete,
             allow_empty_source: args.allow_empty_source,
             dry_run: args.dry_run,
-            format: if args.json {
-                Format::Json
-            } else {
-                Format::Human
-            },
+            format: if args.json { Format::Json } else { Format::Human },
             verbose: args.verbose,
             quiet: args.quiet,
             threads: args.threads.map(usize::from).unwrap_or(cpus.max(4)),
+            rules,
+            explain_ignored: args.explain_ignored,
         })
     }
+}
+
+/// Builds the command-line rules: `--exclude-from` files (in order), then the
+/// `--exclude` patterns, which override them.
+fn build_rules(args: &Args) -> Result<Rules, Failure> {
+    let mut cli = Vec::new();
+    for file in &args.exclude_from {
+        let bytes = std::fs::read(file)
+            .map_err(|e| Failure::usage(format!("--exclude-from {}: {}", file.display(), describe(&e))))?;
+        let origin = file.display().to_string();
+        let rf = RuleFile::parse(Path::new(""), &origin, &String::from_utf8_lossy(&bytes))
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        cli.push(Arc::new(rf));
+    }
+    if !args.exclude.is_empty() {
+        for p in &args.exclude {
+            // Each pattern checked alone, so the error names it.
+            RuleFile::from_patterns("--exclude", std::slice::from_ref(p))
+                .map_err(|e| Failure::usage(e.to_string()))?;
+        }
+        let rf =
+            RuleFile::from_patterns("--exclude", &args.exclude).map_err(|e| Failure::usage(e.to_string()))?;
+        cli.push(Arc::new(rf));
+    }
+    Ok(Rules { cli, delete_excluded: args.delete_excluded })
 }
 
 fn resolve_source(p: &Path) -> Result<PathBuf, Failure> {
     let md = std::fs::metadata(p)
         .map_err(|e| Failure::usage(format!("SOURCE {}: {}", p.display(), describe(&e))))?;
     if !md.is_dir() {
-        return Err(Failure::usage(format!(
-            "SOURCE {} is not a directory",
-            p.display()
-        )));
+        return Err(Failure::usage(format!("SOURCE {} is not a directory", p.display())));
     }
-    std::fs::canonicalize(p)
-        .map_err(|e| Failure::usage(format!("SOURCE {}: {}", p.display(), describe(&e))))
+    std::fs::canonicalize(p).map_err(|e| Failure::usage(format!("SOURCE {}: {}", p.display(), describe(&e))))
 }
 
 /// Resolves DEST: canonical if it exists; otherwise its nearest existing ancestor made
@@ -124,9 +147,7 @@ fn resolve_dest(p: &Path) -> Result<(PathBuf, bool), Failure> {
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map_err(|e| err(describe(&e)))?
-            .join(p)
+        std::env::current_dir().map_err(|e| err(describe(&e)))?.join(p)
     };
     let mut cur = PathBuf::from("/");
     let mut missing = false;

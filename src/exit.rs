@@ -25,22 +25,13 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            code: USAGE,
-            message: message.into(),
-        }
+        Failure { code: USAGE, message: message.into() }
     }
     pub fn fatal(message: impl Into<String>) -> Self {
-        Failure {
-            code: FATAL,
-            message: message.into(),
-        }
+        Failure { code: FATAL, message: message.into() }
     }
     pub fn refused(message: impl Into<String>) -> Self {
-        Failure {
-            code: REFUSED,
-            message: message.into(),
-        }
+        Failure { code: REFUSED, message: message.into() }
     }
 }
 

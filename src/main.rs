@@ -7,6 +7,7 @@ mod apply;
 mod cli;
 mod config;
 mod exit;
+mod ignore;
 mod plan;
 mod report;
 mod run;
@@ -19,11 +20,7 @@ fn main() {
     let args = match cli::Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             let _ = e.print();
             std::process::exit(code);
         }

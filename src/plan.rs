@@ -9,6 +9,9 @@
 //! first, then creations and updates; a directory's own attributes are set after its
 //! contents. A deleted directory lists its children's deletions before itself.
 
+use std::sync::Arc;
+
+use crate::ignore::{self, Chain, Rules};
 pub use crate::snapshot::join;
 use crate::snapshot::{Entry, Kind, Snapshot};
 use crate::sys::{self, Meta};
@@ -24,6 +27,11 @@ pub struct PlanOptions {
     pub modify_window_ns: u64,
     /// Mirror owner and group (when running as root).
     pub owner: bool,
+    /// Ignore rules: excluded DEST entries are protected from deletion (unless
+    /// `delete_excluded`). SOURCE's scan has already left excluded entries out.
+    pub rules: Option<Arc<Rules>>,
+    /// Record protected DEST entries in [`Plan::protected`] (`--explain-ignored`).
+    pub explain: bool,
 }
 
 /// Why an entry is removed.
@@ -40,34 +48,17 @@ pub enum DeleteReason {
 /// One operation on an entry of a directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Remove `name`; for a directory, `sub` first removes its contents.
-    Delete {
-        name: Box<[u8]>,
-        dir: bool,
-        reason: DeleteReason,
-        sub: DirPlan,
-    },
+    /// Remove `name`; for a directory, `sub` first removes its contents. With `keep`,
+    /// the directory itself stays (it holds excluded entries that are protected).
+    Delete { name: Box<[u8]>, dir: bool, reason: DeleteReason, sub: DirPlan, keep: bool },
     /// Create directory `name`, then fill it.
     Mkdir { name: Box<[u8]>, sub: DirPlan },
     /// Copy file `name` (new or changed) through a temporary and a rename.
-    Copy {
-        name: Box<[u8]>,
-        meta: Meta,
-        new: bool,
-    },
+    Copy { name: Box<[u8]>, meta: Meta, new: bool },
     /// Create or re-point symlink `name`.
-    Symlink {
-        name: Box<[u8]>,
-        target: Box<[u8]>,
-        meta: Meta,
-        new: bool,
-    },
+    Symlink { name: Box<[u8]>, target: Box<[u8]>, meta: Meta, new: bool },
     /// Fix attributes only (mode, mtime, owner) of a file or symlink.
-    Meta {
-        name: Box<[u8]>,
-        symlink: bool,
-        meta: Meta,
-    },
+    Meta { name: Box<[u8]>, symlink: bool, meta: Meta },
     /// Descend into existing directory `name`, which has changes inside or of its own.
     Enter { name: Box<[u8]>, sub: DirPlan },
 }
@@ -125,6 +116,9 @@ pub struct Totals {
 pub struct Plan {
     pub root: DirPlan,
     pub totals: Totals,
+    /// DEST entries left alone because a rule excludes them, with the rule
+    /// (filled only with `PlanOptions::explain`).
+    pub protected: Vec<(Vec<u8>, String)>,
 }
 
 impl Plan {
@@ -174,75 +168,56 @@ fn flatten(dp: &DirPlan, rel: &[u8], out: &mut Vec<Change>) {
     for op in &dp.ops {
         let path = join(rel, op.name());
         match op {
-            Op::Delete { sub, .. } => {
+            Op::Delete { sub, keep, .. } => {
                 flatten(sub, &path, out);
-                out.push(Change {
-                    path,
-                    kind: ChangeKind::Delete,
-                });
+                if !keep {
+                    out.push(Change { path, kind: ChangeKind::Delete });
+                }
             }
             Op::Mkdir { sub, .. } => {
-                out.push(Change {
-                    path: path.clone(),
-                    kind: ChangeKind::Mkdir,
-                });
+                out.push(Change { path: path.clone(), kind: ChangeKind::Mkdir });
                 flatten(sub, &path, out);
             }
-            Op::Copy { meta, .. } => out.push(Change {
-                path,
-                kind: ChangeKind::Copy { bytes: meta.size },
-            }),
-            Op::Symlink { target, .. } => out.push(Change {
-                path,
-                kind: ChangeKind::Symlink {
-                    target: target.clone(),
-                },
-            }),
-            Op::Meta { .. } => out.push(Change {
-                path,
-                kind: ChangeKind::Meta,
-            }),
+            Op::Copy { meta, .. } => out.push(Change { path, kind: ChangeKind::Copy { bytes: meta.size } }),
+            Op::Symlink { target, .. } => {
+                out.push(Change { path, kind: ChangeKind::Symlink { target: target.clone() } })
+            }
+            Op::Meta { .. } => out.push(Change { path, kind: ChangeKind::Meta }),
             Op::Enter { sub, .. } => {
                 flatten(sub, &path, out);
                 if sub.meta_changed {
-                    out.push(Change {
-                        path,
-                        kind: ChangeKind::Meta,
-                    });
+                    out.push(Change { path, kind: ChangeKind::Meta });
                 }
             }
         }
     }
     if rel.is_empty() && dp.meta_changed {
-        out.push(Change {
-            path: b".".to_vec(),
-            kind: ChangeKind::Meta,
-        });
+        out.push(Change { path: b".".to_vec(), kind: ChangeKind::Meta });
     }
 }
 
 /// Diffs SOURCE against DEST.
 pub fn plan(src: &Snapshot, dst: &Snapshot, opts: &PlanOptions) -> Plan {
     let mut totals = Totals::default();
-    let mut p = Planner {
-        opts,
-        totals: &mut totals,
-    };
-    let mut root = DirPlan {
-        ops: p.diff_dir(&src.entries, &dst.entries),
-        ..DirPlan::default()
-    };
+    let mut protected = Vec::new();
+    let mut p =
+        Planner { opts, src, rules: opts.rules.as_deref(), totals: &mut totals, protected: &mut protected };
+    let chain = p.chain_in(&Vec::new(), b"");
+    let mut root = DirPlan { ops: p.diff_dir(&src.entries, &dst.entries, b"", &chain), ..DirPlan::default() };
     let own = p.dir_meta_differs(&src.root, &dst.root);
     if own || !root.ops.is_empty() {
         root.set_meta = Some(src.root);
         root.meta_changed = own;
     }
-    Plan { root, totals }
+    Plan { root, totals, protected }
 }
 
 struct Planner<'a> {
     opts: &'a PlanOptions,
+    src: &'a Snapshot,
+    rules: Option<&'a Rules>,
     totals: &'a mut Totals,
+    protected: &'a mut Vec<(Vec<u8>, String)>,
 }
 
 impl Planner<'_> {
@@ -259,7 +234,37 @@ impl Planner<'_> {
         s.mode != d.mode || !self.mtime_eq(s, d) || self.owner_differs(s, d)
     }
 
-    fn diff_dir(&mut self, src: &[Entry], dst: &[Entry]) -> Vec<Op> {
+    /// The rule files that apply inside SOURCE directory `rel`.
+    fn chain_in(&self, parent: &Chain, rel: &[u8]) -> Chain {
+        match self.src.rule_files.get(rel) {
+            Some(f) => {
+                let mut c = parent.clone();
+                c.push(f.clone());
+                c
+            }
+            None => parent.clone(),
+        }
+    }
+
+    /// True when DEST entry `d` (at `path`) must be left alone: an ignore rule excludes
+    /// it and `--delete-excluded` is off.
+    fn protected(&mut self, d: &Entry, path: &[u8], chain: &Chain) -> bool {
+        let Some(rules) = self.rules else { return false };
+        if rules.delete_excluded {
+            return false;
+        }
+        match rules.check(chain, ignore::rel_path(path), d.is_dir()) {
+            Some(hit) if hit.excluded() => {
+                if self.opts.explain {
+                    self.protected.push((path.to_vec(), hit.describe()));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn diff_dir(&mut self, src: &[Entry], dst: &[Entry], rel: &[u8], chain: &Chain) -> Vec<Op> {
         let mut deletes = Vec::new();
         let mut rest = Vec::new();
         let (mut i, mut j) = (0, 0);
@@ -277,14 +282,17 @@ impl Planner<'_> {
                 std::cmp::Ordering::Greater => {
                     let d = &dst[j];
                     if sys::is_temp_name(&d.name) {
-                        deletes.push(self.delete(d, DeleteReason::Temporary));
+                        deletes.push(self.delete(d, DeleteReason::Temporary, b"", chain));
                     } else if self.opts.delete {
-                        deletes.push(self.delete(d, DeleteReason::Gone));
+                        let path = if self.rules.is_some() { join(rel, &d.name) } else { Vec::new() };
+                        if !self.protected(d, &path, chain) {
+                            deletes.push(self.delete(d, DeleteReason::Gone, &path, chain));
+                        }
                     }
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {
-                    self.update(&src[i], &dst[j], &mut deletes, &mut rest);
+                    self.update(&src[i], &dst[j], rel, chain, &mut deletes, &mut rest);
                     i += 1;
                     j += 1;
                 }
@@ -300,61 +308,59 @@ impl Planner<'_> {
             Kind::File(_) => {
                 self.totals.copies += 1;
                 self.totals.copy_bytes += s.meta.size;
-                out.push(Op::Copy {
-                    name,
-                    meta: s.meta,
-                    new: true,
-                });
+                out.push(Op::Copy { name, meta: s.meta, new: true });
             }
             Kind::Dir(children) => {
                 self.totals.mkdirs += 1;
-                let ops = self.diff_dir(children, &[]);
+                let ops = self.diff_dir(children, &[], b"", &Vec::new());
                 out.push(Op::Mkdir {
                     name,
-                    sub: DirPlan {
-                        ops,
-                        set_meta: Some(s.meta),
-                        meta_changed: false,
-                    },
+                    sub: DirPlan { ops, set_meta: Some(s.meta), meta_changed: false },
                 });
             }
             Kind::Symlink(target) => {
                 self.totals.symlinks += 1;
-                out.push(Op::Symlink {
-                    name,
-                    target: target.clone(),
-                    meta: s.meta,
-                    new: true,
-                });
+                out.push(Op::Symlink { name, target: target.clone(), meta: s.meta, new: true });
             }
             Kind::Special(_) => {}
         }
     }
 
-    fn delete(&mut self, d: &Entry, reason: DeleteReason) -> Op {
+    /// Removes `d` (at `path`, known only when rules are active). Protected entries
+    /// inside a directory keep that directory (`keep`), and are not counted.
+    fn delete(&mut self, d: &Entry, reason: DeleteReason, path: &[u8], chain: &Chain) -> Op {
         let dir = d.is_dir();
-        let sub = DirPlan {
-            ops: d
-                .children()
-                .iter()
-                .map(|c| self.delete(c, reason))
-                .collect(),
-            ..DirPlan::default()
-        };
-        if reason == DeleteReason::Temporary {
+        let mut ops = Vec::new();
+        let mut keep = false;
+        for c in d.children() {
+            let cpath = if self.rules.is_some() { join(path, &c.name) } else { Vec::new() };
+            if reason == DeleteReason::Gone && self.protected(c, &cpath, chain) {
+                keep = true;
+                continue;
+            }
+            let op = self.delete(c, reason, &cpath, chain);
+            keep |= matches!(op, Op::Delete { keep: true, .. });
+            ops.push(op);
+        }
+        if keep {
+            // Stays, holding what is protected.
+        } else if reason == DeleteReason::Temporary {
             self.totals.temporaries += 1;
         } else {
             self.totals.deletes += 1;
         }
-        Op::Delete {
-            name: d.name.clone(),
-            dir,
-            reason,
-            sub,
-        }
+        Op::Delete { name: d.name.clone(), dir, reason, sub: DirPlan { ops, ..DirPlan::default() }, keep }
     }
 
-    fn update(&mut self, s: &Entry, d: &Entry, deletes: &mut Vec<Op>, rest: &mut Vec<Op>) {
+    fn update(
+        &mut self,
+        s: &Entry,
+        d: &Entry,
+        rel: &[u8],
+        chain: &Chain,
+        deletes: &mut Vec<Op>,
+        rest: &mut Vec<Op>,
+    ) {
         let name = || s.name.clone();
         match (&s.kind, &d.kind) {
             // Special files in SOURCE are skipped; whatever DEST has there is left alone.
@@ -370,25 +376,24 @@ impl Planner<'_> {
                 if changed {
                     self.totals.copies += 1;
                     self.totals.copy_bytes += s.meta.size;
-                    rest.push(Op::Copy {
-                        name: name(),
-                        meta: s.meta,
-                        new: false,
-                    });
+                    rest.push(Op::Copy { name: name(), meta: s.meta, new: false });
                 } else if s.meta.mode != d.meta.mode
                     || !self.mtime_eq(&s.meta, &d.meta)
                     || self.owner_differs(&s.meta, &d.meta)
                 {
                     self.totals.metas += 1;
-                    rest.push(Op::Meta {
-                        name: name(),
-                        symlink: false,
-                        meta: s.meta,
-                    });
+                    rest.push(Op::Meta { name: name(), symlink: false, meta: s.meta });
                 }
             }
             (Kind::Dir(sc), Kind::Dir(dc)) => {
-                let ops = self.diff_dir(sc, dc);
+                let (path, sub_chain) = if self.rules.is_some() {
+                    let path = join(rel, &s.name);
+                    let c = self.chain_in(chain, &path);
+                    (path, c)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                let ops = self.diff_dir(sc, dc, &path, &sub_chain);
                 let own = self.dir_meta_differs(&s.meta, &d.meta);
                 if own {
                     self.totals.metas += 1;
@@ -396,35 +401,22 @@ impl Planner<'_> {
                 if own || !ops.is_empty() {
                     rest.push(Op::Enter {
                         name: name(),
-                        sub: DirPlan {
-                            ops,
-                            set_meta: Some(s.meta),
-                            meta_changed: own,
-                        },
+                        sub: DirPlan { ops, set_meta: Some(s.meta), meta_changed: own },
                     });
                 }
             }
             (Kind::Symlink(st), Kind::Symlink(dt)) => {
                 if st != dt {
                     self.totals.symlinks += 1;
-                    rest.push(Op::Symlink {
-                        name: name(),
-                        target: st.clone(),
-                        meta: s.meta,
-                        new: false,
-                    });
+                    rest.push(Op::Symlink { name: name(), target: st.clone(), meta: s.meta, new: false });
                 } else if !self.mtime_eq(&s.meta, &d.meta) || self.owner_differs(&s.meta, &d.meta) {
                     self.totals.metas += 1;
-                    rest.push(Op::Meta {
-                        name: name(),
-                        symlink: true,
-                        meta: s.meta,
-                    });
+                    rest.push(Op::Meta { name: name(), symlink: true, meta: s.meta });
                 }
             }
             // A different kind under the same name: remove what DEST has, then create.
             _ => {
-                deletes.push(self.delete(d, DeleteReason::TypeChange));
+                deletes.push(self.delete(d, DeleteReason::TypeChange, b"", chain));
                 self.create(s, rest);
             }
         }
@@ -451,29 +443,15 @@ mod tests {
     use super::*;
 
     fn meta(size: u64, mtime: i64, mode: u32) -> Meta {
-        Meta {
-            size,
-            mtime_sec: mtime,
-            mtime_nsec: 0,
-            mode,
-            ..Meta::default()
-        }
+        Meta { size, mtime_sec: mtime, mtime_nsec: 0, mode, ..Meta::default() }
     }
     fn file(name: &str, size: u64, mtime: i64) -> Entry {
-        Entry {
-            name: name.as_bytes().into(),
-            meta: meta(size, mtime, 0o644),
-            kind: Kind::File(None),
-        }
+        Entry { name: name.as_bytes().into(), meta: meta(size, mtime, 0o644), kind: Kind::File(None) }
     }
     fn dir(name: &str, children: Vec<Entry>) -> Entry {
         let mut c = children;
         c.sort_by(|a, b| a.name.cmp(&b.name));
-        Entry {
-            name: name.as_bytes().into(),
-            meta: meta(0, 100, 0o755),
-            kind: Kind::Dir(c),
-        }
+        Entry { name: name.as_bytes().into(), meta: meta(0, 100, 0o755), kind: Kind::Dir(c) }
     }
     fn link(name: &str, target: &str) -> Entry {
         Entry {
@@ -483,25 +461,15 @@ mod tests {
         }
     }
     fn special(name: &str) -> Entry {
-        Entry {
-            name: name.as_bytes().into(),
-            meta: meta(0, 100, 0o644),
-            kind: Kind::Special("fifo"),
-        }
+        Entry { name: name.as_bytes().into(), meta: meta(0, 100, 0o644), kind: Kind::Special("fifo") }
     }
     fn snap(entries: Vec<Entry>) -> Snapshot {
         let mut e = entries;
         e.sort_by(|a, b| a.name.cmp(&b.name));
-        Snapshot {
-            root: meta(0, 100, 0o755),
-            entries: e,
-        }
+        Snapshot { root: meta(0, 100, 0o755), entries: e, ..Snapshot::default() }
     }
     fn opts() -> PlanOptions {
-        PlanOptions {
-            delete: true,
-            ..PlanOptions::default()
-        }
+        PlanOptions { delete: true, ..PlanOptions::default() }
     }
     fn lines(p: &Plan) -> Vec<String> {
         p.changes().iter().map(itemize).collect()
@@ -509,12 +477,7 @@ mod tests {
 
     #[test]
     fn identical_trees_give_an_empty_plan() {
-        let t = || {
-            snap(vec![
-                file("a", 1, 1),
-                dir("d", vec![file("x", 2, 2), link("l", "x")]),
-            ])
-        };
+        let t = || snap(vec![file("a", 1, 1), dir("d", vec![file("x", 2, 2), link("l", "x")])]);
         let p = plan(&t(), &t(), &opts());
         assert!(p.is_empty(), "{:?}", lines(&p));
         assert_eq!(p.totals, Totals::default());
@@ -522,20 +485,9 @@ mod tests {
 
     #[test]
     fn new_entries_are_created_parents_first() {
-        let src = snap(vec![
-            dir("d", vec![dir("e", vec![file("f", 3, 1)])]),
-            link("l", "d/e/f"),
-        ]);
+        let src = snap(vec![dir("d", vec![dir("e", vec![file("f", 3, 1)])]), link("l", "d/e/f")]);
         let p = plan(&src, &snap(vec![]), &opts());
-        assert_eq!(
-            lines(&p),
-            vec![
-                "mkdir d/",
-                "mkdir d/e/",
-                "copy d/e/f (3 bytes)",
-                "symlink l -> d/e/f"
-            ]
-        );
+        assert_eq!(lines(&p), vec!["mkdir d/", "mkdir d/e/", "copy d/e/f (3 bytes)", "symlink l -> d/e/f"]);
         assert_eq!(p.totals.mkdirs, 2);
         assert_eq!(p.totals.copies, 1);
         assert_eq!(p.totals.copy_bytes, 3);
@@ -551,10 +503,7 @@ mod tests {
         let mut dst = snap(vec![file("a", 4, 1), file("b", 1, 1), file("c", 1, 1)]);
         dst.entries[2].meta.mode = 0o600;
         let p = plan(&src, &dst, &opts());
-        assert_eq!(
-            lines(&p),
-            vec!["copy a (5 bytes)", "copy b (1 bytes)", "meta c"]
-        );
+        assert_eq!(lines(&p), vec!["copy a (5 bytes)", "copy b (1 bytes)", "meta c"]);
     }
 
     #[test]
@@ -569,35 +518,21 @@ mod tests {
     fn modify_window_treats_close_mtimes_as_equal() {
         let src = snap(vec![file("a", 1, 10), file("b", 1, 10)]);
         let dst = snap(vec![file("a", 1, 11), file("b", 1, 13)]);
-        let o = PlanOptions {
-            modify_window_ns: 2_000_000_000,
-            ..opts()
-        };
+        let o = PlanOptions { modify_window_ns: 2_000_000_000, ..opts() };
         assert_eq!(lines(&plan(&src, &dst, &o)), vec!["copy b (1 bytes)"]);
     }
 
     #[test]
     fn checksum_compares_content_not_mtime() {
-        let mut src = snap(vec![
-            file("same", 3, 1),
-            file("diff", 3, 1),
-            file("size", 3, 1),
-        ]);
-        let mut dst = snap(vec![
-            file("same", 3, 9),
-            file("diff", 3, 1),
-            file("size", 4, 1),
-        ]);
+        let mut src = snap(vec![file("same", 3, 1), file("diff", 3, 1), file("size", 3, 1)]);
+        let mut dst = snap(vec![file("same", 3, 9), file("diff", 3, 1), file("size", 4, 1)]);
         let set = |e: &mut Entry, v: u8| e.kind = Kind::File(Some(Box::new([v; 32])));
         // entries sorted: diff, same, size
         set(&mut src.entries[0], 1);
         set(&mut dst.entries[0], 2);
         set(&mut src.entries[1], 7);
         set(&mut dst.entries[1], 7);
-        let o = PlanOptions {
-            checksum: true,
-            ..opts()
-        };
+        let o = PlanOptions { checksum: true, ..opts() };
         // equal content with another mtime: only the mtime is fixed.
         assert_eq!(
             lines(&plan(&src, &dst, &o)),
@@ -608,20 +543,11 @@ mod tests {
     #[test]
     fn deletions_children_before_parents_and_first_in_directory() {
         let src = snap(vec![file("z", 1, 1)]);
-        let dst = snap(vec![dir(
-            "old",
-            vec![dir("sub", vec![file("f", 1, 1)]), file("g", 1, 1)],
-        )]);
+        let dst = snap(vec![dir("old", vec![dir("sub", vec![file("f", 1, 1)]), file("g", 1, 1)])]);
         let p = plan(&src, &dst, &opts());
         assert_eq!(
             lines(&p),
-            vec![
-                "delete old/g",
-                "delete old/sub/f",
-                "delete old/sub",
-                "delete old",
-                "copy z (1 bytes)"
-            ]
+            vec!["delete old/g", "delete old/sub/f", "delete old/sub", "delete old", "copy z (1 bytes)"]
         );
         assert_eq!(p.totals.deletes, 4);
     }
@@ -630,10 +556,7 @@ mod tests {
     fn no_delete_keeps_extra_entries() {
         let src = snap(vec![file("a", 1, 1)]);
         let dst = snap(vec![file("a", 1, 1), dir("extra", vec![file("x", 1, 1)])]);
-        let o = PlanOptions {
-            delete: false,
-            ..opts()
-        };
+        let o = PlanOptions { delete: false, ..opts() };
         let p = plan(&src, &dst, &o);
         assert!(p.is_empty(), "{:?}", lines(&p));
     }
@@ -657,10 +580,7 @@ mod tests {
             dir("d2l", vec![]),
         ]);
         // Type changes happen even with --no-delete.
-        let o = PlanOptions {
-            delete: false,
-            ..opts()
-        };
+        let o = PlanOptions { delete: false, ..opts() };
         let p = plan(&src, &dst, &o);
         assert_eq!(
             lines(&p),
@@ -698,10 +618,7 @@ mod tests {
         let src = snap(vec![link("a", "new"), link("b", "same")]);
         let mut dst = snap(vec![link("a", "old"), link("b", "same")]);
         dst.entries[1].meta.mtime_sec = 5;
-        assert_eq!(
-            lines(&plan(&src, &dst, &opts())),
-            vec!["symlink a -> new", "meta b"]
-        );
+        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["symlink a -> new", "meta b"]);
     }
 
     #[test]
@@ -735,23 +652,13 @@ mod tests {
     fn leftover_temporaries_removed_even_without_delete() {
         let src = snap(vec![file("a", 1, 1)]);
         let dst = snap(vec![file("a", 1, 1), file(".tandem-1f-2.tmp", 9, 1)]);
-        let p = plan(
-            &src,
-            &dst,
-            &PlanOptions {
-                delete: false,
-                ..opts()
-            },
-        );
+        let p = plan(&src, &dst, &PlanOptions { delete: false, ..opts() });
         assert_eq!(lines(&p), vec!["delete .tandem-1f-2.tmp"]);
         assert_eq!(p.totals.temporaries, 1);
         assert_eq!(p.totals.deletes, 0);
         // A SOURCE file with a temporary-looking name is an ordinary file.
         let src = snap(vec![file(".tandem-1f-2.tmp", 9, 1)]);
-        assert!(plan(&src, &dst, &opts())
-            .changes()
-            .iter()
-            .all(|c| c.path != b".tandem-1f-2.tmp"));
+        assert!(plan(&src, &dst, &opts()).changes().iter().all(|c| c.path != b".tandem-1f-2.tmp"));
     }
 
     #[test]
@@ -763,10 +670,7 @@ mod tests {
         // A special file in DEST where SOURCE has a file is replaced.
         let src = snap(vec![file("s", 1, 1)]);
         let dst = snap(vec![special("s")]);
-        assert_eq!(
-            lines(&plan(&src, &dst, &opts())),
-            vec!["delete s", "copy s (1 bytes)"]
-        );
+        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["delete s", "copy s (1 bytes)"]);
     }
 
     #[test]
@@ -775,10 +679,7 @@ mod tests {
         let mut dst = snap(vec![file("a", 1, 1)]);
         dst.entries[0].meta.uid = 1000;
         assert!(plan(&src, &dst, &opts()).is_empty());
-        let o = PlanOptions {
-            owner: true,
-            ..opts()
-        };
+        let o = PlanOptions { owner: true, ..opts() };
         assert_eq!(lines(&plan(&src, &dst, &o)), vec!["meta a"]);
     }
 

@@ -55,6 +55,7 @@ pub struct Counters {
     pub deleted: AtomicU64,
     pub errors: AtomicU64,
     pub warnings: AtomicU64,
+    pub pattern_errors: AtomicU64,
 }
 
 /// A plain copy of the counters, for the summary.
@@ -200,10 +201,9 @@ impl Reporter {
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human => self.line_err(&format!(
-                "tandem: error: {}: {message}",
-                self.full_path(side, rel)
-            )),
+            Format::Human => {
+                self.line_err(&format!("tandem: error: {}: {message}", self.full_path(side, rel)))
+            }
         }
     }
 
@@ -217,12 +217,37 @@ impl Reporter {
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human if !self.quiet => self.line_err(&format!(
-                "tandem: warning: {}: {message}",
-                self.full_path(side, rel)
-            )),
+            Format::Human if !self.quiet => {
+                self.line_err(&format!("tandem: warning: {}: {message}", self.full_path(side, rel)))
+            }
             Format::Human => {}
         }
+    }
+
+    /// An entry left out by an ignore rule (`--explain-ignored`): `exclude PATH (RULE)`
+    /// on stdout, or an `excluded` JSON event.
+    pub fn excluded(&self, side: Side, rel: &[u8], rule: &str) {
+        match self.format {
+            Format::Json => self.json(json!({
+                "event": "excluded",
+                "path": text(rel),
+                "side": side.name(),
+                "rule": rule,
+            })),
+            Format::Human if !self.quiet => self.line_out(&format!("exclude {} ({rule})", text(rel))),
+            Format::Human => {}
+        }
+    }
+
+    /// An ignore pattern that cannot be parsed: reported now, the run stops with exit
+    /// status 2 after the scan.
+    pub fn pattern_error(&self, err: &crate::ignore::PatternError) {
+        self.counters.pattern_errors.fetch_add(1, Relaxed);
+        self.fatal(&err.to_string());
+    }
+
+    pub fn pattern_errors(&self) -> u64 {
+        self.counters.pattern_errors.load(Relaxed)
     }
 
     /// A problem that stops the run before or instead of applying (guards, fatal errors).
@@ -321,22 +346,25 @@ pub struct SideSink<'a> {
 
 impl ScanSink for SideSink<'_> {
     fn scan_error(&self, path: &[u8], err: &std::io::Error) {
-        self.reporter
-            .error(self.side, path, &crate::sys::describe(err));
+        self.reporter.error(self.side, path, &crate::sys::describe(err));
     }
 
     fn special(&self, path: &[u8], what: &str) {
-        self.reporter.warning(
-            self.side,
-            path,
-            &format!("skipping {what} (special files are not copied)"),
-        );
+        self.reporter.warning(self.side, path, &format!("skipping {what} (special files are not copied)"));
     }
 
     fn scanned(&self, n: u64) {
         if self.count {
             self.reporter.counters.scanned.fetch_add(n, Relaxed);
         }
+    }
+
+    fn pattern_error(&self, err: &crate::ignore::PatternError) {
+        self.reporter.pattern_error(err);
+    }
+
+    fn excluded(&self, path: &[u8], hit: &crate::ignore::Hit<'_>) {
+        self.reporter.excluded(self.side, path, &hit.describe());
     }
 }
 

@@ -13,9 +13,12 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
+use crate::ignore::{self, Chain, Hit, PatternError, RuleFile, Rules};
 use crate::sys::{self, Meta, RawKind};
 
 /// A content digest (BLAKE3), computed only with `--checksum`.
@@ -61,10 +64,18 @@ impl Entry {
 }
 
 /// A scanned tree: the root directory's own attributes and its children.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub root: Meta,
     pub entries: Vec<Entry>,
+    /// The `.syncignore` files found (SOURCE only), by directory (relative path).
+    pub rule_files: FxHashMap<Vec<u8>, Arc<RuleFile>>,
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.root == other.root && self.entries == other.entries
+    }
 }
 
 impl Snapshot {
@@ -86,6 +97,10 @@ pub trait ScanSink: Sync {
     fn special(&self, path: &[u8], what: &str);
     /// Progress: `n` more entries scanned.
     fn scanned(&self, _n: u64) {}
+    /// A `.syncignore` line that cannot be parsed (the run must stop, exit 2).
+    fn pattern_error(&self, _err: &PatternError) {}
+    /// An entry left out by an ignore rule (only called when explanations are wanted).
+    fn excluded(&self, _path: &[u8], _hit: &Hit<'_>) {}
 }
 
 /// What a scan needs to know about the side it walks.
@@ -94,6 +109,18 @@ pub struct ScanOptions<'a> {
     /// Report special files (only useful for SOURCE).
     pub report_special: bool,
     pub sink: &'a dyn ScanSink,
+    /// Ignore rules to apply (SOURCE only): `.syncignore` files are read and excluded
+    /// entries are left out (excluded directories are not descended into).
+    pub rules: Option<&'a Rules>,
+    /// Report each excluded entry to the sink.
+    pub explain: bool,
+}
+
+/// State shared by one scan's workers.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    opts: ScanOptions<'a>,
+    found: &'a Mutex<FxHashMap<Vec<u8>, Arc<RuleFile>>>,
 }
 
 /// Scans the tree under `root`. Fails only when the root itself cannot be opened;
@@ -101,11 +128,11 @@ pub struct ScanOptions<'a> {
 pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
     let fd = sys::open_root(root)?;
     let (_, meta) = sys::from_stat(&sys::fstat(fd.as_fd())?);
-    let entries = scan_dir(fd, b"", opts);
-    Ok(Snapshot {
-        root: meta,
-        entries,
-    })
+    let found = Mutex::new(FxHashMap::default());
+    let walk = Walk { opts, found: &found };
+    let entries = scan_dir(fd, b"", &Vec::new(), walk);
+    let rule_files = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(Snapshot { root: meta, entries, rule_files })
 }
 
 /// Entries per parallel stat batch in wide directories.
@@ -124,8 +151,9 @@ pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// Reads one directory (already open), stats its entries and recurses into its
 /// subdirectories in parallel. `rel` is the directory's path relative to the root.
-fn scan_dir(dir: OwnedFd, rel: &[u8], opts: ScanOptions<'_>) -> Vec<Entry> {
-    let names = match sys::list_dir(dir.as_fd()) {
+fn scan_dir(dir: OwnedFd, rel: &[u8], chain: &Chain, walk: Walk<'_>) -> Vec<Entry> {
+    let opts = walk.opts;
+    let mut names = match sys::list_dir(dir.as_fd()) {
         Ok(n) => n,
         Err(e) => {
             opts.sink.scan_error(rel, &e);
@@ -133,22 +161,47 @@ fn scan_dir(dir: OwnedFd, rel: &[u8], opts: ScanOptions<'_>) -> Vec<Entry> {
         }
     };
     let dfd = dir.as_fd();
+    // This directory's own rules, if it has a .syncignore.
+    let mut own_chain = None;
+    if let Some(rules) = opts.rules {
+        if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
+            if let Some(file) = load_rules(dfd, rel, opts.sink) {
+                let file = Arc::new(file);
+                walk.found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.to_vec(), file.clone());
+                let mut c = chain.clone();
+                c.push(file);
+                own_chain = Some(c);
+            }
+        }
+        let chain = own_chain.as_ref().unwrap_or(chain);
+        // Entries whose directory entry tells their kind are checked before any stat.
+        names.retain(|(name, kind)| match kind {
+            Some(k) => !is_excluded(rules, chain, rel, name, *k == RawKind::Dir, walk),
+            None => true,
+        });
+    }
+    let chain = own_chain.as_ref().unwrap_or(chain);
     let stat_one = |(name, _): &sys::Listed| stat_entry(dfd, rel, name, opts);
     let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
-        names
-            .par_iter()
-            .with_min_len(STAT_BATCH)
-            .filter_map(stat_one)
-            .collect()
+        names.par_iter().with_min_len(STAT_BATCH).filter_map(stat_one).collect()
     } else {
         names.iter().filter_map(stat_one).collect()
     };
+    if let Some(rules) = opts.rules {
+        // Those whose kind only the stat told.
+        let unknown: Vec<&[u8]> = names.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| &**n).collect();
+        if !unknown.is_empty() {
+            entries.retain(|e| {
+                !unknown.contains(&&*e.name) || !is_excluded(rules, chain, rel, &e.name, e.is_dir(), walk)
+            });
+        }
+    }
     opts.sink.scanned(entries.len() as u64);
     entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
         let path = join(rel, &e.name);
         match sys::open_dir_at(dfd, &e.name) {
-            Ok(sub) => e.kind = Kind::Dir(scan_dir(sub, &path, opts)),
+            Ok(sub) => e.kind = Kind::Dir(scan_dir(sub, &path, chain, walk)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => opts.sink.scan_error(&path, &err),
         }
@@ -156,13 +209,53 @@ fn scan_dir(dir: OwnedFd, rel: &[u8], opts: ScanOptions<'_>) -> Vec<Entry> {
     entries
 }
 
+fn is_excluded(rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool, walk: Walk<'_>) -> bool {
+    let path = join(rel, name);
+    match rules.check(chain, ignore::rel_path(&path), is_dir) {
+        Some(hit) if hit.excluded() => {
+            if walk.opts.explain {
+                walk.opts.sink.excluded(&path, &hit);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reads and parses the `.syncignore` of directory `rel`.
+fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Option<RuleFile> {
+    let path = join(rel, ignore::IGNORE_FILE);
+    let text = match sys::open_source_file(dir, ignore::IGNORE_FILE) {
+        Ok((fd, _)) => {
+            let mut buf = Vec::new();
+            match std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut buf) {
+                Ok(_) => buf,
+                Err(e) => {
+                    sink.scan_error(&path, &e);
+                    return None;
+                }
+            }
+        }
+        // Not a regular file (a symlink, say): like git, read no rules from it.
+        Err(e) if e.kind() == io::ErrorKind::Other => return None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            sink.scan_error(&path, &e);
+            return None;
+        }
+    };
+    let origin = String::from_utf8_lossy(&path).into_owned();
+    match RuleFile::parse(ignore::rel_path(rel), &origin, &String::from_utf8_lossy(&text)) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            sink.pattern_error(&e);
+            None
+        }
+    }
+}
+
 /// Stats one entry; `None` when it vanished or could not be read (reported).
-fn stat_entry(
-    dir: BorrowedFd<'_>,
-    rel: &[u8],
-    name: &[u8],
-    opts: ScanOptions<'_>,
-) -> Option<Entry> {
+fn stat_entry(dir: BorrowedFd<'_>, rel: &[u8], name: &[u8], opts: ScanOptions<'_>) -> Option<Entry> {
     let st = match sys::stat_at(dir, name) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None, // vanished: simply absent
@@ -190,11 +283,7 @@ fn stat_entry(
             Kind::Special(what)
         }
     };
-    Some(Entry {
-        name: name.into(),
-        meta,
-        kind,
-    })
+    Some(Entry { name: name.into(), meta, kind })
 }
 
 /// With `--checksum`: computes digests for every pair of regular files at the same path
@@ -208,14 +297,7 @@ pub fn fill_digests(
 ) -> io::Result<()> {
     let s = sys::open_root(src_root)?;
     let d = sys::open_root(dst_root)?;
-    digest_dir(
-        s.as_fd(),
-        &mut src.entries,
-        d.as_fd(),
-        &mut dst.entries,
-        b"",
-        sink,
-    );
+    digest_dir(s.as_fd(), &mut src.entries, d.as_fd(), &mut dst.entries, b"", sink);
     Ok(())
 }
 
@@ -253,10 +335,7 @@ fn digest_dir(
                 }
             }
             (Kind::Dir(sc), Kind::Dir(dc)) => {
-                match (
-                    sys::open_dir_at(sfd, &s.name),
-                    sys::open_dir_at(dfd, &d.name),
-                ) {
+                match (sys::open_dir_at(sfd, &s.name), sys::open_dir_at(dfd, &d.name)) {
                     (Ok(a), Ok(b)) => digest_dir(a.as_fd(), sc, b.as_fd(), dc, &path, sink),
                     (Err(e), _) | (_, Err(e)) => sink.scan_error(&path, &e),
                 }

@@ -91,30 +91,17 @@ fn dir_flags() -> OFlags {
 /// Opens a directory given by the user (SOURCE or DEST root). Symlinks are followed here,
 /// since the user named this path; nothing below it is ever followed.
 pub fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
-    Ok(rfs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    Ok(rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// Opens the subdirectory `name` of `dir` without following a symlink.
 pub fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
-    Ok(rfs::openat(
-        dir,
-        cname(name)?.as_c_str(),
-        dir_flags(),
-        Mode::empty(),
-    )?)
+    Ok(rfs::openat(dir, cname(name)?.as_c_str(), dir_flags(), Mode::empty())?)
 }
 
 /// `fstatat` without following symlinks.
 pub fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<rfs::Stat> {
-    Ok(rfs::statat(
-        dir,
-        cname(name)?.as_c_str(),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?)
+    Ok(rfs::statat(dir, cname(name)?.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<rfs::Stat> {
@@ -182,18 +169,12 @@ pub fn is_root() -> bool {
 }
 
 fn timespec(sec: i64, nsec: u32) -> Timespec {
-    Timespec {
-        tv_sec: sec as _,
-        tv_nsec: nsec as _,
-    }
+    Timespec { tv_sec: sec as _, tv_nsec: nsec as _ }
 }
 
 fn mtime_only(meta: &Meta) -> Timestamps {
     Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: rfs::UTIME_OMIT as _,
-        },
+        last_access: Timespec { tv_sec: 0, tv_nsec: rfs::UTIME_OMIT as _ },
         last_modification: timespec(meta.mtime_sec, meta.mtime_nsec),
     }
 }
@@ -211,11 +192,7 @@ pub struct Attrs<'a> {
 pub fn set_attrs_fd(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()> {
     let m = attrs.meta;
     if attrs.owner {
-        rfs::fchown(
-            fd,
-            Some(rustix::fs::Uid::from_raw(m.uid)),
-            Some(rustix::fs::Gid::from_raw(m.gid)),
-        )?;
+        rfs::fchown(fd, Some(rustix::fs::Uid::from_raw(m.uid)), Some(rustix::fs::Gid::from_raw(m.gid)))?;
     }
     rfs::fchmod(fd, Mode::from_raw_mode(m.mode as _))?;
     rfs::futimens(fd, &mtime_only(m))?;
@@ -229,11 +206,7 @@ pub fn set_new_file_attrs(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()
     let c = creds();
     let chown = attrs.owner && (m.uid != c.uid || m.gid != c.gid);
     if chown {
-        rfs::fchown(
-            fd,
-            Some(rustix::fs::Uid::from_raw(m.uid)),
-            Some(rustix::fs::Gid::from_raw(m.gid)),
-        )?;
+        rfs::fchown(fd, Some(rustix::fs::Uid::from_raw(m.uid)), Some(rustix::fs::Gid::from_raw(m.gid)))?;
     }
     // chown clears set-id bits, and the umask may have masked some bits at creation.
     if chown || m.mode != (m.mode & 0o777 & !c.umask) {
@@ -284,12 +257,7 @@ pub fn set_link_attrs_at(dir: BorrowedFd<'_>, name: &[u8], attrs: Attrs<'_>) -> 
 
 /// Sets attributes of the regular file or directory `name` in `dir`, never through a
 /// symlink: the entry is opened with `O_NOFOLLOW` and checked to be of `want` kind.
-pub fn set_attrs_at(
-    dir: BorrowedFd<'_>,
-    name: &[u8],
-    want: RawKind,
-    attrs: Attrs<'_>,
-) -> io::Result<()> {
+pub fn set_attrs_at(dir: BorrowedFd<'_>, name: &[u8], want: RawKind, attrs: Attrs<'_>) -> io::Result<()> {
     let c = cname(name)?;
     let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let fd = match rfs::openat(dir, c.as_c_str(), flags | OFlags::RDONLY, Mode::empty()) {
@@ -339,54 +307,29 @@ fn set_attrs_by_proc(fd: BorrowedFd<'_>, attrs: Attrs<'_>) -> io::Result<()> {
 }
 
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
-    Ok(rfs::mkdirat(
-        dir,
-        cname(name)?.as_c_str(),
-        Mode::from_raw_mode(mode as _),
-    )?)
+    Ok(rfs::mkdirat(dir, cname(name)?.as_c_str(), Mode::from_raw_mode(mode as _))?)
 }
 
 pub fn unlink_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    Ok(rfs::unlinkat(
-        dir,
-        cname(name)?.as_c_str(),
-        AtFlags::empty(),
-    )?)
+    Ok(rfs::unlinkat(dir, cname(name)?.as_c_str(), AtFlags::empty())?)
 }
 
 pub fn rmdir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    Ok(rfs::unlinkat(
-        dir,
-        cname(name)?.as_c_str(),
-        AtFlags::REMOVEDIR,
-    )?)
+    Ok(rfs::unlinkat(dir, cname(name)?.as_c_str(), AtFlags::REMOVEDIR)?)
 }
 
 pub fn rename_at(dir: BorrowedFd<'_>, from: &[u8], to: &[u8]) -> io::Result<()> {
-    Ok(rfs::renameat(
-        dir,
-        cname(from)?.as_c_str(),
-        dir,
-        cname(to)?.as_c_str(),
-    )?)
+    Ok(rfs::renameat(dir, cname(from)?.as_c_str(), dir, cname(to)?.as_c_str())?)
 }
 
 pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    Ok(rfs::symlinkat(
-        cname(target)?.as_c_str(),
-        dir,
-        cname(name)?.as_c_str(),
-    )?)
+    Ok(rfs::symlinkat(cname(target)?.as_c_str(), dir, cname(name)?.as_c_str())?)
 }
 
 /// Removes whatever `name` is (file, symlink, special file or a whole directory tree),
 /// without following symlinks. Calls `removed(relative name)` for each entry removed,
 /// children before their directory.
-pub fn remove_any(
-    dir: BorrowedFd<'_>,
-    name: &[u8],
-    removed: &mut dyn FnMut(&[u8]),
-) -> io::Result<()> {
+pub fn remove_any(dir: BorrowedFd<'_>, name: &[u8], removed: &mut dyn FnMut(&[u8])) -> io::Result<()> {
     match unlink_at(dir, name) {
         Ok(()) => {
             removed(name);
@@ -473,14 +416,8 @@ fn creds() -> Creds {
 pub fn create_temp(dir: BorrowedFd<'_>, mode: u32) -> io::Result<(Vec<u8>, OwnedFd)> {
     loop {
         let name = temp_name();
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rfs::openat(
-            dir,
-            cname(&name)?.as_c_str(),
-            flags,
-            Mode::from_raw_mode((mode & 0o777) as _),
-        ) {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rfs::openat(dir, cname(&name)?.as_c_str(), flags, Mode::from_raw_mode((mode & 0o777) as _)) {
             Ok(fd) => return Ok((name, fd)),
             Err(rustix::io::Errno::EXIST) => continue,
             Err(e) => return Err(e.into()),
@@ -492,8 +429,7 @@ pub fn create_temp(dir: BorrowedFd<'_>, mode: u32) -> io::Result<(Vec<u8>, Owned
 /// (a FIFO that replaced a file must not hang us). Returns the descriptor and a fresh stat;
 /// fails when the entry is no longer a regular file.
 pub fn open_source_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(OwnedFd, rfs::Stat)> {
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = rfs::openat(dir, cname(name)?.as_c_str(), flags, Mode::empty()).map_err(|e| {
         if e == rustix::io::Errno::LOOP {
             io::Error::other("entry changed type during the sync (now a symlink)")
@@ -503,9 +439,7 @@ pub fn open_source_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(OwnedFd
     })?;
     let st = rfs::fstat(&fd)?;
     if FileType::from_raw_mode(st.st_mode as _) != FileType::RegularFile {
-        return Err(io::Error::other(
-            "entry changed type during the sync (no longer a regular file)",
-        ));
+        return Err(io::Error::other("entry changed type during the sync (no longer a regular file)"));
     }
     Ok((fd, st))
 }

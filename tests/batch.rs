@@ -28,11 +28,7 @@ fn mirrors_varied_tree_into_missing_dest() {
     run([sb.src(), sb.dst()]).ok();
 
     assert_trees_equal(&sb.src(), &sb.dst());
-    assert_eq!(
-        temp_files(&sb.dst()),
-        Vec::<std::path::PathBuf>::new(),
-        "temp files left"
-    );
+    assert_eq!(temp_files(&sb.dst()), Vec::<std::path::PathBuf>::new(), "temp files left");
     assert_unchanged("SOURCE", &src_before, &snapshot(&sb.src()));
     assert_unchanged("outside dir", &outside_before, &snapshot(&sb.outside()));
 }
@@ -50,11 +46,7 @@ fn mirrors_varied_tree_into_stale_dest() {
     run([sb.src(), sb.dst()]).ok();
 
     assert_trees_equal(&sb.src(), &sb.dst());
-    assert!(
-        temp_files(&sb.dst()).is_empty(),
-        "temp files left: {:?}",
-        temp_files(&sb.dst())
-    );
+    assert!(temp_files(&sb.dst()).is_empty(), "temp files left: {:?}", temp_files(&sb.dst()));
     assert_unchanged("SOURCE", &src_before, &snapshot(&sb.src()));
     assert_unchanged("outside dir", &outside_before, &snapshot(&sb.outside()));
 }
@@ -63,12 +55,7 @@ fn mirrors_varied_tree_into_stale_dest() {
 fn sample_fixture_mirrors() {
     let sb = Sandbox::new();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample");
-    assert!(fixture
-        .join("latest")
-        .symlink_metadata()
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(fixture.join("latest").symlink_metadata().unwrap().file_type().is_symlink());
     run([fixture.as_path(), sb.dst().as_path()]).ok();
     assert_trees_equal(&fixture, &sb.dst());
 }
@@ -89,18 +76,11 @@ fn second_run_touches_nothing() {
     assert_unchanged("DEST ctimes after 2nd run", &before, &ctimes(&sb.dst()));
     assert_unchanged("DEST after 2nd run", &snap, &snapshot(&sb.dst()));
 
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
     let changes = change_events(&evs);
-    assert!(
-        changes.is_empty(),
-        "in-sync run emitted change events: {changes:?}"
-    );
+    assert!(changes.is_empty(), "in-sync run emitted change events: {changes:?}");
     let s = summary(&evs);
     assert_eq!(count(s, "copied"), 0, "{s}");
     assert_eq!(count(s, "deleted"), 0, "{s}");
@@ -112,20 +92,13 @@ fn second_run_touches_nothing() {
 fn same_size_different_mtime_is_recopied() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("f.txt", "hello A\n")
-        .mtime("f.txt", BASE_SECS, 111);
-    src.file("g.txt", "untouched\n")
-        .mtime("g.txt", BASE_SECS, 222);
+    src.file("f.txt", "hello A\n").mtime("f.txt", BASE_SECS, 111);
+    src.file("g.txt", "untouched\n").mtime("g.txt", BASE_SECS, 222);
     run([sb.src(), sb.dst()]).ok();
     assert_trees_equal(&sb.src(), &sb.dst());
 
-    src.rewrite("f.txt", "hello B\n")
-        .mtime("f.txt", BASE_SECS + 10, 333);
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    src.rewrite("f.txt", "hello B\n").mtime("f.txt", BASE_SECS + 10, 333);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
     assert_eq!(paths_of(&evs, "copy"), vec!["f.txt".to_string()], "{r:?}");
@@ -137,35 +110,19 @@ fn same_size_different_mtime_is_recopied() {
 fn chmod_only_change_is_meta_not_copy() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file_mode("f.sh", "#!/bin/sh\n", 0o644)
-        .mtime("f.sh", BASE_SECS, 5);
-    src.file("other.txt", "x\n")
-        .mtime("other.txt", BASE_SECS, 6);
+    src.file_mode("f.sh", "#!/bin/sh\n", 0o644).mtime("f.sh", BASE_SECS, 5);
+    src.file("other.txt", "x\n").mtime("other.txt", BASE_SECS, 6);
     run([sb.src(), sb.dst()]).ok();
     let ino_before = lstat(&sb.dst().join("f.sh")).ino();
 
     src.chmod("f.sh", 0o755);
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
-    assert!(
-        paths_of(&evs, "copy").is_empty(),
-        "chmod-only change caused a copy:\n{r:?}"
-    );
-    assert!(
-        paths_of(&evs, "meta").contains(&"f.sh".to_string()),
-        "no meta event for f.sh:\n{r:?}"
-    );
+    assert!(paths_of(&evs, "copy").is_empty(), "chmod-only change caused a copy:\n{r:?}");
+    assert!(paths_of(&evs, "meta").contains(&"f.sh".to_string()), "no meta event for f.sh:\n{r:?}");
     assert_eq!(lstat(&sb.dst().join("f.sh")).mode() & 0o7777, 0o755);
-    assert_eq!(
-        lstat(&sb.dst().join("f.sh")).ino(),
-        ino_before,
-        "file was replaced, not chmod'ed"
-    );
+    assert_eq!(lstat(&sb.dst().join("f.sh")).ino(), ino_before, "file was replaced, not chmod'ed");
     assert_trees_equal(&sb.src(), &sb.dst());
 }
 
@@ -173,78 +130,45 @@ fn chmod_only_change_is_meta_not_copy() {
 fn checksum_mode_compares_content() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("f.txt", "AAAA-content\n")
-        .mtime("f.txt", BASE_SECS, 77);
-    src.file("g.txt", "same content\n")
-        .mtime("g.txt", BASE_SECS, 88);
+    src.file("f.txt", "AAAA-content\n").mtime("f.txt", BASE_SECS, 77);
+    src.file("g.txt", "same content\n").mtime("g.txt", BASE_SECS, 88);
     run([sb.src(), sb.dst()]).ok();
 
     // Corrupt DEST content while keeping size and mtime.
     let dst = Tree::create(sb.dst());
-    let root_mtime = (
-        lstat(&sb.dst()).mtime(),
-        lstat(&sb.dst()).mtime_nsec() as u32,
-    );
-    dst.rewrite("f.txt", "BBBB-content\n")
-        .mtime("f.txt", BASE_SECS, 77);
+    let root_mtime = (lstat(&sb.dst()).mtime(), lstat(&sb.dst()).mtime_nsec() as u32);
+    dst.rewrite("f.txt", "BBBB-content\n").mtime("f.txt", BASE_SECS, 77);
     dst.mtime("", root_mtime.0, root_mtime.1);
 
     // Quick check (size + mtime) considers it in sync.
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
-    assert!(
-        paths_of(&r.json_events(), "copy").is_empty(),
-        "quick check copied:\n{r:?}"
-    );
+    assert!(paths_of(&r.json_events(), "copy").is_empty(), "quick check copied:\n{r:?}");
     assert_eq!(read(&sb.dst().join("f.txt")), b"BBBB-content\n");
 
     // --checksum sees the difference and recopies only f.txt.
-    let r = run([
-        "--checksum".as_ref(),
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--checksum".as_ref(), "--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
-    assert_eq!(
-        paths_of(&r.json_events(), "copy"),
-        vec!["f.txt".to_string()],
-        "{r:?}"
-    );
+    assert_eq!(paths_of(&r.json_events(), "copy"), vec!["f.txt".to_string()], "{r:?}");
     assert_eq!(read(&sb.dst().join("f.txt")), b"AAAA-content\n");
     assert_trees_equal(&sb.src(), &sb.dst());
 
     // -c again: contents equal, nothing copied, nothing touched.
     let before = ctimes(&sb.dst());
-    let r = run([
-        "-c".as_ref(),
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["-c".as_ref(), "--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
     assert!(change_events(&evs).is_empty(), "{r:?}");
-    assert_unchanged(
-        "DEST ctimes after -c on equal trees",
-        &before,
-        &ctimes(&sb.dst()),
-    );
+    assert_unchanged("DEST ctimes after -c on equal trees", &before, &ctimes(&sb.dst()));
 }
 
 #[test]
 fn modify_window_tolerates_small_mtime_differences() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("f.txt", "same size A\n")
-        .mtime("f.txt", BASE_SECS, 0);
+    src.file("f.txt", "same size A\n").mtime("f.txt", BASE_SECS, 0);
     let dst = sb.dst_tree();
-    dst.file("f.txt", "same size B\n")
-        .mtime("f.txt", BASE_SECS + 1, 0);
+    dst.file("f.txt", "same size B\n").mtime("f.txt", BASE_SECS + 1, 0);
 
     for window in ["2s", "2"] {
         let r = run([
@@ -259,11 +183,7 @@ fn modify_window_tolerates_small_mtime_differences() {
             paths_of(&r.json_events(), "copy").is_empty(),
             "--modify-window {window}: 1s difference caused a copy:\n{r:?}"
         );
-        assert_eq!(
-            read(&sb.dst().join("f.txt")),
-            b"same size B\n",
-            "window {window}"
-        );
+        assert_eq!(read(&sb.dst().join("f.txt")), b"same size B\n", "window {window}");
     }
 
     // A window smaller than the difference: copied.
@@ -275,11 +195,7 @@ fn modify_window_tolerates_small_mtime_differences() {
         sb.dst().as_os_str(),
     ]);
     r.ok();
-    assert_eq!(
-        paths_of(&r.json_events(), "copy"),
-        vec!["f.txt".to_string()],
-        "{r:?}"
-    );
+    assert_eq!(paths_of(&r.json_events(), "copy"), vec!["f.txt".to_string()], "{r:?}");
     assert_eq!(read(&sb.dst().join("f.txt")), b"same size A\n");
     assert_trees_equal(&sb.src(), &sb.dst());
 }
@@ -299,23 +215,9 @@ fn no_delete_keeps_dest_only_entries_default_deletes_them() {
         .symlink("extra_link", "keep.txt");
     src.file("new.txt", "new\n");
 
-    run([
-        "--no-delete".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ])
-    .ok();
-    for p in [
-        "extra.txt",
-        "extra_dir/n/m.txt",
-        "extra_dir/empty",
-        "d/extra_in_d.txt",
-        "extra_link",
-    ] {
-        assert!(
-            exists_nofollow(&sb.dst().join(p)),
-            "--no-delete removed {p}"
-        );
+    run(["--no-delete".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]).ok();
+    for p in ["extra.txt", "extra_dir/n/m.txt", "extra_dir/empty", "d/extra_in_d.txt", "extra_link"] {
+        assert!(exists_nofollow(&sb.dst().join(p)), "--no-delete removed {p}");
     }
     assert_eq!(read(&sb.dst().join("new.txt")), b"new\n");
 
@@ -339,30 +241,12 @@ fn max_delete_refuses_before_changing_anything() {
     src.mtime("a.txt", BASE_SECS + 99, 1);
 
     let before = snapshot(&sb.dst());
-    let r = run([
-        "--max-delete".as_ref(),
-        "4".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--max-delete".as_ref(), "4".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.expect_code(4);
-    assert!(
-        !r.stderr.trim().is_empty(),
-        "refusal without explanation:\n{r:?}"
-    );
-    assert_unchanged(
-        "DEST after refused --max-delete 4",
-        &before,
-        &snapshot(&sb.dst()),
-    );
+    assert!(!r.stderr.trim().is_empty(), "refusal without explanation:\n{r:?}");
+    assert_unchanged("DEST after refused --max-delete 4", &before, &snapshot(&sb.dst()));
 
-    run([
-        "--max-delete".as_ref(),
-        "5".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ])
-    .ok();
+    run(["--max-delete".as_ref(), "5".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]).ok();
     assert_trees_equal(&sb.src(), &sb.dst());
 }
 
@@ -371,34 +255,16 @@ fn empty_source_is_refused_unless_allowed() {
     let sb = Sandbox::new();
     sb.src_tree();
     let dst = sb.dst_tree();
-    dst.file("precious.txt", "precious\n")
-        .file("sub/more.txt", "more\n")
-        .symlink("ln", "precious.txt");
+    dst.file("precious.txt", "precious\n").file("sub/more.txt", "more\n").symlink("ln", "precious.txt");
 
     let before = snapshot(&sb.dst());
     let r = run([sb.src(), sb.dst()]);
     r.expect_code(4);
-    assert!(
-        !r.stderr.trim().is_empty(),
-        "refusal without explanation:\n{r:?}"
-    );
-    assert_unchanged(
-        "DEST after refused empty source",
-        &before,
-        &snapshot(&sb.dst()),
-    );
+    assert!(!r.stderr.trim().is_empty(), "refusal without explanation:\n{r:?}");
+    assert_unchanged("DEST after refused empty source", &before, &snapshot(&sb.dst()));
 
-    run([
-        "--allow-empty-source".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ])
-    .ok();
-    assert!(
-        listing(&sb.dst()).is_empty(),
-        "DEST not emptied: {:?}",
-        listing(&sb.dst())
-    );
+    run(["--allow-empty-source".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]).ok();
+    assert!(listing(&sb.dst()).is_empty(), "DEST not emptied: {:?}", listing(&sb.dst()));
     assert_trees_equal(&sb.src(), &sb.dst());
 }
 
@@ -413,9 +279,7 @@ fn dry_run_prints_plan_and_changes_nothing() {
         .symlink("link", "same.txt");
     src.stamp_all();
     let dst = sb.dst_tree();
-    dst.file("same.txt", "same\n")
-        .file("changed.txt", "old\n")
-        .file("doomed.txt", "to be deleted\n");
+    dst.file("same.txt", "same\n").file("changed.txt", "old\n").file("doomed.txt", "to be deleted\n");
     set_mtime(
         &dst.p("same.txt"),
         lstat(&src.p("same.txt")).mtime(),
@@ -425,54 +289,24 @@ fn dry_run_prints_plan_and_changes_nothing() {
     let before = snapshot(&sb.dst());
     let r = run(["-n".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
-    for p in [
-        "new.txt",
-        "newdir",
-        "newdir/inner.txt",
-        "changed.txt",
-        "link",
-        "doomed.txt",
-    ] {
-        assert!(
-            r.stdout.contains(p),
-            "dry-run plan does not mention {p}:\n{r:?}"
-        );
+    for p in ["new.txt", "newdir", "newdir/inner.txt", "changed.txt", "link", "doomed.txt"] {
+        assert!(r.stdout.contains(p), "dry-run plan does not mention {p}:\n{r:?}");
     }
     for line in r.stdout_lines() {
         let verb = line.split_whitespace().next().unwrap_or("");
-        assert!(
-            CHANGE_EVENTS.contains(&verb),
-            "unexpected plan line {line:?}:\n{r:?}"
-        );
+        assert!(CHANGE_EVENTS.contains(&verb), "unexpected plan line {line:?}:\n{r:?}");
     }
     assert_unchanged("DEST after --dry-run", &before, &snapshot(&sb.dst()));
 
     // Long form, missing DEST: nothing is created, every source path listed.
     let missing = sb.join("missing");
     let top_before = listing(sb.path());
-    let r = run([
-        "--dry-run".as_ref(),
-        sb.src().as_os_str(),
-        missing.as_os_str(),
-    ]);
+    let r = run(["--dry-run".as_ref(), sb.src().as_os_str(), missing.as_os_str()]);
     r.ok();
     assert!(!exists_nofollow(&missing), "--dry-run created DEST");
-    assert_eq!(
-        listing(sb.path()),
-        top_before,
-        "--dry-run created something next to DEST"
-    );
-    for p in [
-        "same.txt",
-        "new.txt",
-        "newdir/inner.txt",
-        "changed.txt",
-        "link",
-    ] {
-        assert!(
-            r.stdout.contains(p),
-            "dry-run plan does not mention {p}:\n{r:?}"
-        );
+    assert_eq!(listing(sb.path()), top_before, "--dry-run created something next to DEST");
+    for p in ["same.txt", "new.txt", "newdir/inner.txt", "changed.txt", "link"] {
+        assert!(r.stdout.contains(p), "dry-run plan does not mention {p}:\n{r:?}");
     }
 }
 
@@ -499,18 +333,9 @@ fn never_writes_through_dest_symlinks() {
 
     run([sb.src(), sb.dst()]).ok();
 
-    assert!(
-        lstat(&sb.dst().join("sub")).is_dir(),
-        "DEST/sub is not a real directory"
-    );
-    assert!(
-        lstat(&sb.dst().join("deep/sub2")).is_dir(),
-        "DEST/deep/sub2 is not a real directory"
-    );
-    assert!(
-        lstat(&sb.dst().join("f")).is_file(),
-        "DEST/f is not a regular file"
-    );
+    assert!(lstat(&sb.dst().join("sub")).is_dir(), "DEST/sub is not a real directory");
+    assert!(lstat(&sb.dst().join("deep/sub2")).is_dir(), "DEST/deep/sub2 is not a real directory");
+    assert!(lstat(&sb.dst().join("f")).is_file(), "DEST/f is not a regular file");
     assert_unchanged("outside dir", &outside_before, &snapshot(&sb.outside()));
     assert_eq!(read(&sb.outside().join("file")), b"outside file\n");
     assert_trees_equal(&sb.src(), &sb.dst());
@@ -520,31 +345,15 @@ fn never_writes_through_dest_symlinks() {
 fn fifo_in_source_is_skipped_with_warning() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("a.txt", "a\n")
-        .file("d/b.txt", "b\n")
-        .fifo("the_pipe")
-        .fifo("d/nested_pipe");
+    src.file("a.txt", "a\n").file("d/b.txt", "b\n").fifo("the_pipe").fifo("d/nested_pipe");
     src.stamp_all();
 
     let r = run_timeout([sb.src(), sb.dst()], Duration::from_secs(30));
     r.ok();
-    assert!(
-        r.stderr.contains("the_pipe"),
-        "no warning naming the FIFO:\n{r:?}"
-    );
-    assert!(
-        !exists_nofollow(&sb.dst().join("the_pipe")),
-        "FIFO created in DEST"
-    );
-    assert!(
-        !exists_nofollow(&sb.dst().join("d/nested_pipe")),
-        "FIFO created in DEST"
-    );
-    assert_trees_equal_ignoring(
-        &sb.src(),
-        &sb.dst(),
-        &[Path::new("the_pipe"), Path::new("d/nested_pipe")],
-    );
+    assert!(r.stderr.contains("the_pipe"), "no warning naming the FIFO:\n{r:?}");
+    assert!(!exists_nofollow(&sb.dst().join("the_pipe")), "FIFO created in DEST");
+    assert!(!exists_nofollow(&sb.dst().join("d/nested_pipe")), "FIFO created in DEST");
+    assert_trees_equal_ignoring(&sb.src(), &sb.dst(), &[Path::new("the_pipe"), Path::new("d/nested_pipe")]);
 }
 
 /// Unreadable SOURCE entries. Root bypasses permission checks, so as root
@@ -564,8 +373,7 @@ fn unreadable_source_entries_are_per_entry_errors() {
     struct Restore(std::path::PathBuf);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let _ =
-                fs::set_permissions(&self.0, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+            let _ = fs::set_permissions(&self.0, std::os::unix::fs::PermissionsExt::from_mode(0o755));
         }
     }
     let _restore = Restore(src.p("locked"));
@@ -576,66 +384,36 @@ fn unreadable_source_entries_are_per_entry_errors() {
             use std::os::unix::process::CommandExt;
             c.uid(NOBODY).gid(NOBODY);
         }
-        run_with(
-            assert_cmd::Command::from_std(c),
-            [src.p("secret")],
-            RUN_TIMEOUT,
-        )
+        run_with(assert_cmd::Command::from_std(c), [src.p("secret")], RUN_TIMEOUT)
     };
     if probe.code == Some(0) {
-        skip(
-            "unreadable_source_entries_are_per_entry_errors",
-            "cannot create an unreadable file here",
-        );
+        skip("unreadable_source_entries_are_per_entry_errors", "cannot create an unreadable file here");
         return;
     }
 
     let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
     r.expect_code(3);
-    assert!(
-        r.stderr.contains("secret"),
-        "error does not name the file:\n{r:?}"
-    );
-    assert!(
-        r.stderr.contains("locked"),
-        "error does not name the directory:\n{r:?}"
-    );
+    assert!(r.stderr.contains("secret"), "error does not name the file:\n{r:?}");
+    assert!(r.stderr.contains("locked"), "error does not name the directory:\n{r:?}");
     assert_eq!(read(&sb.dst().join("a.txt")), b"a\n");
     assert_eq!(read(&sb.dst().join("d/b.txt")), b"b\n");
     assert_trees_equal(&sb.src().join("d"), &sb.dst().join("d"));
-    assert!(
-        temp_files(&sb.dst()).is_empty(),
-        "temp files left: {:?}",
-        temp_files(&sb.dst())
-    );
+    assert!(temp_files(&sb.dst()).is_empty(), "temp files left: {:?}", temp_files(&sb.dst()));
 
     let r = run_with(
         tandem_unprivileged(),
-        [
-            "--json".as_ref(),
-            sb.src().as_os_str(),
-            sb.dst().as_os_str(),
-        ],
+        ["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()],
         RUN_TIMEOUT,
     );
     r.expect_code(3);
     let evs = r.json_events();
     let errors = events_named(&evs, "error");
     for e in &errors {
-        assert!(
-            e["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "error event without message: {e}"
-        );
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "error event without message: {e}");
     }
     let paths = paths_of(&evs, "error");
-    assert!(
-        paths.contains(&"secret".to_string()),
-        "no error event for secret: {paths:?}\n{r:?}"
-    );
-    assert!(
-        paths.contains(&"locked".to_string()),
-        "no error event for locked: {paths:?}\n{r:?}"
-    );
+    assert!(paths.contains(&"secret".to_string()), "no error event for secret: {paths:?}\n{r:?}");
+    assert!(paths.contains(&"locked".to_string()), "no error event for locked: {paths:?}\n{r:?}");
     assert_eq!(count(summary(&evs), "errors"), errors.len() as u64, "{r:?}");
 }
 
@@ -648,9 +426,7 @@ fn owners_are_preserved_as_root() {
     }
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("f.txt", "f\n")
-        .file("d/g.txt", "g\n")
-        .symlink("ln", "f.txt");
+    src.file("f.txt", "f\n").file("d/g.txt", "g\n").symlink("ln", "f.txt");
     lchown(&src.p("f.txt"), 1234, 5678);
     lchown(&src.p("d"), 4321, 8765);
     lchown(&src.p("d/g.txt"), 0, 5678);
@@ -661,21 +437,11 @@ fn owners_are_preserved_as_root() {
 
     let ino = lstat(&sb.dst().join("f.txt")).ino();
     lchown(&src.p("f.txt"), 999, 999);
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
-    assert!(
-        paths_of(&evs, "copy").is_empty(),
-        "owner-only change caused a copy:\n{r:?}"
-    );
-    assert!(
-        paths_of(&evs, "meta").contains(&"f.txt".to_string()),
-        "{r:?}"
-    );
+    assert!(paths_of(&evs, "copy").is_empty(), "owner-only change caused a copy:\n{r:?}");
+    assert!(paths_of(&evs, "meta").contains(&"f.txt".to_string()), "{r:?}");
     assert_eq!(lstat(&sb.dst().join("f.txt")).ino(), ino);
     assert_trees_equal(&sb.src(), &sb.dst());
 }
@@ -686,10 +452,7 @@ fn many_files_and_deep_nesting() {
     let src = sb.src_tree();
     for d in 0..40 {
         for f in 0..50 {
-            src.file(
-                format!("d{d:02}/f{f:02}.txt"),
-                format!("dir {d} file {f}\n"),
-            );
+            src.file(format!("d{d:02}/f{f:02}.txt"), format!("dir {d} file {f}\n"));
         }
     }
     let deep: std::path::PathBuf = (0..60).map(|i| format!("level{i}")).collect();
@@ -728,9 +491,7 @@ fn unprivileged_mirror_with_readonly_entries() {
 fn unprivileged_update_inside_readonly_dir() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("ro/a.txt", "a\n")
-        .file("ro/gone.txt", "gone\n")
-        .file("ro/sub/s.txt", "s\n");
+    src.file("ro/a.txt", "a\n").file("ro/gone.txt", "gone\n").file("ro/sub/s.txt", "s\n");
     src.chmod("ro/sub", 0o555).chmod("ro", 0o555);
     src.stamp_all();
     chown_tree_for_unprivileged(sb.path());
@@ -739,9 +500,7 @@ fn unprivileged_update_inside_readonly_dir() {
 
     // Change SOURCE (briefly making its dirs writable, as root or owner).
     src.chmod("ro", 0o755).chmod("ro/sub", 0o755);
-    src.file("ro/a.txt", "a changed\n")
-        .remove("ro/gone.txt")
-        .file("ro/new.txt", "new\n");
+    src.file("ro/a.txt", "a changed\n").remove("ro/gone.txt").file("ro/new.txt", "new\n");
     src.file("ro/sub/s.txt", "s changed!\n");
     src.chmod("ro/sub", 0o555).chmod("ro", 0o555);
     src.stamp_all();

@@ -21,36 +21,15 @@ fn bad_flags_are_usage_errors() {
         vec![src.as_os_str()],
         vec![],
         vec![src.as_os_str(), dst.as_os_str(), sb.path().as_os_str()],
-        vec![
-            "--max-delete".as_ref(),
-            "lots".as_ref(),
-            src.as_os_str(),
-            dst.as_os_str(),
-        ],
-        vec![
-            "--max-delete".as_ref(),
-            "-1".as_ref(),
-            src.as_os_str(),
-            dst.as_os_str(),
-        ],
-        vec![
-            "--modify-window".as_ref(),
-            "banana".as_ref(),
-            src.as_os_str(),
-            dst.as_os_str(),
-        ],
+        vec!["--max-delete".as_ref(), "lots".as_ref(), src.as_os_str(), dst.as_os_str()],
+        vec!["--max-delete".as_ref(), "-1".as_ref(), src.as_os_str(), dst.as_os_str()],
+        vec!["--modify-window".as_ref(), "banana".as_ref(), src.as_os_str(), dst.as_os_str()],
     ];
     for args in cases {
         let r = run(&args);
         r.expect_code(2);
-        assert!(
-            !r.stderr.trim().is_empty(),
-            "usage error without message:\n{r:?}"
-        );
-        assert!(
-            !exists_nofollow(&dst),
-            "DEST created despite usage error:\n{r:?}"
-        );
+        assert!(!r.stderr.trim().is_empty(), "usage error without message:\n{r:?}");
+        assert!(!exists_nofollow(&dst), "DEST created despite usage error:\n{r:?}");
     }
 }
 
@@ -59,15 +38,10 @@ fn help_mentions_exit_codes() {
     let r = run(["--help"]);
     r.ok();
     let text = r.stdout.to_lowercase();
-    assert!(
-        text.contains("exit"),
-        "--help does not mention exit codes:\n{r:?}"
-    );
+    assert!(text.contains("exit"), "--help does not mention exit codes:\n{r:?}");
     for code in ["0", "1", "2", "3", "4"] {
         assert!(
-            text.lines().any(|l| l
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|w| w == code)),
+            text.lines().any(|l| l.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == code)),
             "--help does not list exit code {code}:\n{r:?}"
         );
     }
@@ -98,17 +72,10 @@ fn expect_guard(sb: &Sandbox, args: &[&OsStr], untouched: &[&Path]) {
     let snaps: Vec<_> = untouched.iter().map(|d| snapshot(d)).collect();
     let r = run(args);
     r.expect_code(2);
-    assert!(
-        !r.stderr.trim().is_empty(),
-        "guard refused without message:\n{r:?}"
-    );
+    assert!(!r.stderr.trim().is_empty(), "guard refused without message:\n{r:?}");
     assert_eq!(listing(sb.path()), top, "something was created:\n{r:?}");
     for (d, s) in untouched.iter().zip(&snaps) {
-        assert_unchanged(
-            &format!("{} after refused run", d.display()),
-            s,
-            &snapshot(d),
-        );
+        assert_unchanged(&format!("{} after refused run", d.display()), s, &snapshot(d));
     }
 }
 
@@ -136,16 +103,8 @@ fn guard_source_equals_dest() {
     expect_guard(&sb, &[src.as_os_str(), src.as_os_str()], &[src.as_path()]);
     // Via `..`.
     let dotdot = src.join("sub/..");
-    expect_guard(
-        &sb,
-        &[src.as_os_str(), dotdot.as_os_str()],
-        &[src.as_path()],
-    );
-    expect_guard(
-        &sb,
-        &[dotdot.as_os_str(), src.as_os_str()],
-        &[src.as_path()],
-    );
+    expect_guard(&sb, &[src.as_os_str(), dotdot.as_os_str()], &[src.as_path()]);
+    expect_guard(&sb, &[dotdot.as_os_str(), src.as_os_str()], &[src.as_path()]);
     // Via a symlink to SOURCE.
     Tree::create(sb.path()).symlink("alias", "src");
     let alias = sb.join("alias");
@@ -159,25 +118,13 @@ fn guard_dest_inside_source() {
     sb.src_tree().file("a.txt", "a\n").dir("existing");
     let src = sb.src();
     let new_inside = src.join("backup");
-    expect_guard(
-        &sb,
-        &[src.as_os_str(), new_inside.as_os_str()],
-        &[src.as_path()],
-    );
+    expect_guard(&sb, &[src.as_os_str(), new_inside.as_os_str()], &[src.as_path()]);
     let existing_inside = src.join("existing");
-    expect_guard(
-        &sb,
-        &[src.as_os_str(), existing_inside.as_os_str()],
-        &[src.as_path()],
-    );
+    expect_guard(&sb, &[src.as_os_str(), existing_inside.as_os_str()], &[src.as_path()]);
     // Via a symlink that points into SOURCE.
     Tree::create(sb.path()).symlink("sneaky", "src/existing");
     let sneaky = sb.join("sneaky");
-    expect_guard(
-        &sb,
-        &[src.as_os_str(), sneaky.as_os_str()],
-        &[src.as_path()],
-    );
+    expect_guard(&sb, &[src.as_os_str(), sneaky.as_os_str()], &[src.as_path()]);
 }
 
 #[test]
@@ -211,10 +158,7 @@ fn uncreatable_dest_fails_cleanly() {
     let dst = sb.join("plainfile/dst");
     let top = listing(sb.path());
     let r = run([sb.src(), dst]);
-    assert!(
-        matches!(r.code, Some(1) | Some(2)),
-        "expected exit 1 or 2:\n{r:?}"
-    );
+    assert!(matches!(r.code, Some(1) | Some(2)), "expected exit 1 or 2:\n{r:?}");
     assert!(!r.stderr.trim().is_empty(), "{r:?}");
     assert_eq!(listing(sb.path()), top);
     assert_eq!(read(&sb.join("plainfile")), b"not a dir\n");
@@ -248,16 +192,10 @@ fn verbose_prints_one_line_per_change() {
     let lines = r.stdout_lines();
     for line in &lines {
         let verb = line.split_whitespace().next().unwrap_or("");
-        assert!(
-            CHANGE_EVENTS.contains(&verb),
-            "unexpected -v line {line:?}:\n{r:?}"
-        );
+        assert!(CHANGE_EVENTS.contains(&verb), "unexpected -v line {line:?}:\n{r:?}");
     }
     let has = |verb: &str, path: &str| {
-        lines
-            .iter()
-            .filter(|l| l.split_whitespace().next() == Some(verb) && l.contains(path))
-            .count()
+        lines.iter().filter(|l| l.split_whitespace().next() == Some(verb) && l.contains(path)).count()
     };
     for (verb, path) in [
         ("copy", "new.txt"),
@@ -267,31 +205,18 @@ fn verbose_prints_one_line_per_change() {
         ("delete", "extra.txt"),
         ("meta", "modefile"),
     ] {
-        assert_eq!(
-            has(verb, path),
-            1,
-            "expected exactly one `{verb} {path}` line:\n{r:?}"
-        );
+        assert_eq!(has(verb, path), 1, "expected exactly one `{verb} {path}` line:\n{r:?}");
     }
     assert!(
-        !lines
-            .iter()
-            .any(|l| !l.starts_with("symlink") && l.contains("same.txt")),
+        !lines.iter().any(|l| !l.starts_with("symlink") && l.contains("same.txt")),
         "unchanged file reported:\n{r:?}"
     );
     assert_trees_equal(&sb.src(), &sb.dst());
 
     // In sync: -v prints no change lines.
-    let r = run([
-        "--verbose".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--verbose".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
-    assert!(
-        r.stdout_lines().is_empty(),
-        "in-sync -v run printed changes:\n{r:?}"
-    );
+    assert!(r.stdout_lines().is_empty(), "in-sync -v run printed changes:\n{r:?}");
 }
 
 #[test]
@@ -313,16 +238,9 @@ fn default_prints_one_line_summary_on_stderr() {
     prepare_changes(&sb);
     let r = run([sb.src(), sb.dst()]);
     r.ok();
-    assert!(
-        r.stdout.is_empty(),
-        "default mode printed on stdout:\n{r:?}"
-    );
+    assert!(r.stdout.is_empty(), "default mode printed on stdout:\n{r:?}");
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected a one-line summary on stderr:\n{r:?}"
-    );
+    assert_eq!(lines.len(), 1, "expected a one-line summary on stderr:\n{r:?}");
     assert_trees_equal(&sb.src(), &sb.dst());
 }
 
@@ -341,51 +259,32 @@ fn json_events_and_summary() {
         .symlink("ln", "a.txt")
         .symlink("dangling", "nowhere");
 
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
     let s = summary(&evs);
 
     // One copy event per regular file, with its size.
     let files = rel_paths_of_kind(&sb.src(), Kind::File);
-    assert_eq!(
-        paths_of(&evs, "copy"),
-        files,
-        "copy events vs source files:\n{r:?}"
-    );
+    assert_eq!(paths_of(&evs, "copy"), files, "copy events vs source files:\n{r:?}");
     let mut total = 0;
     for e in events_named(&evs, "copy") {
         let path = event_path(e);
-        let bytes = e["bytes"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("copy without bytes: {e}"));
-        let expect = walk(&sb.src())
-            .into_iter()
-            .find(|(rel, _)| lossy(rel) == path)
-            .map(|(_, m)| m.len())
-            .unwrap();
+        let bytes = e["bytes"].as_u64().unwrap_or_else(|| panic!("copy without bytes: {e}"));
+        let expect =
+            walk(&sb.src()).into_iter().find(|(rel, _)| lossy(rel) == path).map(|(_, m)| m.len()).unwrap();
         assert_eq!(bytes, expect, "bytes of {path}");
         total += bytes;
     }
     let bad = lossy(&bad_name());
-    assert!(
-        paths_of(&evs, "copy").contains(&bad),
-        "non-UTF-8 name not reported lossily as {bad:?}"
-    );
+    assert!(paths_of(&evs, "copy").contains(&bad), "non-UTF-8 name not reported lossily as {bad:?}");
 
     let dirs = rel_paths_of_kind(&sb.src(), Kind::Dir);
     let mkdirs = paths_of(&evs, "mkdir");
     for d in &dirs {
         assert!(mkdirs.contains(d), "no mkdir event for {d}: {mkdirs:?}");
     }
-    assert_eq!(
-        paths_of(&evs, "symlink"),
-        rel_paths_of_kind(&sb.src(), Kind::Symlink)
-    );
+    assert_eq!(paths_of(&evs, "symlink"), rel_paths_of_kind(&sb.src(), Kind::Symlink));
     assert!(paths_of(&evs, "delete").is_empty());
     assert!(events_named(&evs, "error").is_empty());
 
@@ -397,25 +296,14 @@ fn json_events_and_summary() {
     assert_trees_equal(&sb.src(), &sb.dst());
 
     // Deletions.
-    Tree::create(sb.dst())
-        .file("x1", "1")
-        .file("x2", "2")
-        .file("xd/inner", "3")
-        .symlink("xl", "x1");
-    let r = run([
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    Tree::create(sb.dst()).file("x1", "1").file("x2", "2").file("xd/inner", "3").symlink("xl", "x1");
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
     let s = summary(&evs);
     let deleted = paths_of(&evs, "delete");
     for p in ["x1", "x2", "xd", "xl"] {
-        assert!(
-            deleted.contains(&p.to_string()),
-            "no delete event for {p}: {deleted:?}"
-        );
+        assert!(deleted.contains(&p.to_string()), "no delete event for {p}: {deleted:?}");
     }
     assert_eq!(count(s, "deleted"), deleted.len() as u64, "{s}\n{r:?}");
     assert_eq!(count(s, "copied"), 0, "{s}");
@@ -427,18 +315,10 @@ fn json_events_and_summary() {
 fn dry_run_json_changes_nothing() {
     let sb = Sandbox::new();
     sb.src_tree().file("a.txt", "a\n").file("d/b.txt", "b\n");
-    let r = run([
-        "-n".as_ref(),
-        "--json".as_ref(),
-        sb.src().as_os_str(),
-        sb.dst().as_os_str(),
-    ]);
+    let r = run(["-n".as_ref(), "--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
     r.ok();
     let evs = r.json_events();
-    assert_eq!(
-        paths_of(&evs, "copy"),
-        vec!["a.txt".to_string(), "d/b.txt".to_string()]
-    );
+    assert_eq!(paths_of(&evs, "copy"), vec!["a.txt".to_string(), "d/b.txt".to_string()]);
     summary(&evs);
     assert!(!exists_nofollow(&sb.dst()), "--dry-run --json created DEST");
 }

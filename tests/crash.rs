@@ -95,21 +95,12 @@ fn run_and_kill(src: &Path, dst: &Path, trigger: impl Fn(&[PathBuf]) -> bool) ->
         eprintln!("note: tandem finished before it could be killed");
         return false;
     }
-    assert!(
-        fired,
-        "neither a temp file nor a final file appeared within 60s"
-    );
+    assert!(fired, "neither a temp file nor a final file appeared within 60s");
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     let names = scan_names(dst);
-    let temps = names
-        .iter()
-        .filter(|n| n.file_name().map(is_temp_name).unwrap_or(false))
-        .count();
-    eprintln!(
-        "killed tandem ({status:?}); DEST now has {} entries, {temps} temp files",
-        names.len()
-    );
+    let temps = names.iter().filter(|n| n.file_name().map(is_temp_name).unwrap_or(false)).count();
+    eprintln!("killed tandem ({status:?}); DEST now has {} entries, {temps} temp files", names.len());
     status.code().is_none()
 }
 
@@ -133,22 +124,14 @@ fn assert_no_torn_files(src: &Path, dst: &Path) {
                 if !sm.is_file() {
                     bad.push(format!("{rel:?}: file in DEST, not in SOURCE"));
                 } else if !same_content(&src.join(&rel), &dst.join(&rel)).unwrap() {
-                    bad.push(format!(
-                        "{rel:?}: TORN ({} of {} bytes, or wrong content)",
-                        m.len(),
-                        sm.len()
-                    ));
+                    bad.push(format!("{rel:?}: TORN ({} of {} bytes, or wrong content)", m.len(), sm.len()));
                 }
             }
             (Kind::Dir, Ok(sm)) if sm.is_dir() => {}
             (k, Ok(_)) => bad.push(format!("{rel:?}: unexpected {k:?}")),
         }
     }
-    assert!(
-        bad.is_empty(),
-        "DEST after SIGKILL has bad entries:\n  {}",
-        bad.join("\n  ")
-    );
+    assert!(bad.is_empty(), "DEST after SIGKILL has bad entries:\n  {}", bad.join("\n  "));
 }
 
 #[test]
@@ -163,35 +146,22 @@ fn kill_during_copy_leaves_no_torn_files() {
 
     // Round 1: kill as soon as anything shows up in DEST.
     let killed1 = run_and_kill(&src, &dst, |names| {
-        names
-            .iter()
-            .any(|n| n.file_name().map(is_temp_name).unwrap_or(false))
+        names.iter().any(|n| n.file_name().map(is_temp_name).unwrap_or(false))
             || big_names().iter().any(|b| names.contains(b))
     });
     assert_no_torn_files(&src, &dst);
 
     // Round 2: from the partial state, kill once some file has landed under
     // its final name (others are typically still in flight).
-    let killed2 = run_and_kill(&src, &dst, |names| {
-        big_names().iter().any(|b| names.contains(b))
-    });
+    let killed2 = run_and_kill(&src, &dst, |names| big_names().iter().any(|b| names.contains(b)));
     assert_no_torn_files(&src, &dst);
     if !(killed1 || killed2) {
-        skip(
-            "kill_during_copy_leaves_no_torn_files",
-            "copies finished too fast to interrupt",
-        );
+        skip("kill_during_copy_leaves_no_torn_files", "copies finished too fast to interrupt");
     }
 
     // Final run converges and cleans up temporaries.
     run_timeout([src.as_path(), dst.as_path()], Duration::from_secs(300)).ok();
     assert_trees_equal(&src, &dst);
-    let leftovers: Vec<OsString> = temp_files(sb.path())
-        .into_iter()
-        .map(|p| p.into_os_string())
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "temporary files left behind: {leftovers:?}"
-    );
+    let leftovers: Vec<OsString> = temp_files(sb.path()).into_iter().map(|p| p.into_os_string()).collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
 }

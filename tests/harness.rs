@@ -113,26 +113,11 @@ fn comparison_detects_each_kind_of_difference() {
         let (sb, _, b) = pair();
         mutate(&b);
         let diffs = tree_diff(&sb.src(), &sb.dst(), &[]);
-        assert_eq!(
-            diffs.len(),
-            1,
-            "{what}: expected exactly one difference, got {diffs:#?}"
-        );
-        assert!(
-            diffs[0].contains(expect),
-            "{what}: {:?} does not contain {expect:?}",
-            diffs[0]
-        );
-        let ignored = tree_diff(
-            &sb.src(),
-            &sb.dst(),
-            &[Path::new("d"), Path::new("x"), Path::new("f")],
-        );
+        assert_eq!(diffs.len(), 1, "{what}: expected exactly one difference, got {diffs:#?}");
+        assert!(diffs[0].contains(expect), "{what}: {:?} does not contain {expect:?}", diffs[0]);
+        let ignored = tree_diff(&sb.src(), &sb.dst(), &[Path::new("d"), Path::new("x"), Path::new("f")]);
         if matches!(what, "content" | "mode" | "file mtime ns" | "extra") {
-            assert!(
-                ignored.is_empty(),
-                "{what}: ignore list not honoured: {ignored:?}"
-            );
+            assert!(ignored.is_empty(), "{what}: ignore list not honoured: {ignored:?}");
         }
     }
 }
@@ -150,11 +135,7 @@ fn ctimes_and_snapshot_notice_metadata_changes() {
 }
 
 fn set_ns(t: &Tree, rel: &str, ns: i128) {
-    t.mtime(
-        rel,
-        (ns / 1_000_000_000) as i64,
-        (ns % 1_000_000_000) as u32,
-    );
+    t.mtime(rel, (ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32);
 }
 
 fn keep_parent_mtime(t: &Tree, rel: &str, f: impl FnOnce(&Tree)) {

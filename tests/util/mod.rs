@@ -46,22 +46,14 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Sandbox {
-            tmp: tempfile::Builder::new()
-                .prefix("tandem-test-")
-                .tempdir()
-                .expect("create temp dir"),
-        }
+        Sandbox { tmp: tempfile::Builder::new().prefix("tandem-test-").tempdir().expect("create temp dir") }
     }
 
     /// A sandbox on a fast filesystem (/dev/shm when present).
     pub fn new_fast() -> Self {
         let shm = Path::new("/dev/shm");
         if shm.is_dir() {
-            if let Ok(tmp) = tempfile::Builder::new()
-                .prefix("tandem-test-")
-                .tempdir_in(shm)
-            {
+            if let Ok(tmp) = tempfile::Builder::new().prefix("tandem-test-").tempdir_in(shm) {
                 return Sandbox { tmp };
             }
         }
@@ -131,8 +123,7 @@ impl Tree {
 
     fn parent_dirs(&self, path: &Path) {
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("mkdir -p {}: {e}", parent.display()));
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir -p {}: {e}", parent.display()));
         }
     }
 
@@ -147,8 +138,7 @@ impl Tree {
         let path = self.p(rel);
         self.parent_dirs(&path);
         remove_any(&path);
-        let mut f =
-            File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let mut f = File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         f.write_all(content.as_ref()).unwrap();
         drop(f);
         chmod(&path, mode);
@@ -175,10 +165,7 @@ impl Tree {
 
     pub fn dir_mode(&self, rel: impl AsRef<Path>, mode: u32) -> &Self {
         let path = self.p(rel);
-        if fs::symlink_metadata(&path)
-            .map(|m| !m.is_dir())
-            .unwrap_or(false)
-        {
+        if fs::symlink_metadata(&path).map(|m| !m.is_dir()).unwrap_or(false) {
             remove_any(&path);
         }
         fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
@@ -192,8 +179,7 @@ impl Tree {
         let path = self.p(rel);
         self.parent_dirs(&path);
         remove_any(&path);
-        symlink(target.as_ref(), &path)
-            .unwrap_or_else(|e| panic!("symlink {}: {e}", path.display()));
+        symlink(target.as_ref(), &path).unwrap_or_else(|e| panic!("symlink {}: {e}", path.display()));
         self
     }
 
@@ -205,13 +191,7 @@ impl Tree {
         let c = cstr(&path);
         // SAFETY: `c` is a valid NUL-terminated path.
         let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
-        assert_eq!(
-            rc,
-            0,
-            "mkfifo {}: {}",
-            path.display(),
-            io::Error::last_os_error()
-        );
+        assert_eq!(rc, 0, "mkfifo {}: {}", path.display(), io::Error::last_os_error());
         self
     }
 
@@ -459,10 +439,8 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// Relative paths listed in `ignore` (and everything below them) are skipped.
 pub fn tree_diff(src: &Path, dst: &Path, ignore: &[&Path]) -> Vec<String> {
     let keep = |rel: &Path| !ignore.iter().any(|i| rel.starts_with(i));
-    let a: BTreeMap<PathBuf, fs::Metadata> =
-        walk(src).into_iter().filter(|(r, _)| keep(r)).collect();
-    let b: BTreeMap<PathBuf, fs::Metadata> =
-        walk(dst).into_iter().filter(|(r, _)| keep(r)).collect();
+    let a: BTreeMap<PathBuf, fs::Metadata> = walk(src).into_iter().filter(|(r, _)| keep(r)).collect();
+    let b: BTreeMap<PathBuf, fs::Metadata> = walk(dst).into_iter().filter(|(r, _)| keep(r)).collect();
     let check_owner = is_root();
     let mut diffs = Vec::new();
     for (rel, ma) in &a {
@@ -472,21 +450,12 @@ pub fn tree_diff(src: &Path, dst: &Path, ignore: &[&Path]) -> Vec<String> {
         };
         let (ka, kb) = (kind_of(ma), kind_of(mb));
         if ka != kb {
-            diffs.push(format!(
-                "{}: type {:?} in SOURCE vs {:?} in DEST",
-                show(rel),
-                ka,
-                kb
-            ));
+            diffs.push(format!("{}: type {:?} in SOURCE vs {:?} in DEST", show(rel), ka, kb));
             continue;
         }
         let mut d = Vec::new();
         if ka != Kind::Symlink && ma.mode() & 0o7777 != mb.mode() & 0o7777 {
-            d.push(format!(
-                "mode {:04o} vs {:04o}",
-                ma.mode() & 0o7777,
-                mb.mode() & 0o7777
-            ));
+            d.push(format!("mode {:04o} vs {:04o}", ma.mode() & 0o7777, mb.mode() & 0o7777));
         }
         if (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
             d.push(format!(
@@ -498,13 +467,7 @@ pub fn tree_diff(src: &Path, dst: &Path, ignore: &[&Path]) -> Vec<String> {
             ));
         }
         if check_owner && (ma.uid(), ma.gid()) != (mb.uid(), mb.gid()) {
-            d.push(format!(
-                "owner {}:{} vs {}:{}",
-                ma.uid(),
-                ma.gid(),
-                mb.uid(),
-                mb.gid()
-            ));
+            d.push(format!("owner {}:{} vs {}:{}", ma.uid(), ma.gid(), mb.uid(), mb.gid()));
         }
         match ka {
             Kind::File => {
@@ -565,12 +528,7 @@ pub fn assert_trees_equal_ignoring(src: &Path, dst: &Path, ignore: &[&Path]) {
 pub fn ctimes(dir: &Path) -> BTreeMap<PathBuf, i128> {
     walk(dir)
         .into_iter()
-        .map(|(rel, m)| {
-            (
-                rel,
-                m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
-            )
-        })
+        .map(|(rel, m)| (rel, m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128))
         .collect()
 }
 
@@ -629,9 +587,7 @@ pub fn assert_unchanged<V: PartialEq + std::fmt::Debug>(
     for (rel, vb) in before {
         match after.get(rel) {
             None => diffs.push(format!("{}: removed (was {:?})", show(rel), vb)),
-            Some(va) if va != vb => {
-                diffs.push(format!("{}: {:?}\n        -> {:?}", show(rel), vb, va))
-            }
+            Some(va) if va != vb => diffs.push(format!("{}: {:?}\n        -> {:?}", show(rel), vb, va)),
             _ => {}
         }
     }
@@ -641,11 +597,7 @@ pub fn assert_unchanged<V: PartialEq + std::fmt::Debug>(
         }
     }
     if !diffs.is_empty() {
-        panic!(
-            "{what}: {} entries changed:\n  - {}",
-            diffs.len(),
-            diffs.join("\n  - ")
-        );
+        panic!("{what}: {} entries changed:\n  - {}", diffs.len(), diffs.join("\n  - "));
     }
 }
 
@@ -691,11 +643,7 @@ impl std::fmt::Debug for Run {
             "tandem {:?}\n  exit: {:?}{}\n  --- stdout ---\n{}\n  --- stderr ---\n{}",
             self.args,
             self.code,
-            if self.timed_out {
-                " (TIMED OUT, killed)"
-            } else {
-                ""
-            },
+            if self.timed_out { " (TIMED OUT, killed)" } else { "" },
             self.stdout,
             self.stderr
         )
@@ -706,10 +654,7 @@ impl Run {
     /// Assert the exit code, dumping the run on mismatch.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert!(
-            self.code == Some(code) && !self.timed_out,
-            "expected exit code {code}, got:\n{self:?}"
-        );
+        assert!(self.code == Some(code) && !self.timed_out, "expected exit code {code}, got:\n{self:?}");
         self
     }
 
@@ -719,10 +664,7 @@ impl Run {
     }
 
     pub fn stdout_lines(&self) -> Vec<&str> {
-        self.stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
+        self.stdout.lines().filter(|l| !l.trim().is_empty()).collect()
     }
 
     /// Parse every stdout line as a JSON object with a string `event` field.
@@ -730,17 +672,9 @@ impl Run {
     pub fn json_events(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         for (i, line) in self.stdout.lines().enumerate() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
-                panic!(
-                    "stdout line {} is not JSON ({e}): {line:?}\n{self:?}",
-                    i + 1
-                )
-            });
-            assert!(
-                v.is_object(),
-                "stdout line {} is not a JSON object: {line}",
-                i + 1
-            );
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line {} is not JSON ({e}): {line:?}\n{self:?}", i + 1));
+            assert!(v.is_object(), "stdout line {} is not a JSON object: {line}", i + 1);
             assert!(
                 v.get("event").and_then(|e| e.as_str()).is_some(),
                 "stdout line {} has no string `event` field: {line}",
@@ -800,13 +734,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<OsString> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_os_string())
-        .collect();
-    cmd.args(&args)
-        .timeout(timeout)
-        .write_stdin(Vec::<u8>::new());
+    let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    cmd.args(&args).timeout(timeout).write_stdin(Vec::<u8>::new());
     let start = Instant::now();
     let out: Output = cmd.output().expect("failed to spawn tandem");
     let elapsed = start.elapsed();
@@ -819,10 +748,7 @@ where
         args,
         timed_out,
     };
-    assert!(
-        !run.timed_out,
-        "tandem did not finish within {timeout:?}:\n{run:?}"
-    );
+    assert!(!run.timed_out, "tandem did not finish within {timeout:?}:\n{run:?}");
     run
 }
 
@@ -873,10 +799,7 @@ pub fn build_varied(t: &Tree, outside: &Path) {
         .file("café/naïve.txt", "unicode\n")
         .file("日本語.txt", "nihongo\n")
         .file(bad_name(), "not utf-8 name\n")
-        .file(
-            Path::new(&non_utf8(b"dir", b"")).join("inner.txt"),
-            "inside non-utf8 dir\n",
-        )
+        .file(Path::new(&non_utf8(b"dir", b"")).join("inner.txt"), "inside non-utf8 dir\n")
         .file("with space & 'quote'.txt", "odd chars\n")
         .file("line\nbreak.txt", "newline in name\n")
         .file_mode("ro_dir/inside.txt", "in a read-only dir\n", 0o444)
@@ -935,9 +858,7 @@ pub fn event_name(v: &serde_json::Value) -> &str {
 
 /// The `path` field, normalised: no leading "./", no trailing "/".
 pub fn event_path(v: &serde_json::Value) -> String {
-    let p = v["path"]
-        .as_str()
-        .unwrap_or_else(|| panic!("event without string `path`: {v}"));
+    let p = v["path"].as_str().unwrap_or_else(|| panic!("event without string `path`: {v}"));
     let p = p.strip_prefix("./").unwrap_or(p);
     let p = p.trim_end_matches('/');
     p.to_string()
@@ -948,35 +869,22 @@ pub fn events_named<'a>(evs: &'a [serde_json::Value], name: &str) -> Vec<&'a ser
 }
 
 pub fn paths_of(evs: &[serde_json::Value], name: &str) -> Vec<String> {
-    let mut v: Vec<String> = events_named(evs, name)
-        .into_iter()
-        .map(event_path)
-        .collect();
+    let mut v: Vec<String> = events_named(evs, name).into_iter().map(event_path).collect();
     v.sort();
     v
 }
 
 /// Change events (everything except summary/error/warning).
 pub fn change_events(evs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    evs.iter()
-        .filter(|e| CHANGE_EVENTS.contains(&event_name(e)))
-        .collect()
+    evs.iter().filter(|e| CHANGE_EVENTS.contains(&event_name(e))).collect()
 }
 
 /// The final summary object; asserts it is the last line and unique.
 #[track_caller]
 pub fn summary(evs: &[serde_json::Value]) -> &serde_json::Value {
     let last = evs.last().expect("no JSON output at all");
-    assert_eq!(
-        event_name(last),
-        "summary",
-        "last JSON line is not the summary: {last}"
-    );
-    assert_eq!(
-        events_named(evs, "summary").len(),
-        1,
-        "more than one summary event"
-    );
+    assert_eq!(event_name(last), "summary", "last JSON line is not the summary: {last}");
+    assert_eq!(events_named(evs, "summary").len(), 1, "more than one summary event");
     last
 }
 
