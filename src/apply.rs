@@ -35,14 +35,47 @@ pub struct Applier<'a> {
 /// Applies `plan` to `dst_root` from `src_root`. Fails only when a root cannot be
 /// opened; everything else is reported per entry.
 pub fn apply(plan: &Plan, src_root: &Path, dst_root: &Path, rep: &Reporter, owner: bool) -> io::Result<()> {
+    apply_at(&plan.root, b"", src_root, dst_root, rep, owner)
+}
+
+/// Applies a directory plan at `base` (a directory relative to both roots, opened
+/// component by component without following symlinks).
+pub fn apply_at(
+    dp: &DirPlan,
+    base: &[u8],
+    src_root: &Path,
+    dst_root: &Path,
+    rep: &Reporter,
+    owner: bool,
+) -> io::Result<()> {
     let src = sys::open_root(src_root)?;
     let dst = sys::open_root(dst_root)?;
+    let dst = sys::open_path_at(dst.as_fd(), base)
+        .inspect_err(|e| rep.error(Side::Dest, base, &sys::describe(e)))?;
+    let src = sys::open_path_at(src.as_fd(), base).ok();
     let a = Applier { rep, owner };
-    a.dir(Some(src.as_fd()), dst.as_fd(), &plan.root, b"");
-    if plan.root.meta_changed {
-        rep.change(b".", &ChangeKind::Meta);
+    a.dir(src.as_ref().map(|f| f.as_fd()), dst.as_fd(), dp, base);
+    if dp.meta_changed {
+        rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
     }
     Ok(())
+}
+
+/// Renames `from` to `to` inside DEST (both relative paths; parents opened without
+/// following symlinks). Used by watch mode when SOURCE renamed an entry DEST holds.
+pub fn rename_in_dest(dst_root: &Path, from: &[u8], to: &[u8]) -> io::Result<()> {
+    let root = sys::open_root(dst_root)?;
+    let split = |p: &[u8]| -> (Vec<u8>, Vec<u8>) {
+        match p.iter().rposition(|b| *b == b'/') {
+            Some(i) => (p[..i].to_vec(), p[i + 1..].to_vec()),
+            None => (Vec::new(), p.to_vec()),
+        }
+    };
+    let (fp, fname) = split(from);
+    let (tp, tname) = split(to);
+    let fdir = sys::open_path_at(root.as_fd(), &fp)?;
+    let tdir = sys::open_path_at(root.as_fd(), &tp)?;
+    sys::rename_between(fdir.as_fd(), &fname, tdir.as_fd(), &tname)
 }
 
 impl Applier<'_> {
@@ -76,14 +109,21 @@ impl Applier<'_> {
     }
 
     fn op(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
+        if sys::stopping() {
+            return;
+        }
         let path = join(rel, op.name());
         match op {
             Op::Delete { name, dir, sub, keep, .. } => self.delete(dst, name, *dir, sub, *keep, &path),
             Op::Mkdir { name, sub } => {
-                if let Err(e) = sys::mkdir_at(dst, name, 0o700) {
-                    return self.fail(Side::Dest, &path, &e);
+                match sys::mkdir_at(dst, name, 0o700) {
+                    Ok(()) => self.rep.change(&path, &ChangeKind::Mkdir),
+                    // Already there as a directory (made meanwhile): fill it all the same.
+                    Err(e)
+                        if e.kind() == io::ErrorKind::AlreadyExists
+                            && sys::open_dir_at(dst, name).is_ok() => {}
+                    Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
-                self.rep.change(&path, &ChangeKind::Mkdir);
                 self.descend(src, dst, name, sub, &path);
             }
             Op::Enter { name, sub } => {

@@ -30,6 +30,21 @@ pub struct Args {
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
 
+    /// Mirror, then keep DEST in step with SOURCE until stopped (SIGINT/SIGTERM). Picks
+    /// native events, or polling on network and FUSE file systems.
+    #[arg(long, help_heading = "Watch mode")]
+    pub watch: bool,
+
+    /// Watch by rescanning SOURCE every INTERVAL (default 2s; `500ms`, `1m`, …);
+    /// implies --watch.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration, help_heading = "Watch mode")]
+    pub poll: Option<Duration>,
+
+    /// Group a burst of changes into one sync: wait until SOURCE has been quiet this
+    /// long (but at most 2s). `0` syncs as soon as a change is seen.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "200ms", help_heading = "Watch mode")]
+    pub debounce: Duration,
+
     /// Keep entries that DEST has and SOURCE lacks.
     #[arg(long, help_heading = "What to sync")]
     pub no_delete: bool,
@@ -70,7 +85,7 @@ pub struct Args {
     pub allow_empty_source: bool,
 
     /// Print the itemized plan and change nothing.
-    #[arg(short = 'n', long, help_heading = "Safety")]
+    #[arg(short = 'n', long, conflicts_with_all = ["watch", "poll"], help_heading = "Safety")]
     pub dry_run: bool,
 
     /// Itemize each change on stdout as it happens.
@@ -86,9 +101,10 @@ pub struct Args {
     pub json: bool,
 
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
-    /// higher].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
-    pub threads: Option<u16>,
+    /// higher; 16 when SOURCE is on a network or FUSE file system, to overlap round
+    /// trips].
+    #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
+    pub scan_threads: Option<u16>,
 }
 
 /// Parses `2s`, `500ms`, `1m`, or a bare number of seconds (as rsync's `--modify-window`).

@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cli::Args;
 use crate::exit::Failure;
@@ -31,9 +32,21 @@ pub struct Config {
     pub verbose: u8,
     pub quiet: bool,
     pub threads: usize,
+    /// Watch mode: None for a single run.
+    pub watch: Option<WatchConfig>,
     /// Ignore rules from the command line (`.syncignore` files are read while scanning).
     pub rules: Arc<Rules>,
     pub explain_ignored: bool,
+}
+
+/// Watch-mode settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchConfig {
+    /// `--poll`: always poll, at this interval.
+    pub force_poll: Option<Duration>,
+    /// Poll interval when polling is chosen automatically.
+    pub interval: Duration,
+    pub debounce: Duration,
 }
 
 fn describe(e: &io::Error) -> String {
@@ -65,6 +78,7 @@ impl Config {
             )));
         }
         let rules = Arc::new(build_rules(args)?);
+        let remote_source = crate::watch::fstype::of(&source).remote;
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
@@ -83,7 +97,16 @@ impl Config {
             format: if args.json { Format::Json } else { Format::Human },
             verbose: args.verbose,
             quiet: args.quiet,
-            threads: args.threads.map(usize::from).unwrap_or(cpus.max(4)),
+            threads: match args.scan_threads {
+                Some(n) => usize::from(n),
+                None if remote_source => 16,
+                None => cpus.max(4),
+            },
+            watch: (args.watch || args.poll.is_some()).then(|| WatchConfig {
+                force_poll: args.poll,
+                interval: args.poll.unwrap_or(Duration::from_secs(2)),
+                debounce: args.debounce,
+            }),
             rules,
             explain_ignored: args.explain_ignored,
         })

@@ -296,6 +296,19 @@ impl Rules {
     }
 }
 
+/// The bytes of a path (the inverse of [`rel_path`]).
+pub fn path_bytes(p: &Path) -> &[u8] {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes()
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_str().map(str::as_bytes).unwrap_or(b"")
+    }
+}
+
 /// A path from relative bytes.
 pub fn rel_path(bytes: &[u8]) -> &Path {
     #[cfg(unix)]

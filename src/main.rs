@@ -8,11 +8,13 @@ mod cli;
 mod config;
 mod exit;
 mod ignore;
+mod mirror;
 mod plan;
 mod report;
 mod run;
 mod snapshot;
 mod sys;
+mod watch;
 
 use clap::Parser;
 

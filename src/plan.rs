@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::ignore::{self, Chain, Rules};
 pub use crate::snapshot::join;
-use crate::snapshot::{Entry, Kind, Snapshot};
+use crate::snapshot::{Entry, Kind, RuleMap, Snapshot};
 use crate::sys::{self, Meta};
 
 /// Options that change what counts as a difference and what may be removed.
@@ -138,11 +138,19 @@ impl Plan {
 /// the reporter and JSON events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
-    Copy { bytes: u64 },
+    Copy {
+        bytes: u64,
+    },
     Mkdir,
-    Symlink { target: Box<[u8]> },
+    Symlink {
+        target: Box<[u8]>,
+    },
     Meta,
     Delete,
+    /// Watch mode: an entry DEST holds was renamed in SOURCE, and is renamed in DEST.
+    Rename {
+        from: Box<[u8]>,
+    },
 }
 
 impl ChangeKind {
@@ -154,6 +162,7 @@ impl ChangeKind {
             ChangeKind::Symlink { .. } => "symlink",
             ChangeKind::Meta => "meta",
             ChangeKind::Delete => "delete",
+            ChangeKind::Rename { .. } => "rename",
         }
     }
 }
@@ -198,23 +207,78 @@ fn flatten(dp: &DirPlan, rel: &[u8], out: &mut Vec<Change>) {
 
 /// Diffs SOURCE against DEST.
 pub fn plan(src: &Snapshot, dst: &Snapshot, opts: &PlanOptions) -> Plan {
+    let chain = chain_in(&src.rule_files, &Vec::new(), b"");
+    let level = Level { base: b"", chain: &chain, rule_files: &src.rule_files, deep: true };
+    plan_level(&src.root, &src.entries, &dst.root, &dst.entries, opts, &level)
+}
+
+/// Where a plan starts: a directory `base` (relative to the roots; empty for the roots
+/// themselves), the ignore files that apply there, and whether to descend.
+pub struct Level<'a> {
+    pub base: &'a [u8],
+    /// The rule files in force inside `base` (its own included).
+    pub chain: &'a Chain,
+    pub rule_files: &'a RuleMap,
+    /// Diff subdirectories present on both sides too (false: compare only their own
+    /// attributes, for a one-level refresh).
+    pub deep: bool,
+}
+
+/// Diffs one directory (`src_meta`/`src` against `dst_meta`/`dst`) at `level.base`.
+pub fn plan_level(
+    src_meta: &Meta,
+    src: &[Entry],
+    dst_meta: &Meta,
+    dst: &[Entry],
+    opts: &PlanOptions,
+    level: &Level<'_>,
+) -> Plan {
     let mut totals = Totals::default();
     let mut protected = Vec::new();
-    let mut p =
-        Planner { opts, src, rules: opts.rules.as_deref(), totals: &mut totals, protected: &mut protected };
-    let chain = p.chain_in(&Vec::new(), b"");
-    let mut root = DirPlan { ops: p.diff_dir(&src.entries, &dst.entries, b"", &chain), ..DirPlan::default() };
-    let own = p.dir_meta_differs(&src.root, &dst.root);
+    let mut p = Planner {
+        opts,
+        rule_files: level.rule_files,
+        deep: level.deep,
+        rules: opts.rules.as_deref(),
+        totals: &mut totals,
+        protected: &mut protected,
+    };
+    let mut root = DirPlan { ops: p.diff_dir(src, dst, level.base, level.chain), ..DirPlan::default() };
+    let own = p.dir_meta_differs(src_meta, dst_meta);
     if own || !root.ops.is_empty() {
-        root.set_meta = Some(src.root);
+        root.set_meta = Some(*src_meta);
         root.meta_changed = own;
     }
     Plan { root, totals, protected }
 }
 
+/// The rule files that apply inside SOURCE directory `rel`, given its parent's.
+pub fn chain_in(rule_files: &RuleMap, parent: &Chain, rel: &[u8]) -> Chain {
+    let mut c = parent.clone();
+    if let Some(f) = rule_files.get(rel) {
+        c.push(f.clone());
+    }
+    c
+}
+
+/// The rule files in force inside `rel`, from SOURCE's root down.
+pub fn chain_for(rule_files: &RuleMap, rel: &[u8]) -> Chain {
+    let mut chain = chain_in(rule_files, &Vec::new(), b"");
+    if rel.is_empty() {
+        return chain;
+    }
+    for (i, b) in rel.iter().enumerate() {
+        if *b == b'/' {
+            chain = chain_in(rule_files, &chain, &rel[..i]);
+        }
+    }
+    chain_in(rule_files, &chain, rel)
+}
+
 struct Planner<'a> {
     opts: &'a PlanOptions,
-    src: &'a Snapshot,
+    rule_files: &'a RuleMap,
+    deep: bool,
     rules: Option<&'a Rules>,
     totals: &'a mut Totals,
     protected: &'a mut Vec<(Vec<u8>, String)>,
@@ -232,18 +296,6 @@ impl Planner<'_> {
 
     fn dir_meta_differs(&self, s: &Meta, d: &Meta) -> bool {
         s.mode != d.mode || !self.mtime_eq(s, d) || self.owner_differs(s, d)
-    }
-
-    /// The rule files that apply inside SOURCE directory `rel`.
-    fn chain_in(&self, parent: &Chain, rel: &[u8]) -> Chain {
-        match self.src.rule_files.get(rel) {
-            Some(f) => {
-                let mut c = parent.clone();
-                c.push(f.clone());
-                c
-            }
-            None => parent.clone(),
-        }
     }
 
     /// True when DEST entry `d` (at `path`) must be left alone: an ignore rule excludes
@@ -388,12 +440,12 @@ impl Planner<'_> {
             (Kind::Dir(sc), Kind::Dir(dc)) => {
                 let (path, sub_chain) = if self.rules.is_some() {
                     let path = join(rel, &s.name);
-                    let c = self.chain_in(chain, &path);
+                    let c = chain_in(self.rule_files, chain, &path);
                     (path, c)
                 } else {
                     (Vec::new(), Vec::new())
                 };
-                let ops = self.diff_dir(sc, dc, &path, &sub_chain);
+                let ops = if self.deep { self.diff_dir(sc, dc, &path, &sub_chain) } else { Vec::new() };
                 let own = self.dir_meta_differs(&s.meta, &d.meta);
                 if own {
                     self.totals.metas += 1;
@@ -435,6 +487,7 @@ pub fn itemize(c: &Change) -> String {
         }
         ChangeKind::Meta => format!("meta {path}"),
         ChangeKind::Delete => format!("delete {path}"),
+        ChangeKind::Rename { from } => format!("rename {} -> {path}", String::from_utf8_lossy(from)),
     }
 }
 

@@ -53,6 +53,7 @@ pub struct Counters {
     pub symlinks: AtomicU64,
     pub metas: AtomicU64,
     pub deleted: AtomicU64,
+    pub renamed: AtomicU64,
     pub errors: AtomicU64,
     pub warnings: AtomicU64,
     pub pattern_errors: AtomicU64,
@@ -68,6 +69,7 @@ pub struct Summary {
     pub symlinks: u64,
     pub metas: u64,
     pub deleted: u64,
+    pub renamed: u64,
     pub errors: u64,
     pub warnings: u64,
 }
@@ -83,6 +85,10 @@ pub struct Reporter {
     counters: Counters,
     start: Instant,
     out_lock: Mutex<()>,
+    /// Paths that failed since the last [`Reporter::take_failed`] (watch mode retries them).
+    failed: Mutex<Vec<Vec<u8>>>,
+    /// Counts at the end of the previous watch cycle.
+    last_cycle: Mutex<Summary>,
 }
 
 /// Lossy text for a path that may not be UTF-8.
@@ -109,6 +115,8 @@ impl Reporter {
             counters: Counters::default(),
             start: Instant::now(),
             out_lock: Mutex::new(()),
+            failed: Mutex::new(Vec::new()),
+            last_cycle: Mutex::new(Summary::default()),
         }
     }
 
@@ -169,6 +177,9 @@ impl Reporter {
             ChangeKind::Delete => {
                 c.deleted.fetch_add(1, Relaxed);
             }
+            ChangeKind::Rename { .. } => {
+                c.renamed.fetch_add(1, Relaxed);
+            }
         }
         match self.format {
             Format::Json => {
@@ -176,6 +187,7 @@ impl Reporter {
                 match kind {
                     ChangeKind::Copy { bytes } => v["bytes"] = json!(bytes),
                     ChangeKind::Symlink { target } => v["target"] = json!(text(target)),
+                    ChangeKind::Rename { from } => v["from"] = json!(text(from)),
                     _ => {}
                 }
                 self.json(v);
@@ -194,6 +206,7 @@ impl Reporter {
     /// A per-entry error: counted (exit status 3) and shown with its full path.
     pub fn error(&self, side: Side, rel: &[u8], message: &str) {
         self.counters.errors.fetch_add(1, Relaxed);
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_vec());
         match self.format {
             Format::Json => self.json(json!({
                 "event": "error",
@@ -268,8 +281,83 @@ impl Reporter {
             symlinks: c.symlinks.load(Relaxed),
             metas: c.metas.load(Relaxed),
             deleted: c.deleted.load(Relaxed),
+            renamed: c.renamed.load(Relaxed),
             errors: c.errors.load(Relaxed),
             warnings: c.warnings.load(Relaxed),
+        }
+    }
+
+    /// Paths whose operation failed since the last call.
+    pub fn take_failed(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.failed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Watch mode: which strategy runs, and why (stderr line, or a `strategy` event).
+    pub fn strategy(&self, name: &str, reason: &str) {
+        match self.format {
+            Format::Json => self.json(json!({ "event": "strategy", "name": name, "reason": reason })),
+            Format::Human if !self.quiet => self.line_err(&format!("tandem: watching with {name}: {reason}")),
+            Format::Human => {}
+        }
+    }
+
+    /// Watch mode: a non-fatal notice (fallbacks, skipped cycles).
+    pub fn notice(&self, message: &str) {
+        match self.format {
+            Format::Json => self.json(json!({ "event": "notice", "message": message })),
+            Format::Human if !self.quiet => self.line_err(&format!("tandem: {message}")),
+            Format::Human => {}
+        }
+    }
+
+    /// Watch mode: the end of one sync cycle. Reports what this cycle did (when it did
+    /// anything): a `cycle` JSON event, or one line on stderr.
+    pub fn cycle(&self, number: u64, elapsed: Duration) {
+        let now = self.summary_counts();
+        let mut last = self.last_cycle.lock().unwrap_or_else(|e| e.into_inner());
+        let d = Summary {
+            scanned: now.scanned - last.scanned,
+            copied: now.copied - last.copied,
+            bytes: now.bytes - last.bytes,
+            mkdirs: now.mkdirs - last.mkdirs,
+            symlinks: now.symlinks - last.symlinks,
+            metas: now.metas - last.metas,
+            deleted: now.deleted - last.deleted,
+            renamed: now.renamed - last.renamed,
+            errors: now.errors - last.errors,
+            warnings: now.warnings - last.warnings,
+        };
+        *last = now;
+        drop(last);
+        let changed = d.copied + d.mkdirs + d.symlinks + d.metas + d.deleted + d.renamed + d.errors > 0;
+        match self.format {
+            Format::Json => self.json(json!({
+                "event": "cycle",
+                "cycle": number,
+                "scanned": d.scanned,
+                "copied": d.copied,
+                "bytes": d.bytes,
+                "mkdir": d.mkdirs,
+                "symlink": d.symlinks,
+                "meta": d.metas,
+                "deleted": d.deleted,
+                "renamed": d.renamed,
+                "errors": d.errors,
+                "elapsed_ms": elapsed.as_millis() as u64,
+            })),
+            Format::Human if !self.quiet && changed => self.line_err(&format!(
+                "tandem: sync #{number}: {} copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} renamed, {} errors in {:.3}s",
+                d.copied,
+                human_bytes(d.bytes),
+                d.mkdirs,
+                d.symlinks,
+                d.metas,
+                d.deleted,
+                d.renamed,
+                d.errors,
+                elapsed.as_secs_f64()
+            )),
+            Format::Human => {}
         }
     }
 
@@ -288,6 +376,7 @@ impl Reporter {
                 "symlink": s.symlinks,
                 "meta": s.metas,
                 "deleted": s.deleted,
+                "renamed": s.renamed,
                 "errors": s.errors,
                 "warnings": s.warnings,
                 "elapsed_ms": elapsed.as_millis() as u64,

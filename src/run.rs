@@ -4,11 +4,15 @@
 //! returns the exit status; watch mode will drive the same function (or its parts)
 //! when it decides that SOURCE may have changed.
 
-use crate::config::Config;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, WatchConfig};
 use crate::exit::{self, Failure};
+use crate::mirror::{parent, Mirror, Target};
 use crate::plan::{self, Plan};
 use crate::report::{Reporter, Side, SideSink};
 use crate::snapshot::{self, ScanOptions, Snapshot};
+use crate::watch::{self, Signal};
 
 /// Runs one complete sync on the configured thread pool and returns the exit status.
 pub fn run(cfg: &Config) -> Result<i32, Failure> {
@@ -20,8 +24,18 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
         .thread_name(|i| format!("tandem-{i}"))
         .build()
         .map_err(|e| Failure::fatal(format!("cannot start worker threads: {e}")))?;
+    crate::sys::install_stop_handlers();
     let rep = Reporter::new(cfg.format, cfg.verbose, cfg.quiet, cfg.dry_run, &cfg.source, &cfg.dest);
-    let result = pool.install(|| sync_once(cfg, &rep));
+    let result = pool.install(|| match &cfg.watch {
+        Some(w) => watch(cfg, w, &rep),
+        None => sync_once(cfg, &rep),
+    });
+    let result = match result {
+        Ok(_) if crate::sys::stopping() && cfg.watch.is_none() => {
+            Err(Failure::fatal("interrupted by a signal; DEST is partly synced (no torn files)"))
+        }
+        other => other,
+    };
     match result {
         Ok(code) => {
             rep.summary(code);
@@ -147,4 +161,124 @@ pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
         })?;
     }
     Ok(if rep.errors() > 0 { exit::PARTIAL } else { exit::OK })
+}
+
+/// The longest a burst of changes can postpone a sync (no starvation).
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+
+/// Watch mode: mirror once, then sync what changes until SIGINT/SIGTERM. Returns 0 when
+/// stopped by a signal.
+fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> {
+    // Start watching before the first sync, so nothing changed during it is missed.
+    let wanted = watch::Wanted { force_poll: w.force_poll, interval: w.interval };
+    let (running, reason, rx) = watch::choose(&cfg.source, wanted);
+    rep.strategy(running.name(), &reason);
+    let polling = matches!(running, watch::Running::Poll(_));
+    let started = Instant::now();
+    let mut mirror = Mirror::start(cfg, rep)?;
+    let mut cycle_no = 0u64;
+    rep.cycle(cycle_no, started.elapsed());
+    let debounce = if polling { Duration::ZERO } else { w.debounce };
+    let mut pending: Vec<Target> = Vec::new();
+    let mut first_at: Option<Instant> = None;
+    let mut last_at = Instant::now();
+    let mut retries: Vec<Target> = Vec::new();
+    let mut retry_at: Option<Instant> = None;
+    let mut backoff = Duration::from_secs(1);
+    let tick = Duration::from_millis(100);
+    while !crate::sys::stopping() {
+        let now = Instant::now();
+        let wait = match first_at {
+            Some(first) => {
+                let quiet = debounce.saturating_sub(now - last_at);
+                let cap = MAX_DEBOUNCE.saturating_sub(now - first);
+                quiet.min(cap).min(tick)
+            }
+            None => tick,
+        };
+        match rx.recv_timeout(wait) {
+            Ok(sig) => {
+                add_targets(cfg, rep, sig, &mut pending);
+                while let Ok(sig) = rx.try_recv() {
+                    add_targets(cfg, rep, sig, &mut pending);
+                }
+                last_at = Instant::now();
+                first_at.get_or_insert(last_at);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Failure::fatal("the watcher stopped unexpectedly"));
+            }
+        }
+        let now = Instant::now();
+        if retry_at.is_some_and(|t| t <= now) {
+            pending.append(&mut retries);
+            retry_at = None;
+            first_at.get_or_insert(now);
+        }
+        let due = first_at.is_some_and(|first| now - last_at >= debounce || now - first >= MAX_DEBOUNCE);
+        if !due || crate::sys::stopping() {
+            continue;
+        }
+        first_at = None;
+        let targets = std::mem::take(&mut pending);
+        let t0 = Instant::now();
+        cycle_no += 1;
+        match mirror.cycle(targets, rep) {
+            Ok(again) => {
+                if again.is_empty() {
+                    backoff = Duration::from_secs(1);
+                } else {
+                    retries.extend(again);
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+            Err(f) if f.code == exit::FATAL => {
+                // SOURCE unreadable (unmounted?): say so, try again later.
+                rep.notice(&format!("{}; retrying in {}s", f.message, backoff.as_secs()));
+                retries.push(Target::Deep(Vec::new()));
+                retry_at = Some(Instant::now() + backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+            Err(f) => return Err(f),
+        }
+        rep.cycle(cycle_no, t0.elapsed());
+    }
+    drop(running);
+    Ok(exit::OK)
+}
+
+/// Turns a strategy's signal into cycle targets.
+fn add_targets(cfg: &Config, rep: &Reporter, sig: Signal, pending: &mut Vec<Target>) {
+    let rel_of = |p: &std::path::Path| -> Option<Vec<u8>> {
+        let r = p.strip_prefix(&cfg.source).ok()?;
+        Some(crate::ignore::path_bytes(r).to_vec())
+    };
+    match sig {
+        Signal::All => pending.push(Target::Deep(Vec::new())),
+        Signal::Error(msg) => {
+            rep.notice(&format!("watcher: {msg}; rescanning"));
+            pending.push(Target::Deep(Vec::new()));
+        }
+        Signal::Paths(paths) => {
+            for p in paths {
+                let Some(r) = rel_of(&p) else {
+                    pending.push(Target::Deep(Vec::new()));
+                    continue;
+                };
+                if r.is_empty() {
+                    pending.push(Target::Level(Vec::new()));
+                } else if r.ends_with(crate::ignore::IGNORE_FILE)
+                    && (r.len() == crate::ignore::IGNORE_FILE.len()
+                        || r[r.len() - crate::ignore::IGNORE_FILE.len() - 1] == b'/')
+                {
+                    // Rules changed: everything below is judged again.
+                    pending.push(Target::Deep(parent(&r).to_vec()));
+                } else {
+                    pending.push(Target::Level(parent(&r).to_vec()));
+                }
+            }
+        }
+    }
 }

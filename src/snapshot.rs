@@ -69,7 +69,7 @@ pub struct Snapshot {
     pub root: Meta,
     pub entries: Vec<Entry>,
     /// The `.syncignore` files found (SOURCE only), by directory (relative path).
-    pub rule_files: FxHashMap<Vec<u8>, Arc<RuleFile>>,
+    pub rule_files: RuleMap,
 }
 
 impl PartialEq for Snapshot {
@@ -116,23 +116,25 @@ pub struct ScanOptions<'a> {
     pub explain: bool,
 }
 
-/// State shared by one scan's workers.
-#[derive(Clone, Copy)]
-struct Walk<'a> {
+/// One scan: options plus the `.syncignore` files found so far. Scans a whole tree
+/// ([`scan`]), a subtree ([`Scanner::subtree`]) or one directory level
+/// ([`Scanner::level`], for watch mode's refreshes).
+pub struct Scanner<'a> {
     opts: ScanOptions<'a>,
-    found: &'a Mutex<FxHashMap<Vec<u8>, Arc<RuleFile>>>,
+    found: Mutex<RuleMap>,
 }
+
+/// The `.syncignore` files of a SOURCE tree, by directory path relative to SOURCE.
+pub type RuleMap = FxHashMap<Vec<u8>, Arc<RuleFile>>;
 
 /// Scans the tree under `root`. Fails only when the root itself cannot be opened;
 /// everything below is best-effort with errors reported through the sink.
 pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
     let fd = sys::open_root(root)?;
     let (_, meta) = sys::from_stat(&sys::fstat(fd.as_fd())?);
-    let found = Mutex::new(FxHashMap::default());
-    let walk = Walk { opts, found: &found };
-    let entries = scan_dir(fd, b"", &Vec::new(), walk);
-    let rule_files = found.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(Snapshot { root: meta, entries, rule_files })
+    let scanner = Scanner::new(opts);
+    let entries = scanner.subtree(fd, b"", &Vec::new());
+    Ok(Snapshot { root: meta, entries, rule_files: scanner.into_rule_files() })
 }
 
 /// Entries per parallel stat batch in wide directories.
@@ -149,76 +151,95 @@ pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Reads one directory (already open), stats its entries and recurses into its
-/// subdirectories in parallel. `rel` is the directory's path relative to the root.
-fn scan_dir(dir: OwnedFd, rel: &[u8], chain: &Chain, walk: Walk<'_>) -> Vec<Entry> {
-    let opts = walk.opts;
-    let mut names = match sys::list_dir(dir.as_fd()) {
-        Ok(n) => n,
-        Err(e) => {
-            opts.sink.scan_error(rel, &e);
-            return Vec::new();
-        }
-    };
-    let dfd = dir.as_fd();
-    // This directory's own rules, if it has a .syncignore.
-    let mut own_chain = None;
-    if let Some(rules) = opts.rules {
-        if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
-            if let Some(file) = load_rules(dfd, rel, opts.sink) {
-                let file = Arc::new(file);
-                walk.found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.to_vec(), file.clone());
-                let mut c = chain.clone();
-                c.push(file);
-                own_chain = Some(c);
-            }
-        }
-        let chain = own_chain.as_ref().unwrap_or(chain);
-        // Entries whose directory entry tells their kind are checked before any stat.
-        names.retain(|(name, kind)| match kind {
-            Some(k) => !is_excluded(rules, chain, rel, name, *k == RawKind::Dir, walk),
-            None => true,
-        });
+impl<'a> Scanner<'a> {
+    pub fn new(opts: ScanOptions<'a>) -> Self {
+        Scanner { opts, found: Mutex::new(FxHashMap::default()) }
     }
-    let chain = own_chain.as_ref().unwrap_or(chain);
-    let stat_one = |(name, _): &sys::Listed| stat_entry(dfd, rel, name, opts);
-    let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
-        names.par_iter().with_min_len(STAT_BATCH).filter_map(stat_one).collect()
-    } else {
-        names.iter().filter_map(stat_one).collect()
-    };
-    if let Some(rules) = opts.rules {
-        // Those whose kind only the stat told.
-        let unknown: Vec<&[u8]> = names.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| &**n).collect();
-        if !unknown.is_empty() {
-            entries.retain(|e| {
-                !unknown.contains(&&*e.name) || !is_excluded(rules, chain, rel, &e.name, e.is_dir(), walk)
+
+    /// Reports an error for `path` to the scan's sink.
+    pub fn error(&self, path: &[u8], err: &io::Error) {
+        self.opts.sink.scan_error(path, err);
+    }
+
+    /// The `.syncignore` files read by this scanner.
+    pub fn into_rule_files(self) -> RuleMap {
+        self.found.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads one directory level (already open): its entries, stat'ed, excluded ones
+    /// left out, sorted by name, directories without children. Also returns the rule
+    /// chain in force inside it (with its own `.syncignore`, if any, which is recorded).
+    pub fn level(&self, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain) -> (Vec<Entry>, Chain) {
+        let opts = self.opts;
+        let mut names = match sys::list_dir(dir) {
+            Ok(n) => n,
+            Err(e) => {
+                opts.sink.scan_error(rel, &e);
+                return (Vec::new(), chain.clone());
+            }
+        };
+        let mut chain = chain.clone();
+        if let Some(rules) = opts.rules {
+            if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
+                if let Some(file) = load_rules(dir, rel, opts.sink) {
+                    let file = Arc::new(file);
+                    self.found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.to_vec(), file.clone());
+                    chain.push(file);
+                }
+            }
+            // Entries whose directory entry tells their kind are checked before any stat.
+            names.retain(|(name, kind)| match kind {
+                Some(k) => !self.is_excluded(rules, &chain, rel, name, *k == RawKind::Dir),
+                None => true,
             });
         }
-    }
-    opts.sink.scanned(entries.len() as u64);
-    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
-        let path = join(rel, &e.name);
-        match sys::open_dir_at(dfd, &e.name) {
-            Ok(sub) => e.kind = Kind::Dir(scan_dir(sub, &path, chain, walk)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => opts.sink.scan_error(&path, &err),
-        }
-    });
-    entries
-}
-
-fn is_excluded(rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool, walk: Walk<'_>) -> bool {
-    let path = join(rel, name);
-    match rules.check(chain, ignore::rel_path(&path), is_dir) {
-        Some(hit) if hit.excluded() => {
-            if walk.opts.explain {
-                walk.opts.sink.excluded(&path, &hit);
+        let stat_one = |(name, _): &sys::Listed| stat_entry(dir, rel, name, opts);
+        let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
+            names.par_iter().with_min_len(STAT_BATCH).filter_map(stat_one).collect()
+        } else {
+            names.iter().filter_map(stat_one).collect()
+        };
+        if let Some(rules) = opts.rules {
+            // Those whose kind only the stat told.
+            let unknown: Vec<&[u8]> = names.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| &**n).collect();
+            if !unknown.is_empty() {
+                entries.retain(|e| {
+                    !unknown.contains(&&*e.name) || !self.is_excluded(rules, &chain, rel, &e.name, e.is_dir())
+                });
             }
-            true
         }
-        _ => false,
+        opts.sink.scanned(entries.len() as u64);
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        (entries, chain)
+    }
+
+    /// Reads a whole subtree (its root already open), subdirectories in parallel.
+    /// `rel` is its path relative to the scan root, `chain` the rules in force above it.
+    pub fn subtree(&self, dir: OwnedFd, rel: &[u8], chain: &Chain) -> Vec<Entry> {
+        let (mut entries, chain) = self.level(dir.as_fd(), rel, chain);
+        let dfd = dir.as_fd();
+        entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
+            let path = join(rel, &e.name);
+            match sys::open_dir_at(dfd, &e.name) {
+                Ok(sub) => e.kind = Kind::Dir(self.subtree(sub, &path, &chain)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => self.opts.sink.scan_error(&path, &err),
+            }
+        });
+        entries
+    }
+
+    fn is_excluded(&self, rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool) -> bool {
+        let path = join(rel, name);
+        match rules.check(chain, ignore::rel_path(&path), is_dir) {
+            Some(hit) if hit.excluded() => {
+                if self.opts.explain {
+                    self.opts.sink.excluded(&path, &hit);
+                }
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -99,6 +99,43 @@ pub fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
     Ok(rfs::openat(dir, cname(name)?.as_c_str(), dir_flags(), Mode::empty())?)
 }
 
+/// Opens directory `rel` (components joined with `/`, empty for `dir` itself) below
+/// `dir`, one component at a time, never following a symlink.
+pub fn open_path_at(dir: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
+    let mut cur = rustix::io::dup(dir)?;
+    for comp in rel.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        cur = open_dir_at(cur.as_fd(), comp)?;
+    }
+    Ok(cur)
+}
+
+/// Set by the SIGINT/SIGTERM handlers: abandon the current file (its temporary is
+/// removed), start nothing new.
+pub fn stop_flag() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
+    static STOP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+        std::sync::OnceLock::new();
+    STOP.get_or_init(Default::default)
+}
+
+pub fn stopping() -> bool {
+    stop_flag().load(Ordering::Relaxed)
+}
+
+/// Installs the SIGINT/SIGTERM handlers that set [`stop_flag`]; a second signal ends the
+/// process at once.
+pub fn install_stop_handlers() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = stop_flag().clone();
+    for sig in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+}
+
+fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal; not copied")
+}
+
 /// `fstatat` without following symlinks.
 pub fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<rfs::Stat> {
     Ok(rfs::statat(dir, cname(name)?.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?)
@@ -322,6 +359,17 @@ pub fn rename_at(dir: BorrowedFd<'_>, from: &[u8], to: &[u8]) -> io::Result<()> 
     Ok(rfs::renameat(dir, cname(from)?.as_c_str(), dir, cname(to)?.as_c_str())?)
 }
 
+/// Renames between two directories; fails rather than replace an existing entry of
+/// another kind.
+pub fn rename_between(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    to_dir: BorrowedFd<'_>,
+    to: &[u8],
+) -> io::Result<()> {
+    Ok(rfs::renameat(from_dir, cname(from)?.as_c_str(), to_dir, cname(to)?.as_c_str())?)
+}
+
 pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     Ok(rfs::symlinkat(cname(target)?.as_c_str(), dir, cname(name)?.as_c_str())?)
 }
@@ -492,7 +540,10 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
     let mut done = 0u64;
     let mut use_cfr = true;
     while done < len {
-        let want = (len - done).min(1 << 30) as usize;
+        if stopping() {
+            return Err(interrupted());
+        }
+        let want = (len - done).min(64 << 20) as usize;
         if use_cfr {
             let mut in_off = off + done;
             let mut out_off = off + done;

@@ -1,0 +1,69 @@
+//! The native strategy: notify's recommended watcher (inotify on Linux), recursive over
+//! SOURCE. Every event becomes "these paths may have changed"; a queue overflow
+//! (`need_rescan`) or a watcher error becomes "rescan everything". Start-up failures
+//! caused by inotify limits come back as a hint naming the limit and how to raise it.
+
+use std::path::Path;
+use std::sync::mpsc::Sender;
+
+use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::{ErrorKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+use super::{send, Signal};
+
+pub struct Native {
+    _watcher: RecommendedWatcher,
+}
+
+impl Native {
+    /// Starts watching `source` recursively. `Err` carries a hint for the user.
+    pub fn start(source: &Path, tx: Sender<Signal>) -> Result<Native, String> {
+        let handler = move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                if ev.need_rescan() {
+                    send(&tx, Signal::All);
+                    return;
+                }
+                match ev.kind {
+                    EventKind::Access(_) => {}
+                    // A directory moved in, or a watch dropped: read it whole.
+                    EventKind::Create(notify::event::CreateKind::Folder)
+                    | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+                    | EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                        send(&tx, Signal::Paths(ev.paths.clone()));
+                    }
+                    _ => send(&tx, Signal::Paths(ev.paths)),
+                }
+            }
+            Err(e) => send(&tx, Signal::Error(describe(&e))),
+        };
+        let mut w = notify::recommended_watcher(handler).map_err(|e| describe(&e))?;
+        w.watch(source, RecursiveMode::Recursive).map_err(|e| describe(&e))?;
+        Ok(Native { _watcher: w })
+    }
+}
+
+fn read_limit(name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Turns notify errors into advice.
+pub fn describe(e: &notify::Error) -> String {
+    match &e.kind {
+        ErrorKind::MaxFilesWatch => format!(
+            "inotify watch limit reached (fs.inotify.max_user_watches = {}); raise it with `sysctl fs.inotify.max_user_watches=1048576`, or use --poll",
+            read_limit("max_user_watches")
+        ),
+        ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => format!(
+            "inotify instance limit reached (fs.inotify.max_user_instances = {}); raise it with `sysctl fs.inotify.max_user_instances=1024`, or use --poll",
+            read_limit("max_user_instances")
+        ),
+        ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => format!(
+            "inotify watch limit reached (fs.inotify.max_user_watches = {}); raise it with `sysctl fs.inotify.max_user_watches=1048576`, or use --poll",
+            read_limit("max_user_watches")
+        ),
+        _ => e.to_string(),
+    }
+}

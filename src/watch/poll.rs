@@ -1,0 +1,45 @@
+//! The polling strategy: a timer that asks for a rescan of SOURCE every interval. The
+//! rescan itself is the mirror's parallel walk of SOURCE, compared with the snapshot it
+//! holds (DEST is not read), so a cycle costs one stat per SOURCE entry.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{send, Signal};
+
+pub struct Poll {
+    stop: Arc<AtomicBool>,
+}
+
+impl Poll {
+    pub fn start(interval: Duration, tx: Sender<Signal>) -> Poll {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let spawned = std::thread::Builder::new().name("tandem-poll".into()).spawn(move || {
+            let step = Duration::from_millis(50).min(interval.max(Duration::from_millis(1)));
+            while !s.load(Ordering::Relaxed) {
+                let mut waited = Duration::ZERO;
+                while waited < interval && !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(step);
+                    waited += step;
+                }
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                send(&tx, Signal::All);
+            }
+        });
+        if spawned.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        Poll { stop }
+    }
+}
+
+impl Drop for Poll {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
