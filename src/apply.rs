@@ -136,6 +136,7 @@ impl Applier<'_> {
                 let Some(src) = src else {
                     return self.rep.error(Side::Source, &path, "source directory could not be read");
                 };
+                self.rep.progress().current(&path);
                 match self.copy(src, dst, name) {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
                     Err((side, e)) => self.fail(side, &path, &e),

@@ -23,12 +23,12 @@ Exit status:
 #[command(name = "tandem", version, about, long_about = None, after_help = EXIT_CODES_HELP, after_long_help = EXIT_CODES_HELP)]
 pub struct Args {
     /// The directory to mirror.
-    #[arg(value_name = "SOURCE")]
-    pub source: PathBuf,
+    #[arg(value_name = "SOURCE", required_unless_present_any = ["completions", "man"])]
+    pub source: Option<PathBuf>,
 
     /// The mirror; created if missing.
-    #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
+    #[arg(value_name = "DEST", required_unless_present_any = ["completions", "man"])]
+    pub dest: Option<PathBuf>,
 
     /// Mirror, then keep DEST in step with SOURCE until stopped (SIGINT/SIGTERM). Picks
     /// native events, or polling on network and FUSE file systems.
@@ -88,7 +88,8 @@ pub struct Args {
     #[arg(short = 'n', long, conflicts_with_all = ["watch", "poll"], help_heading = "Safety")]
     pub dry_run: bool,
 
-    /// Itemize each change on stdout as it happens.
+    /// Itemize each change on stdout as it happens; twice (`-vv`) adds debug detail on
+    /// stderr.
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 
@@ -99,6 +100,19 @@ pub struct Args {
     /// One JSON object per line on stdout: one per change, then a summary.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+
+    /// Progress display on stderr: a bar on a terminal (`auto`), always a `bar`, plain
+    /// `lines` at most once a second (for logs), or `none`.
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "auto", help_heading = "Output")]
+    pub progress: crate::progress::Mode,
+
+    /// Print a shell completion script and exit.
+    #[arg(long, value_name = "SHELL", value_enum, exclusive = true, help_heading = "Output")]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the manual page (roff) and exit.
+    #[arg(long, exclusive = true, help_heading = "Output")]
+    pub man: bool,
 
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
     /// higher; 16 when SOURCE is on a network or FUSE file system, to overlap round

@@ -32,6 +32,7 @@ pub struct Config {
     pub verbose: u8,
     pub quiet: bool,
     pub threads: usize,
+    pub progress: crate::progress::Mode,
     /// Watch mode: None for a single run.
     pub watch: Option<WatchConfig>,
     /// Ignore rules from the command line (`.syncignore` files are read while scanning).
@@ -55,8 +56,11 @@ fn describe(e: &io::Error) -> String {
 
 impl Config {
     pub fn from_args(args: &Args) -> Result<Config, Failure> {
-        let source = resolve_source(&args.source)?;
-        let (dest, _exists) = resolve_dest(&args.dest)?;
+        let (Some(source), Some(dest)) = (&args.source, &args.dest) else {
+            return Err(Failure::usage("SOURCE and DEST are required"));
+        };
+        let source = resolve_source(source)?;
+        let (dest, _exists) = resolve_dest(dest)?;
         if source == dest {
             return Err(Failure::usage(format!(
                 "SOURCE and DEST are the same directory ({})",
@@ -102,6 +106,7 @@ impl Config {
                 None if remote_source => 16,
                 None => cpus.max(4),
             },
+            progress: args.progress,
             watch: (args.watch || args.poll.is_some()).then(|| WatchConfig {
                 force_poll: args.poll,
                 interval: args.poll.unwrap_or(Duration::from_secs(2)),

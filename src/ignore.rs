@@ -53,8 +53,9 @@ pub struct RuleFile {
     matcher: Gitignore,
     /// Shown in explanations: `docs/.syncignore`, `--exclude`, or the `--exclude-from` path.
     pub origin: String,
-    /// Original pattern text → the last line it stands on.
-    lines: FxHashMap<String, usize>,
+    /// Pattern as given to the matcher → the last line it stands on, and the line as
+    /// the user wrote it.
+    lines: FxHashMap<String, (usize, String)>,
 }
 
 /// Why a path is excluded or re-included.
@@ -70,11 +71,12 @@ impl Hit<'_> {
     }
 
     pub fn line(&self) -> usize {
-        self.file.lines.get(self.glob.original()).copied().unwrap_or(0)
+        self.file.lines.get(self.glob.original()).map_or(0, |(n, _)| *n)
     }
 
+    /// The pattern as written in the file or on the command line.
     pub fn pattern(&self) -> &str {
-        self.glob.original()
+        self.file.lines.get(self.glob.original()).map_or(self.glob.original(), |(_, raw)| raw)
     }
 
     /// `docs/.syncignore:3: *.log`
@@ -96,14 +98,20 @@ impl RuleFile {
         let from = Some(PathBuf::from(origin));
         for (i, raw) in text.lines().enumerate() {
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
-            let line = translate(raw);
+            let err = |message: String| PatternError {
+                origin: origin.to_string(),
+                line: i + 1,
+                pattern: raw.to_string(),
+                message,
+            };
+            let line = translate(raw).map_err(err)?;
             b.add_line(from.clone(), &line).map_err(|e| PatternError {
                 origin: origin.to_string(),
                 line: i + 1,
                 pattern: raw.to_string(),
                 message: strip_glob_prefix(&e.to_string()),
             })?;
-            lines.insert(original_of(&line), i + 1);
+            lines.insert(line, (i + 1, trim_trailing_spaces(raw).to_string()));
         }
         let matcher = b.build().map_err(|e| PatternError {
             origin: origin.to_string(),
@@ -141,16 +149,6 @@ impl RuleFile {
     }
 }
 
-/// The key under which `add_line` stores a line's original text.
-fn original_of(line: &str) -> String {
-    // add_line trims unescaped trailing spaces before recording the original.
-    let mut s = line;
-    while s.ends_with(' ') && !s.ends_with("\\ ") {
-        s = &s[..s.len() - 1];
-    }
-    s.to_string()
-}
-
 fn strip_glob_prefix(msg: &str) -> String {
     // ignore's messages read "error parsing glob '...': unclosed character class";
     // keep the reason.
@@ -160,110 +158,271 @@ fn strip_glob_prefix(msg: &str) -> String {
     }
 }
 
-/// Rewrites a gitignore line into the glob syntax globset parses the same way git's
-/// wildmatch does: `{`, `}` and `,` are literal in git, and POSIX character classes
-/// (`[:alpha:]` …) inside brackets become explicit ranges.
-pub fn translate(line: &str) -> String {
-    let chars: Vec<char> = line.chars().collect();
-    let mut out = String::with_capacity(line.len() + 4);
+/// Removes trailing spaces that are not escaped with a backslash (gitignore rule).
+fn trim_trailing_spaces(line: &str) -> &str {
+    let mut s = line;
+    while s.ends_with(' ') {
+        let without = &s[..s.len() - 1];
+        let backslashes = without.bytes().rev().take_while(|b| *b == b'\\').count();
+        if backslashes % 2 == 1 {
+            break; // `\ `: an escaped space stays
+        }
+        s = without;
+    }
+    s
+}
+
+/// Escapes what globset treats specially but git's wildmatch does not.
+fn push_literal(out: &mut String, c: char) {
+    if matches!(c, '{' | '}' | ',') {
+        out.push('\\');
+    }
+    out.push(c);
+}
+
+/// Rewrites a gitignore line into the glob syntax globset parses the way git's
+/// wildmatch does:
+/// - `{`, `}` and `,` are literal in git;
+/// - bracket expressions follow wildmatch (a leading `]` is a member, a backslash
+///   escapes, POSIX classes such as `[:digit:]` exist) and are re-emitted in the order
+///   globset reads unambiguously;
+/// - git matches a wildcard-free prefix first and the rest separately, so in
+///   `P**/R` the `**/` may match nothing (`a**/b` ignores `ab`): that becomes
+///   `{P*/**/R,PR}`.
+///
+/// Patterns git's wildmatch rejects as malformed (they can never match there: an
+/// unclosed `[`, an unknown `[:class:]`, a trailing lone backslash) are errors.
+pub fn translate(line: &str) -> Result<String, String> {
+    let line = trim_trailing_spaces(line);
+    if line.starts_with('#') || line.is_empty() {
+        return Ok(line.to_string());
+    }
+    let (neg, body) = match line.strip_prefix('!') {
+        Some(rest) => ("!", rest),
+        None => ("", line),
+    };
+    let (lead, body) = match body.strip_prefix('/') {
+        Some(rest) => ("/", rest),
+        None => ("", body),
+    };
+    // A trailing unescaped `/` (directories only) stays outside any alternation.
+    let (body, trail) = match body.strip_suffix('/') {
+        Some(rest) if !rest.ends_with('\\') || rest.ends_with("\\\\") => (rest, "/"),
+        _ => (body, ""),
+    };
+    let chars: Vec<char> = body.chars().collect();
+    let first_wild = chars.iter().position(|c| matches!(c, '*' | '?' | '[' | '\\')).unwrap_or(chars.len());
+    let prefix: String = chars[..first_wild].iter().collect();
+    let stars = chars[first_wild..].iter().take_while(|c| **c == '*').count();
+    let quirk = first_wild > 0
+        && !prefix.ends_with('/')
+        && stars >= 2
+        && chars.get(first_wild + stars) == Some(&'/')
+        // only where the whole pattern has a slash (git's path match)
+        && (lead == "/" || chars.contains(&'/'));
+    let mut out = String::with_capacity(line.len() + 8);
+    out.push_str(neg);
+    out.push_str(lead);
+    if quirk {
+        let rest = translate_body(&chars[first_wild + stars + 1..])?;
+        let p = translate_body(&chars[..first_wild])?;
+        out.push_str(&format!("{{{p}*/**/{rest},{p}{rest}}}"));
+    } else {
+        out.push_str(&translate_body(&chars)?);
+    }
+    out.push_str(trail);
+    Ok(out)
+}
+
+fn translate_body(chars: &[char]) -> Result<String, String> {
+    let mut out = String::with_capacity(chars.len() + 4);
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         match c {
-            '\\' => {
-                out.push('\\');
-                if let Some(&n) = chars.get(i + 1) {
-                    out.push(n);
+            '\\' => match chars.get(i + 1) {
+                Some(&n) => {
+                    if matches!(n, '{' | '}' | ',') {
+                        push_literal(&mut out, n);
+                    } else {
+                        out.push('\\');
+                        out.push(n);
+                    }
                     i += 1;
                 }
-            }
-            '{' | '}' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '[' => {
-                if let Some((class, end)) = bracket(&chars, i) {
+                None => return Err("trailing backslash escapes nothing".into()),
+            },
+            '[' => match bracket(chars, i) {
+                Some((class, end)) => {
                     out.push_str(&class);
                     i = end;
-                } else {
-                    out.push('[');
                 }
-            }
-            _ => out.push(c),
+                None => return Err("unclosed character class, or an unknown [:class:] in it".into()),
+            },
+            _ => push_literal(&mut out, c),
         }
         i += 1;
     }
-    out
+    Ok(out)
 }
 
-/// Parses a bracket expression starting at `chars[start] == '['` the way wildmatch does;
-/// returns the globset text for it and the index of its closing `]`.
+/// One member of a bracket expression.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Char(char),
+    Range(char, char),
+}
+
+/// Parses a bracket expression at `chars[start] == '['` the way wildmatch does;
+/// returns globset text for it and the index of its closing `]`, or `None` when it is
+/// not closed (then `[` is literal).
 fn bracket(chars: &[char], start: usize) -> Option<(String, usize)> {
-    let mut out = String::from("[");
     let mut i = start + 1;
-    if matches!(chars.get(i), Some('!') | Some('^')) {
-        out.push('!');
+    let negated = matches!(chars.get(i), Some('!') | Some('^'));
+    if negated {
         i += 1;
     }
     let first = i;
+    let mut members: Vec<Member> = Vec::new();
+    let mut end = None;
     while i < chars.len() {
-        let c = chars[i];
+        let mut c = chars[i];
         if c == ']' && i > first {
-            out.push(']');
-            return Some((out, i));
+            end = Some(i);
+            break;
         }
         if c == '[' && chars.get(i + 1) == Some(&':') {
-            // [:name:]
             if let Some(close) =
                 (i + 2..chars.len().saturating_sub(1)).find(|&k| chars[k] == ':' && chars[k + 1] == ']')
             {
                 let name: String = chars[i + 2..close].iter().collect();
-                match posix_class(&name) {
-                    Some(set) => out.push_str(set),
-                    None => return None, // unknown class: wildmatch fails the pattern
-                }
+                members.extend(posix_class(&name)?);
                 i = close + 2;
                 continue;
             }
         }
         if c == '\\' {
-            if let Some(&n) = chars.get(i + 1) {
-                out.push('\\');
-                out.push(n);
-                i += 2;
-                continue;
+            i += 1;
+            c = *chars.get(i)?;
+        }
+        // A range `c-d` (a `-` before the closing `]` is literal).
+        if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|d| *d != ']') {
+            let mut k = i + 2;
+            let mut d = chars[k];
+            if d == '\\' {
+                k += 1;
+                d = *chars.get(k)?;
             }
+            members.push(Member::Range(c, d));
+            i = k + 1;
+            continue;
         }
-        if c == ']' {
-            // A leading `]` is literal.
-            out.push_str("\\]");
-        } else if c == '-' || c.is_alphanumeric() {
-            out.push(c);
-        } else if c == '[' || c == '!' || c == '^' || c == '&' || c == '~' || c == '{' || c == '}' {
-            out.push('\\');
-            out.push(c);
-        } else {
-            out.push(c);
-        }
+        members.push(Member::Char(c));
         i += 1;
     }
-    None
+    let end = end?;
+    // Wildmatch never matches `/` with a bracket; leaving it out also keeps the
+    // translated pattern from gaining a slash (which would anchor it).
+    let mut chars_in: Vec<char> = Vec::new();
+    let mut ranges: Vec<(char, char)> = Vec::new();
+    for m in members {
+        match m {
+            Member::Char('/') => {}
+            Member::Char(c) => chars_in.push(c),
+            Member::Range(a, b) if a > b => {} // empty in wildmatch
+            Member::Range(a, b) => {
+                // Split around `/`, and keep `]`, `-`, `!`, `^` as plain members.
+                for (x, y) in split_range(a, b) {
+                    ranges.push((x, y));
+                }
+            }
+        }
+    }
+    // A range whose end globset would misread (`]`, `-`, or a leading `!`/`^`)
+    // becomes its members one by one.
+    let mut safe_ranges = Vec::new();
+    for (a, b) in ranges {
+        let special = |c: char| matches!(c, ']' | '-' | '!' | '^');
+        if special(a) || special(b) {
+            chars_in.extend((a as u32..=b as u32).filter_map(char::from_u32).filter(|c| *c != '/'));
+        } else {
+            safe_ranges.push((a, b));
+        }
+    }
+    chars_in.sort_unstable();
+    chars_in.dedup();
+    let has = |c: char| chars_in.contains(&c);
+    // Order for globset: `]` first, then ranges and plain members, then `!`/`^`
+    // (never first), `-` last.
+    let mut body = String::new();
+    if has(']') {
+        body.push(']');
+    }
+    for &(a, b) in &safe_ranges {
+        body.push(a);
+        body.push('-');
+        body.push(b);
+    }
+    for &c in &chars_in {
+        if !matches!(c, ']' | '-' | '!' | '^') {
+            body.push(c);
+        }
+    }
+    let bang: String = ['!', '^'].into_iter().filter(|c| has(*c)).collect();
+    if !negated && body.is_empty() && !bang.is_empty() {
+        // Only `!`/`^` (and maybe `-`): put `-` first so neither reads as a negation.
+        if has('-') {
+            return Some((format!("[-{bang}]"), end));
+        }
+        if bang.len() == 1 {
+            return Some((format!("\\{bang}"), end));
+        }
+        return Some(("{!,^}".to_string(), end));
+    }
+    body.push_str(&bang);
+    if has('-') {
+        body.push('-');
+    }
+    if body.is_empty() {
+        // Only `/` or empty ranges: wildmatch matches nothing here (or, negated,
+        // any one character but `/`).
+        return Some((if negated { "[!/]" } else { "[/]" }.to_string(), end));
+    }
+    Some((format!("[{}{}]", if negated { "!" } else { "" }, body), end))
 }
 
-fn posix_class(name: &str) -> Option<&'static str> {
+/// Splits an inclusive range so that no part contains `/`.
+fn split_range(a: char, b: char) -> Vec<(char, char)> {
+    if a <= '/' && '/' <= b {
+        let mut v = Vec::new();
+        if a < '/' {
+            v.push((a, '.'));
+        }
+        if '/' < b {
+            v.push(('0', b));
+        }
+        v
+    } else {
+        vec![(a, b)]
+    }
+}
+
+/// A POSIX class as bracket members (ASCII, as git's wildmatch in the C locale).
+fn posix_class(name: &str) -> Option<Vec<Member>> {
+    use Member::{Char as C, Range as R};
     Some(match name {
-        "alnum" => "a-zA-Z0-9",
-        "alpha" => "a-zA-Z",
-        "blank" => " \t",
-        "cntrl" => "\x00-\x1f\x7f",
-        "digit" => "0-9",
-        "graph" => "!-~",
-        "lower" => "a-z",
-        "print" => " -~",
-        "punct" => "!-/:-@\\[-`\\{-~",
-        "space" => " \t\n\r\x0b\x0c",
-        "upper" => "A-Z",
-        "xdigit" => "0-9a-fA-F",
+        "alnum" => vec![R('a', 'z'), R('A', 'Z'), R('0', '9')],
+        "alpha" => vec![R('a', 'z'), R('A', 'Z')],
+        "blank" => vec![C(' '), C('\t')],
+        "cntrl" => vec![R('\x00', '\x1f'), C('\x7f')],
+        "digit" => vec![R('0', '9')],
+        "graph" => vec![R('!', '~')],
+        "lower" => vec![R('a', 'z')],
+        "print" => vec![R(' ', '~')],
+        "punct" => vec![R('!', '/'), R(':', '@'), R('[', '`'), R('{', '~')],
+        "space" => vec![C(' '), C('\t'), C('\n'), C('\r'), C('\x0b'), C('\x0c')],
+        "upper" => vec![R('A', 'Z')],
+        "xdigit" => vec![R('0', '9'), R('a', 'f'), R('A', 'F')],
         _ => return None,
     })
 }
@@ -364,6 +523,52 @@ mod tests {
     }
 
     #[test]
+    fn brackets_as_wildmatch_reads_them() {
+        let r = rules("[]a]\n");
+        assert!(ex(&r, "a", false) && ex(&r, "]", false) && !ex(&r, "b", false));
+        let r = rules("[!]]*\n");
+        assert!(ex(&r, "x", false) && !ex(&r, "]x", false));
+        let r = rules("[\\]]\n");
+        assert!(ex(&r, "]", false) && !ex(&r, "\\", false));
+        let r = rules("[[:punct:]]\n");
+        assert!(ex(&r, "!", false) && !ex(&r, "b", false) && ex(&r, "d/!", false), "unanchored");
+        let r = rules("[[:digit:]-]\n");
+        assert!(ex(&r, "5", false) && ex(&r, "-", false) && !ex(&r, "x", false));
+        let r = rules("[!!]\n");
+        assert!(ex(&r, "a", false) && !ex(&r, "!", false));
+        let r = rules("[z-a]x\n");
+        assert!(!ex(&r, "zx", false) && !ex(&r, "ax", false));
+    }
+
+    #[test]
+    fn literal_prefix_before_double_star_may_match_nothing_as_in_git() {
+        let r = rules("a**/b\n");
+        assert!(ex(&r, "ab", false) && ex(&r, "a/b", false) && ex(&r, "axy/c/b", false));
+        assert!(!ex(&r, "b", false));
+    }
+
+    #[test]
+    fn malformed_patterns_are_errors() {
+        for bad in ["x[z-a", "[[:nope:]]", "foo\\"] {
+            let e = RuleFile::parse(Path::new(""), ".syncignore", &format!("ok\n{bad}\n")).expect_err(bad);
+            assert_eq!(e.line, 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn explanations_quote_the_pattern_as_written() {
+        let r = rules("[[:digit:]]*.bak\n{x,y}\n");
+        assert_eq!(
+            r.0.check(&r.1, Path::new("1.bak"), false).map(|h| h.describe()),
+            Some(".syncignore:1: [[:digit:]]*.bak".into())
+        );
+        assert_eq!(
+            r.0.check(&r.1, Path::new("{x,y}"), false).map(|h| h.describe()),
+            Some(".syncignore:2: {x,y}".into())
+        );
+    }
+
+    #[test]
     fn explains_file_and_line() {
         let r = rules("a\n\n*.tmp\n");
         let h = r.0.check(&r.1, Path::new("x.tmp"), false).expect("hit");
@@ -388,16 +593,5 @@ mod tests {
         let rules = Rules { cli: vec![Arc::new(cli)], delete_excluded: false };
         let chain = vec![Arc::new(RuleFile::parse(Path::new(""), ".syncignore", "!x.bin\n").expect("f"))];
         assert!(rules.excluded(&chain, Path::new("x.bin"), false));
-    }
-
-    #[test]
-    fn bad_pattern_names_file_and_line() {
-        let e = RuleFile::parse(Path::new("d"), "d/.syncignore", "ok\n[[:nope:]\n").err();
-        // Unknown POSIX class is passed through; whether it errors depends on globset.
-        let _ = e;
-        let e = RuleFile::parse(Path::new(""), ".syncignore", "ok\nfine\n\\").err();
-        if let Some(e) = e {
-            assert_eq!(e.line, 3);
-        }
     }
 }

@@ -10,6 +10,7 @@ mod exit;
 mod ignore;
 mod mirror;
 mod plan;
+mod progress;
 mod report;
 mod run;
 mod snapshot;
@@ -27,6 +28,22 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if let Some(shell) = args.completions {
+        let mut cmd = <cli::Args as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "tandem", &mut std::io::stdout());
+        std::process::exit(exit::OK);
+    }
+    if args.man {
+        let cmd = <cli::Args as clap::CommandFactory>::command();
+        let code = match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("tandem: cannot write the manual page: {e}");
+                exit::FATAL
+            }
+        };
+        std::process::exit(code);
+    }
     let code = match config::Config::from_args(&args) {
         Err(f) => {
             eprintln!("tandem: {}", f.message);

@@ -158,6 +158,7 @@ impl<'c> Mirror<'c> {
             rep.excluded(Side::Dest, path, rule);
         }
         if !p.root.is_empty() {
+            rep.progress().start_copy(p.totals.copies, p.totals.copy_bytes);
             let _ = apply::apply_at(&p.root, &rel, &cfg.source, &cfg.dest, rep, cfg.plan.owner);
         }
         Ok(())
@@ -287,9 +288,7 @@ impl<'c> Mirror<'c> {
                 .plans
                 .iter()
                 .map(|(base, dp)| {
-                    let p = plan::Plan { root: dp.clone(), ..Default::default() };
-                    let _ = base;
-                    p.changes().iter().filter(|c| c.kind == ChangeKind::Delete).count() as u64
+                    dp.changes(base).iter().filter(|c| c.kind == ChangeKind::Delete).count() as u64
                 })
                 .sum();
             if deletes > max {
@@ -299,6 +298,12 @@ impl<'c> Mirror<'c> {
             }
         }
 
+        let (files, bytes) =
+            cp.plans.iter().flat_map(|(base, dp)| dp.changes(base)).fold((0, 0), |(f, b), c| match c.kind {
+                ChangeKind::Copy { bytes } => (f + 1, b + bytes),
+                _ => (f, b),
+            });
+        rep.progress().start_copy(files, bytes);
         for (from, to) in &cp.renames {
             match apply::rename_in_dest(&cfg.dest, from, to) {
                 Ok(()) => rep.change(to, &ChangeKind::Rename { from: from.clone().into_boxed_slice() }),

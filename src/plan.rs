@@ -75,6 +75,11 @@ impl Op {
         }
     }
 
+    /// A directory kept for its protected entries with nothing else to remove.
+    pub fn is_noop(&self) -> bool {
+        matches!(self, Op::Delete { keep: true, sub, .. } if sub.ops.is_empty())
+    }
+
     pub fn is_delete(&self) -> bool {
         matches!(self, Op::Delete { .. })
     }
@@ -93,6 +98,13 @@ pub struct DirPlan {
 }
 
 impl DirPlan {
+    /// Every change of this directory's plan, `base` being its path relative to DEST.
+    pub fn changes(&self, base: &[u8]) -> Vec<Change> {
+        let mut out = Vec::new();
+        flatten(self, base, &mut out);
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.set_meta.is_none()
     }
@@ -128,9 +140,7 @@ impl Plan {
 
     /// Every change in execution order, with paths relative to DEST.
     pub fn changes(&self) -> Vec<Change> {
-        let mut out = Vec::new();
-        flatten(&self.root, b"", &mut out);
-        out
+        self.root.changes(b"")
     }
 }
 
@@ -338,7 +348,10 @@ impl Planner<'_> {
                     } else if self.opts.delete {
                         let path = if self.rules.is_some() { join(rel, &d.name) } else { Vec::new() };
                         if !self.protected(d, &path, chain) {
-                            deletes.push(self.delete(d, DeleteReason::Gone, &path, chain));
+                            let op = self.delete(d, DeleteReason::Gone, &path, chain);
+                            if !op.is_noop() {
+                                deletes.push(op);
+                            }
                         }
                     }
                     j += 1;
@@ -392,7 +405,9 @@ impl Planner<'_> {
             }
             let op = self.delete(c, reason, &cpath, chain);
             keep |= matches!(op, Op::Delete { keep: true, .. });
-            ops.push(op);
+            if !op.is_noop() {
+                ops.push(op);
+            }
         }
         if keep {
             // Stays, holding what is protected.

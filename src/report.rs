@@ -9,15 +9,18 @@
 //! Output goes through [`Reporter::line_out`] / [`Reporter::line_err`] so a progress
 //! display can later interleave with it.
 
+use std::io::IsTerminal;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::config::Config;
 use crate::plan::ChangeKind;
+use crate::progress::{thousands, Display, Mode, NoProgress, Progress};
 use crate::snapshot::ScanSink;
 
 /// How output is rendered.
@@ -82,8 +85,11 @@ pub struct Reporter {
     dry_run: bool,
     src_root: PathBuf,
     dst_root: PathBuf,
-    counters: Counters,
+    counters: Arc<Counters>,
     start: Instant,
+    progress: Box<dyn Progress>,
+    /// Colour for human messages on stderr (a terminal, and no NO_COLOR).
+    colour: bool,
     out_lock: Mutex<()>,
     /// Paths that failed since the last [`Reporter::take_failed`] (watch mode retries them).
     failed: Mutex<Vec<Vec<u8>>>,
@@ -97,26 +103,52 @@ pub fn text(path: &[u8]) -> String {
 }
 
 impl Reporter {
-    pub fn new(
-        format: Format,
-        verbose: u8,
-        quiet: bool,
-        dry_run: bool,
-        src_root: &Path,
-        dst_root: &Path,
-    ) -> Self {
+    pub fn new(cfg: &Config) -> Self {
+        let counters = Arc::new(Counters::default());
+        let mode = cfg.progress.resolve();
+        let quiet_progress = cfg.quiet && cfg.format == Format::Human;
+        let progress: Box<dyn Progress> = match mode {
+            Mode::Bar | Mode::Lines if !quiet_progress => {
+                Box::new(Display::new(mode, cfg.format == Format::Json, counters.clone()))
+            }
+            _ => Box::new(NoProgress),
+        };
+        let colour =
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Reporter {
-            format,
-            verbose,
-            quiet,
-            dry_run,
-            src_root: src_root.to_path_buf(),
-            dst_root: dst_root.to_path_buf(),
-            counters: Counters::default(),
+            format: cfg.format,
+            verbose: cfg.verbose,
+            quiet: cfg.quiet,
+            dry_run: cfg.dry_run,
+            src_root: cfg.source.clone(),
+            dst_root: cfg.dest.clone(),
+            counters,
             start: Instant::now(),
+            progress,
+            colour,
             out_lock: Mutex::new(()),
             failed: Mutex::new(Vec::new()),
             last_cycle: Mutex::new(Summary::default()),
+        }
+    }
+
+    /// The progress display (scanning, copy totals, current file, watch status).
+    pub fn progress(&self) -> &dyn Progress {
+        &*self.progress
+    }
+
+    /// `-vv` detail on stderr.
+    pub fn debug(&self, message: &str) {
+        if self.verbose >= 2 && !self.quiet {
+            self.line_err(&format!("tandem: debug: {message}"));
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
         }
     }
 
@@ -131,15 +163,19 @@ impl Reporter {
     /// Writes one line to stdout, whole.
     pub fn line_out(&self, line: &str) {
         let _g = self.out_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        self.progress.suspend(&mut || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        });
     }
 
     /// Writes one line to stderr, whole.
     pub fn line_err(&self, line: &str) {
         let _g = self.out_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{line}");
+        self.progress.suspend(&mut || {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        });
     }
 
     fn json(&self, v: Value) {
@@ -230,9 +266,11 @@ impl Reporter {
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human if !self.quiet => {
-                self.line_err(&format!("tandem: warning: {}: {message}", self.full_path(side, rel)))
-            }
+            Format::Human if !self.quiet => self.line_err(&format!(
+                "tandem: {} {}: {message}",
+                self.paint("33", "warning:"),
+                self.full_path(side, rel)
+            )),
             Format::Human => {}
         }
     }
@@ -342,8 +380,10 @@ impl Reporter {
                 "meta": d.metas,
                 "deleted": d.deleted,
                 "renamed": d.renamed,
+                "unchanged": d.unchanged(),
                 "errors": d.errors,
                 "elapsed_ms": elapsed.as_millis() as u64,
+                "bytes_per_sec": throughput(d.bytes, elapsed),
             })),
             Format::Human if !self.quiet && changed => self.line_err(&format!(
                 "tandem: sync #{number}: {} copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} renamed, {} errors in {:.3}s",
@@ -363,6 +403,7 @@ impl Reporter {
 
     /// The end-of-run summary: one line on stderr, or a `summary` JSON event.
     pub fn summary(&self, exit_code: i32) {
+        self.progress.finish();
         let dry_run = self.dry_run;
         let s = self.summary_counts();
         let elapsed = self.elapsed();
@@ -377,8 +418,10 @@ impl Reporter {
                 "meta": s.metas,
                 "deleted": s.deleted,
                 "renamed": s.renamed,
+                "unchanged": s.unchanged(),
                 "errors": s.errors,
                 "warnings": s.warnings,
+                "bytes_per_sec": throughput(s.bytes, elapsed),
                 "elapsed_ms": elapsed.as_millis() as u64,
                 "dry_run": dry_run,
                 "exit_code": exit_code,
@@ -405,22 +448,42 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+impl Summary {
+    /// Entries that needed nothing.
+    pub fn unchanged(&self) -> u64 {
+        self.scanned.saturating_sub(self.copied + self.mkdirs + self.symlinks + self.metas + self.renamed)
+    }
+}
+
+/// Bytes per second over `elapsed`.
+fn throughput(bytes: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        0
+    } else {
+        (bytes as f64 / secs) as u64
+    }
+}
+
 fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
     let mut line = format!(
-        "tandem: {}{} entries scanned, {} files copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} errors in {:.2}s",
+        "tandem: {}{} entries scanned, {} unchanged, {} files copied ({}, {}/s), {} dirs created, {} symlinks, {} attribute fixes, {} renamed, {} deleted, {} errors in {:.2}s",
         if dry_run { "dry run: " } else { "" },
-        s.scanned,
-        s.copied,
+        thousands(s.scanned),
+        thousands(s.unchanged()),
+        thousands(s.copied),
         human_bytes(s.bytes),
-        s.mkdirs,
-        s.symlinks,
-        s.metas,
-        s.deleted,
-        s.errors,
+        human_bytes(throughput(s.bytes, elapsed)),
+        thousands(s.mkdirs),
+        thousands(s.symlinks),
+        thousands(s.metas),
+        thousands(s.renamed),
+        thousands(s.deleted),
+        thousands(s.errors),
         elapsed.as_secs_f64()
     );
     if s.warnings > 0 {
-        line.push_str(&format!(", {} skipped", s.warnings));
+        line.push_str(&format!(", {} skipped", thousands(s.warnings)));
     }
     line
 }

@@ -25,7 +25,7 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
         .build()
         .map_err(|e| Failure::fatal(format!("cannot start worker threads: {e}")))?;
     crate::sys::install_stop_handlers();
-    let rep = Reporter::new(cfg.format, cfg.verbose, cfg.quiet, cfg.dry_run, &cfg.source, &cfg.dest);
+    let rep = Reporter::new(cfg);
     let result = pool.install(|| match &cfg.watch {
         Some(w) => watch(cfg, w, &rep),
         None => sync_once(cfg, &rep),
@@ -127,11 +127,21 @@ pub fn check_guards(cfg: &Config, src: &Snapshot, dst: &Snapshot, plan: &Plan) -
 
 /// The batch pipeline. Returns the exit status (0, or 3 when entries failed).
 pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
+    rep.progress().scanning();
+    let t = Instant::now();
     let (src, dst) = scan_both(cfg, rep)?;
+    rep.debug(&format!(
+        "scanned {} + {} entries in {:.3}s",
+        src.count(),
+        dst.count(),
+        t.elapsed().as_secs_f64()
+    ));
     if rep.pattern_errors() > 0 {
         return Err(Failure::usage("invalid ignore patterns (see above); nothing was changed"));
     }
+    let t = Instant::now();
     let plan = plan::plan(&src, &dst, &cfg.plan);
+    rep.debug(&format!("planned in {:.3}s: {:?}", t.elapsed().as_secs_f64(), plan.totals));
     check_guards(cfg, &src, &dst, &plan)?;
     drop((src, dst));
     for (path, rule) in &plan.protected {
@@ -151,6 +161,7 @@ pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
                 ))
             })?;
         }
+        rep.progress().start_copy(plan.totals.copies, plan.totals.copy_bytes);
         crate::apply::apply(&plan, &cfg.source, &cfg.dest, rep, cfg.plan.owner).map_err(|e| {
             Failure::fatal(format!(
                 "cannot open {} or {}: {}",
@@ -178,6 +189,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
     let mut mirror = Mirror::start(cfg, rep)?;
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed());
+    rep.progress().status(&idle_status(running.name(), cycle_no, rep));
     let debounce = if polling { Duration::ZERO } else { w.debounce };
     let mut pending: Vec<Target> = Vec::new();
     let mut first_at: Option<Instant> = None;
@@ -222,6 +234,12 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
         }
         first_at = None;
         let targets = std::mem::take(&mut pending);
+        rep.debug(&format!(
+            "cycle {}: {} targets: {:?}",
+            cycle_no + 1,
+            targets.len(),
+            targets.iter().take(8).collect::<Vec<_>>()
+        ));
         let t0 = Instant::now();
         cycle_no += 1;
         match mirror.cycle(targets, rep) {
@@ -244,9 +262,22 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
             Err(f) => return Err(f),
         }
         rep.cycle(cycle_no, t0.elapsed());
+        rep.progress().status(&idle_status(running.name(), cycle_no, rep));
     }
     drop(running);
     Ok(exit::OK)
+}
+
+/// The watch-mode status line: strategy, time and counts of the last sync.
+fn idle_status(strategy: &str, cycle: u64, rep: &Reporter) -> String {
+    let s = rep.summary_counts();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (h, m, sec) = ((now / 3600) % 24, (now / 60) % 60, now % 60);
+    format!(
+        "watching ({strategy}); sync #{cycle} done at {h:02}:{m:02}:{sec:02} UTC; so far {} copied, {} deleted, {} renamed, {} errors",
+        s.copied, s.deleted, s.renamed, s.errors
+    )
 }
 
 /// Turns a strategy's signal into cycle targets.

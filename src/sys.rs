@@ -492,6 +492,13 @@ pub fn open_source_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(OwnedFd
     Ok((fd, st))
 }
 
+/// Bytes written by file copies so far (read by the progress display).
+static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
+
+pub fn bytes_copied() -> u64 {
+    BYTES_COPIED.load(Ordering::Relaxed)
+}
+
 thread_local! {
     static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -551,6 +558,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
                 Ok(0) => return Ok(done), // source shrank
                 Ok(n) => {
                     done += n as u64;
+                    BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
                     continue;
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -594,6 +602,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
             return Ok(done);
         }
         done += n as u64;
+        BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(done)
 }

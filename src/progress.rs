@@ -1,0 +1,320 @@
+//! Progress displays on stderr: a live bar for terminals, plain periodic lines for logs,
+//! or nothing.
+//!
+//! [`Progress`] is the small interface the rest of the program talks to (scanning,
+//! copy totals, the file being copied, the watch-mode status line, and `suspend` so
+//! itemized lines and errors never garble the bar). [`NoProgress`] does nothing;
+//! [`Display`] draws an indicatif bar (`--progress bar`, the default on a terminal) or
+//! prints one line at most every second (`--progress lines`, or a `progress` JSON event
+//! with `--json`). A ticker thread reads the shared counters, so copying never waits on
+//! the display.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{human_bytes, Counters};
+
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// A bar on a terminal, nothing otherwise.
+    Auto,
+    /// A live bar (files, bytes, throughput, ETA, current file).
+    Bar,
+    /// One plain line at most every second (for logs).
+    Lines,
+    /// No progress display.
+    None,
+}
+
+impl Mode {
+    /// What `auto` means here and now.
+    pub fn resolve(self) -> Mode {
+        match self {
+            Mode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
+            Mode::Auto => Mode::None,
+            m => m,
+        }
+    }
+}
+
+pub trait Progress: Send + Sync {
+    /// Scanning has started (a spinner with the entry count).
+    fn scanning(&self) {}
+    /// Copying starts: this many files and bytes to copy.
+    fn start_copy(&self, _files: u64, _bytes: u64) {}
+    /// This file is being copied now.
+    fn current(&self, _path: &[u8]) {}
+    /// Watch mode: waiting for changes; `text` describes the strategy and last sync.
+    fn status(&self, _text: &str) {}
+    /// Runs `f` (which prints) with the display out of the way.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
+    /// Removes the display for good.
+    fn finish(&self) {}
+}
+
+/// No display at all.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+enum Phase {
+    Idle,
+    Scanning,
+    Copying { files: u64, bytes: u64, byte_base: u64, files_base: u64, since: Instant, current: String },
+    Watching(String),
+}
+
+struct Inner {
+    lines: bool,
+    json: bool,
+    counters: Arc<Counters>,
+    phase: Mutex<Phase>,
+    bar: Option<ProgressBar>,
+    stop: AtomicBool,
+}
+
+/// The bar or the lines.
+pub struct Display {
+    inner: Arc<Inner>,
+    ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Display {
+    /// `mode` must be `Bar` or `Lines`; `json` sends lines as `progress` events to stdout.
+    pub fn new(mode: Mode, json: bool, counters: Arc<Counters>) -> Display {
+        let bar = (mode == Mode::Bar).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+            b.set_style(spinner_style());
+            b
+        });
+        let inner = Arc::new(Inner {
+            lines: mode == Mode::Lines,
+            json,
+            counters,
+            phase: Mutex::new(Phase::Idle),
+            bar,
+            stop: AtomicBool::new(false),
+        });
+        let t = inner.clone();
+        let ticker = std::thread::Builder::new()
+            .name("tandem-progress".into())
+            .spawn(move || {
+                let period = if t.lines { Duration::from_secs(1) } else { Duration::from_millis(100) };
+                let step = Duration::from_millis(50);
+                let mut waited = Duration::ZERO;
+                while !t.stop.load(Relaxed) {
+                    std::thread::sleep(step);
+                    waited += step;
+                    if waited >= period {
+                        waited = Duration::ZERO;
+                        t.tick();
+                    }
+                }
+            })
+            .ok();
+        Display { inner, ticker: Mutex::new(ticker) }
+    }
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{bar:30} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// `1,234,567`
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `0:27`, `1:02:03`
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+impl Inner {
+    fn tick(&self) {
+        let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        match &*phase {
+            Phase::Idle => {}
+            Phase::Scanning => {
+                let n = self.counters.scanned.load(Relaxed);
+                let text = format!("scanning: {} entries", thousands(n));
+                if let Some(b) = &self.bar {
+                    b.set_message(text);
+                    b.tick();
+                } else if self.lines {
+                    self.line(&text, serde_json::json!({"event":"progress","phase":"scan","scanned":n}));
+                }
+            }
+            Phase::Copying { files, bytes, byte_base, files_base, since, current } => {
+                let done_files = self.counters.copied.load(Relaxed).saturating_sub(*files_base);
+                let done_bytes = crate::sys::bytes_copied().saturating_sub(*byte_base).min(*bytes);
+                let secs = since.elapsed().as_secs_f64().max(0.001);
+                let rate = done_bytes as f64 / secs;
+                let eta = if rate > 0.0 && *bytes > done_bytes {
+                    Duration::from_secs_f64((*bytes - done_bytes) as f64 / rate)
+                } else {
+                    Duration::ZERO
+                };
+                let text = format!(
+                    "copied {}/{} files, {}/{}, {}/s, ETA {}",
+                    thousands(done_files),
+                    thousands(*files),
+                    human_bytes(done_bytes),
+                    human_bytes(*bytes),
+                    human_bytes(rate as u64),
+                    clock(eta)
+                );
+                if let Some(b) = &self.bar {
+                    b.set_length((*bytes).max(1));
+                    b.set_position(done_bytes);
+                    b.set_message(format!("{text}  {current}"));
+                } else if self.lines {
+                    self.line(
+                        &text,
+                        serde_json::json!({
+                            "event": "progress",
+                            "phase": "copy",
+                            "files_done": done_files,
+                            "files_total": files,
+                            "bytes_done": done_bytes,
+                            "bytes_total": bytes,
+                            "bytes_per_sec": rate as u64,
+                            "eta_secs": eta.as_secs(),
+                        }),
+                    );
+                }
+            }
+            Phase::Watching(text) => {
+                if let Some(b) = &self.bar {
+                    b.set_message(text.clone());
+                    b.tick();
+                }
+            }
+        }
+    }
+
+    fn line(&self, text: &str, json: serde_json::Value) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{json}");
+        } else {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "tandem: {text}");
+        }
+    }
+
+    fn set(&self, p: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+}
+
+impl Progress for Display {
+    fn scanning(&self) {
+        if let Some(b) = &self.inner.bar {
+            b.set_style(spinner_style());
+            b.set_message("scanning");
+        }
+        self.inner.set(Phase::Scanning);
+    }
+
+    fn start_copy(&self, files: u64, bytes: u64) {
+        if files == 0 {
+            self.inner.set(Phase::Idle);
+            return;
+        }
+        if let Some(b) = &self.inner.bar {
+            b.set_style(bar_style());
+            b.set_length(bytes.max(1));
+            b.set_position(0);
+        }
+        self.inner.set(Phase::Copying {
+            files,
+            bytes,
+            byte_base: crate::sys::bytes_copied(),
+            files_base: self.inner.counters.copied.load(Relaxed),
+            since: Instant::now(),
+            current: String::new(),
+        });
+    }
+
+    fn current(&self, path: &[u8]) {
+        if self.inner.bar.is_none() {
+            return;
+        }
+        if let Phase::Copying { current, .. } =
+            &mut *self.inner.phase.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            current.clear();
+            current.push_str(&String::from_utf8_lossy(path));
+        }
+    }
+
+    fn status(&self, text: &str) {
+        if let Some(b) = &self.inner.bar {
+            b.set_style(spinner_style());
+            b.set_message(text.to_string());
+        }
+        self.inner.set(Phase::Watching(text.to_string()));
+    }
+
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        match &self.inner.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn finish(&self) {
+        self.inner.stop.store(true, Relaxed);
+        if let Some(t) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+        if let Some(b) = &self.inner.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_naturally() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(clock(Duration::from_secs(27)), "0:27");
+        assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
+    }
+}
