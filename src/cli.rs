@@ -12,7 +12,8 @@ Exit status:
   1  fatal error (the run could not go on)
   2  usage or configuration error (bad flag, missing SOURCE, forbidden paths)
   3  finished, but some entries failed (each was reported with its path)
-  4  refused by a safety guard (--max-delete, empty SOURCE); nothing was changed";
+  4  refused by a safety guard (--max-delete, empty SOURCE); nothing was changed
+Watch mode exits 0 when stopped by SIGINT/SIGTERM, 4 when a change trips --max-delete.";
 
 /// Keep DEST an exact mirror of SOURCE.
 ///
@@ -20,7 +21,15 @@ Exit status:
 /// `rsync -a --delete SOURCE/ DEST/`: files, directories and symlinks (as links, never
 /// followed) with their modes and modification times.
 #[derive(Parser, Debug)]
-#[command(name = "tandem", version, about, long_about = None, after_help = EXIT_CODES_HELP, after_long_help = EXIT_CODES_HELP)]
+#[command(
+    name = "tandem",
+    version,
+    about,
+    long_about = None,
+    override_usage = "tandem [OPTIONS] SOURCE DEST\n       tandem --watch [OPTIONS] SOURCE DEST\n       tandem --completions SHELL | --man",
+    after_help = EXIT_CODES_HELP,
+    after_long_help = EXIT_CODES_HELP
+)]
 pub struct Args {
     /// The directory to mirror.
     #[arg(value_name = "SOURCE", required_unless_present_any = ["completions", "man"])]

@@ -119,15 +119,22 @@ impl<'c> Mirror<'c> {
                 }
             }
         };
+        let previous = self.held.rule_files.clone();
         let scan_opts = ScanOptions {
             report_special: true,
             sink: &src_sink,
             rules: Some(&cfg.rules),
             explain: cfg.explain_ignored,
+            previous_rules: Some(&previous),
         };
         let scanner = Scanner::new(scan_opts);
-        let dst_scanner =
-            Scanner::new(ScanOptions { report_special: false, sink: &dst_sink, rules: None, explain: false });
+        let dst_scanner = Scanner::new(ScanOptions {
+            report_special: false,
+            sink: &dst_sink,
+            rules: None,
+            explain: false,
+            previous_rules: None,
+        });
         let chain_above = plan::chain_for(&self.held.rule_files, parent(&rel));
         let chain_above = if rel.is_empty() { Vec::new() } else { chain_above };
         let (src_meta, dst_meta) = match (sys::fstat(s_fd.as_fd()), sys::fstat(d_fd.as_fd())) {
@@ -209,12 +216,14 @@ impl<'c> Mirror<'c> {
             .filter(|p| !covered(p))
             .collect();
 
+        let previous = self.held.rule_files.clone();
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true };
         let scanner = Scanner::new(ScanOptions {
             report_special: true,
             sink: &src_sink,
             rules: Some(&cfg.rules),
             explain: cfg.explain_ignored,
+            previous_rules: Some(&previous),
         });
         let src_root = sys::open_root(&cfg.source).map_err(|e| {
             Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), sys::describe(&e)))

@@ -64,6 +64,7 @@ fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failu
                     sink: &src_sink,
                     rules: Some(&cfg.rules),
                     explain: cfg.explain_ignored,
+                    previous_rules: None,
                 },
             )
         },
@@ -71,7 +72,13 @@ fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failu
             if cfg.dest.exists() {
                 snapshot::scan(
                     &cfg.dest,
-                    ScanOptions { report_special: false, sink: &dst_sink, rules: None, explain: false },
+                    ScanOptions {
+                        report_special: false,
+                        sink: &dst_sink,
+                        rules: None,
+                        explain: false,
+                        previous_rules: None,
+                    },
                 )
                 .map(Some)
             } else {

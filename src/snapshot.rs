@@ -114,6 +114,9 @@ pub struct ScanOptions<'a> {
     pub rules: Option<&'a Rules>,
     /// Report each excluded entry to the sink.
     pub explain: bool,
+    /// Rule files in force before (watch mode): a `.syncignore` that no longer parses
+    /// keeps its last good rules.
+    pub previous_rules: Option<&'a RuleMap>,
 }
 
 /// One scan: options plus the `.syncignore` files found so far. Scans a whole tree
@@ -181,8 +184,11 @@ impl<'a> Scanner<'a> {
         let mut chain = chain.clone();
         if let Some(rules) = opts.rules {
             if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
-                if let Some(file) = load_rules(dir, rel, opts.sink) {
-                    let file = Arc::new(file);
+                let file = match load_rules(dir, rel, opts.sink) {
+                    Some(file) => Some(Arc::new(file)),
+                    None => opts.previous_rules.and_then(|m| m.get(rel)).cloned(),
+                };
+                if let Some(file) = file {
                     self.found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.to_vec(), file.clone());
                     chain.push(file);
                 }
