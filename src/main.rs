@@ -17,6 +17,9 @@ mod snapshot;
 mod sys;
 mod watch;
 
+#[cfg(test)]
+mod model_tests;
+
 use clap::Parser;
 
 fn main() {
