@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{ErrorKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{send, Signal};
@@ -25,6 +25,10 @@ impl Native {
                     return;
                 }
                 match ev.kind {
+                    // A writer closed the file: its final state is there now.
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                        send(&tx, Signal::Paths(ev.paths))
+                    }
                     EventKind::Access(_) => {}
                     // A directory moved in, or a watch dropped: read it whole.
                     EventKind::Create(notify::event::CreateKind::Folder)
