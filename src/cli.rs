@@ -130,6 +130,30 @@ pub struct Args {
     pub scan_threads: Option<u16>,
 }
 
+/// Makes `--poll SOURCE DEST` mean "poll at the default interval": clap would take
+/// SOURCE as the optional INTERVAL, so a `--poll` whose next argument is not a duration
+/// becomes `--poll=2s`. (`--poll=INTERVAL` is always unambiguous.)
+pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let mut out = Vec::with_capacity(args.len());
+    let mut positional_only = false;
+    for (i, a) in args.iter().enumerate() {
+        if !positional_only && a == "--poll" {
+            let next_is_interval =
+                args.get(i + 1).and_then(|n| n.to_str()).is_some_and(|n| parse_duration(n).is_ok());
+            if !next_is_interval {
+                out.push("--poll=2s".into());
+                continue;
+            }
+        }
+        if a == "--" {
+            positional_only = true;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
 /// Parses `2s`, `500ms`, `1m`, or a bare number of seconds (as rsync's `--modify-window`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -152,6 +176,21 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn poll_without_interval_before_paths() {
+        let parse = |v: &[&str]| Args::try_parse_from(normalize_args(v.iter().map(|s| s.into())));
+        let a = parse(&["tandem", "--poll", "src", "dst"]).expect("parses");
+        assert_eq!(a.poll, Some(Duration::from_secs(2)));
+        assert_eq!(a.source.as_deref(), Some(std::path::Path::new("src")));
+        let a = parse(&["tandem", "--poll", "500ms", "src", "dst"]).expect("parses");
+        assert_eq!(a.poll, Some(Duration::from_millis(500)));
+        let a = parse(&["tandem", "src", "dst", "--poll"]).expect("parses");
+        assert_eq!(a.poll, Some(Duration::from_secs(2)));
+        let a = parse(&["tandem", "--poll=1m", "src", "dst"]).expect("parses");
+        assert_eq!(a.poll, Some(Duration::from_secs(60)));
+        assert!(parse(&["tandem", "src", "dst"]).expect("parses").poll.is_none());
     }
 
     #[test]

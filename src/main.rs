@@ -23,7 +23,7 @@ mod model_tests;
 use clap::Parser;
 
 fn main() {
-    let args = match cli::Args::try_parse() {
+    let args = match cli::Args::try_parse_from(cli::normalize_args(std::env::args_os())) {
         Ok(a) => a,
         Err(e) => {
             let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
