@@ -57,6 +57,8 @@ pub struct Counters {
     pub metas: AtomicU64,
     pub deleted: AtomicU64,
     pub renamed: AtomicU64,
+    /// Attribute fixes of DEST's root itself (not a scanned entry).
+    pub root_metas: AtomicU64,
     pub errors: AtomicU64,
     pub warnings: AtomicU64,
     pub pattern_errors: AtomicU64,
@@ -73,6 +75,7 @@ pub struct Summary {
     pub metas: u64,
     pub deleted: u64,
     pub renamed: u64,
+    pub root_metas: u64,
     pub errors: u64,
     pub warnings: u64,
 }
@@ -209,6 +212,9 @@ impl Reporter {
             }
             ChangeKind::Meta => {
                 c.metas.fetch_add(1, Relaxed);
+                if path == b"." {
+                    c.root_metas.fetch_add(1, Relaxed);
+                }
             }
             ChangeKind::Delete => {
                 c.deleted.fetch_add(1, Relaxed);
@@ -250,9 +256,11 @@ impl Reporter {
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human => {
-                self.line_err(&format!("tandem: error: {}: {message}", self.full_path(side, rel)))
-            }
+            Format::Human => self.line_err(&format!(
+                "tandem: {} {}: {message}",
+                self.paint("31", "error:"),
+                self.full_path(side, rel)
+            )),
         }
     }
 
@@ -320,6 +328,7 @@ impl Reporter {
             metas: c.metas.load(Relaxed),
             deleted: c.deleted.load(Relaxed),
             renamed: c.renamed.load(Relaxed),
+            root_metas: c.root_metas.load(Relaxed),
             errors: c.errors.load(Relaxed),
             warnings: c.warnings.load(Relaxed),
         }
@@ -362,6 +371,7 @@ impl Reporter {
             metas: now.metas - last.metas,
             deleted: now.deleted - last.deleted,
             renamed: now.renamed - last.renamed,
+            root_metas: now.root_metas - last.root_metas,
             errors: now.errors - last.errors,
             warnings: now.warnings - last.warnings,
         };
@@ -451,7 +461,12 @@ pub fn human_bytes(n: u64) -> String {
 impl Summary {
     /// Entries that needed nothing.
     pub fn unchanged(&self) -> u64 {
-        self.scanned.saturating_sub(self.copied + self.mkdirs + self.symlinks + self.metas + self.renamed)
+        let changed = self.copied
+            + self.mkdirs
+            + self.symlinks
+            + self.metas.saturating_sub(self.root_metas)
+            + self.renamed;
+        self.scanned.saturating_sub(changed)
     }
 }
 
