@@ -216,6 +216,8 @@ impl<'a> Scanner<'a> {
         }
         opts.sink.scanned(entries.len() as u64);
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        // Held for the whole watch session: no spare capacity.
+        entries.shrink_to_fit();
         (entries, chain)
     }
 
@@ -378,4 +380,14 @@ fn hash_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Digest> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(&mut file)?;
     Ok(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn entry_stays_compact() {
+        let size = std::mem::size_of::<super::Entry>();
+        eprintln!("Entry is {size} bytes");
+        assert!(size <= 96, "Entry grew to {size} bytes; watch mode holds one per SOURCE entry");
+    }
 }
