@@ -26,16 +26,27 @@ use crate::sys::{self, Attrs, Meta, RawKind};
 /// How often a file that keeps changing during its copy is tried.
 pub const COPY_ATTEMPTS: usize = 3;
 
+/// How to apply.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyOptions {
+    /// Mirror owner and group (root only).
+    pub owner: bool,
+    /// A SOURCE file gone before it could be copied is no error (watch mode: the next
+    /// cycle syncs its removal).
+    pub vanished_ok: bool,
+}
+
 pub struct Applier<'a> {
     rep: &'a Reporter,
     /// Mirror owner and group (root only).
     owner: bool,
+    vanished_ok: bool,
 }
 
 /// Applies `plan` to `dst_root` from `src_root`. Fails only when a root cannot be
 /// opened; everything else is reported per entry.
 pub fn apply(plan: &Plan, src_root: &Path, dst_root: &Path, rep: &Reporter, owner: bool) -> io::Result<()> {
-    apply_at(&plan.root, b"", src_root, dst_root, rep, owner)
+    apply_at(&plan.root, b"", src_root, dst_root, rep, ApplyOptions { owner, vanished_ok: false })
 }
 
 /// Applies a directory plan at `base` (a directory relative to both roots, opened
@@ -46,14 +57,14 @@ pub fn apply_at(
     src_root: &Path,
     dst_root: &Path,
     rep: &Reporter,
-    owner: bool,
+    opts: ApplyOptions,
 ) -> io::Result<()> {
     let src = sys::open_root(src_root)?;
     let dst = sys::open_root(dst_root)?;
     let dst = sys::open_path_at(dst.as_fd(), base)
         .inspect_err(|e| rep.error(Side::Dest, base, &sys::describe(e)))?;
     let src = sys::open_path_at(src.as_fd(), base).ok();
-    let a = Applier { rep, owner };
+    let a = Applier { rep, owner: opts.owner, vanished_ok: opts.vanished_ok };
     a.dir(src.as_ref().map(|f| f.as_fd()), dst.as_fd(), dp, base);
     if dp.meta_changed {
         rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
@@ -139,6 +150,12 @@ impl Applier<'_> {
                 self.rep.progress().current(&path);
                 match self.copy(src, dst, name) {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
+                    Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
+                        self.rep.debug(&format!(
+                            "{}: vanished before it could be copied",
+                            String::from_utf8_lossy(&path)
+                        ));
+                    }
                     Err((side, e)) => self.fail(side, &path, &e),
                 }
             }

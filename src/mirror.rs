@@ -39,6 +39,10 @@ pub enum Target {
     Verify(Vec<u8>),
 }
 
+fn apply_opts(cfg: &Config) -> apply::ApplyOptions {
+    apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: true }
+}
+
 /// The parent of a relative path (`a/b` → `a`, `a` → ``).
 pub fn parent(rel: &[u8]) -> &[u8] {
     match rel.iter().rposition(|b| *b == b'/') {
@@ -166,7 +170,7 @@ impl<'c> Mirror<'c> {
         }
         if !p.root.is_empty() {
             rep.progress().start_copy(p.totals.copies, p.totals.copy_bytes);
-            let _ = apply::apply_at(&p.root, &rel, &cfg.source, &cfg.dest, rep, cfg.plan.owner);
+            let _ = apply::apply_at(&p.root, &rel, &cfg.source, &cfg.dest, rep, apply_opts(cfg));
         }
         Ok(())
     }
@@ -327,7 +331,7 @@ impl<'c> Mirror<'c> {
             }
         }
         for (base, dp) in &cp.plans {
-            if let Err(e) = apply::apply_at(dp, base, &cfg.source, &cfg.dest, rep, cfg.plan.owner) {
+            if let Err(e) = apply::apply_at(dp, base, &cfg.source, &cfg.dest, rep, apply_opts(cfg)) {
                 rep.error(Side::Dest, base, &sys::describe(&e));
                 retries.push(Target::Verify(base.clone()));
             }
@@ -383,11 +387,16 @@ impl<'c> Mirror<'c> {
                         let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &cfg.plan, &level);
                         Some(Op::Enter { name: name.clone(), sub: p.root })
                     }
-                    _ if old.meta.mode != new_entry.meta.mode || owner_differs => Some(Op::Meta {
-                        name: name.clone(),
-                        symlink: matches!(new_entry.kind, Kind::Symlink(_)),
-                        meta: new_entry.meta,
-                    }),
+                    _ if old.meta.mode != new_entry.meta.mode
+                        || old.meta.mtime_ns() != new_entry.meta.mtime_ns()
+                        || owner_differs =>
+                    {
+                        Some(Op::Meta {
+                            name: name.clone(),
+                            symlink: matches!(new_entry.kind, Kind::Symlink(_)),
+                            meta: new_entry.meta,
+                        })
+                    }
                     _ => None,
                 })
             });
@@ -435,6 +444,13 @@ fn rewrite_creates(dp: &mut DirPlan, rel: &[u8], f: &mut Rewrite<'_>) {
         let path = join(rel, dp.ops[i].name());
         if let Op::Enter { sub, .. } = &mut dp.ops[i] {
             rewrite_creates(sub, &path, f);
+            i += 1;
+            continue;
+        }
+        // A creation that replaces an entry of another kind (deleted first in this
+        // directory) is no rename target: the deletion would run after the rename.
+        let name = dp.ops[i].name();
+        if dp.ops.iter().any(|o| o.is_delete() && o.name() == name) {
             i += 1;
             continue;
         }

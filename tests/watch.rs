@@ -1,0 +1,1572 @@
+//! Watch mode (`--watch`, `--poll`): real `tandem` processes on real temporary
+//! trees. Every test waits for conditions with a timeout (polling the trees),
+//! never for a fixed time, and kills its child in a `Drop` guard.
+//!
+//! Strategies under test: native (`--watch --debounce 0`, inotify) and
+//! polling (`--poll 100ms`); a bindfs FUSE mount stands in for a network
+//! share (auto-detected as "poll").
+
+mod util;
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::*;
+
+/// How long DEST may take to catch up with one change (or one batch).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopped watcher may take to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the trees are compared while waiting.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+// ---------------------------------------------------------------------------
+// Test gate: timing-sensitive tests run alone, everything else shares.
+// ---------------------------------------------------------------------------
+
+static GATE: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    GATE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    GATE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    /// `--watch --debounce 0`
+    Native,
+    /// `--poll 100ms`
+    Poll,
+}
+
+impl Strategy {
+    fn args(self) -> Vec<&'static str> {
+        match self {
+            Strategy::Native => vec!["--watch", "--debounce", "0"],
+            Strategy::Poll => vec!["--poll", "100ms"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::Native => "native",
+            Strategy::Poll => "poll",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A running watcher
+// ---------------------------------------------------------------------------
+
+/// A `tandem` child process whose stdout and stderr are collected line by
+/// line in the background. Dropping it kills the process.
+struct Watch {
+    child: Option<Child>,
+    args: Vec<OsString>,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// How a watcher ended.
+struct Stopped {
+    code: Option<i32>,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+    dump: String,
+}
+
+fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut br = BufReader::new(&mut r);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match br.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+                    into.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            }
+        }
+    })
+}
+
+impl Watch {
+    fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Watch {
+        let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
+        let mut child = Command::new(bin_path())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tandem");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), out.clone()),
+            collect(child.stderr.take().unwrap(), err.clone()),
+        ];
+        Watch { child: Some(child), args, out, err, readers }
+    }
+
+    /// `tandem --json STRATEGY-ARGS EXTRA... SOURCE DEST`, waiting for the
+    /// initial sync (cycle 0) and checking the strategy chosen.
+    fn start_json(strategy: Strategy, extra: &[&str], src: &Path, dst: &Path) -> Watch {
+        let mut args: Vec<OsString> = vec!["--json".into()];
+        args.extend(strategy.args().into_iter().map(OsString::from));
+        args.extend(extra.iter().map(OsString::from));
+        args.push(src.into());
+        args.push(dst.into());
+        let w = Watch::spawn(&args);
+        w.wait_initial_sync();
+        w.expect_strategy(strategy.name());
+        w
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("child already reaped").id() as i32
+    }
+
+    fn stdout(&self) -> Vec<String> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn stderr(&self) -> Vec<String> {
+        self.err.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The JSON events printed so far (panics on a non-JSON stdout line).
+    fn events(&self) -> Vec<Value> {
+        self.stdout()
+            .iter()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}\n{}", self.dump()))
+            })
+            .collect()
+    }
+
+    fn events_since(&self, mark: usize) -> Vec<Value> {
+        let mut evs = self.events();
+        let rest = evs.split_off(mark.min(evs.len()));
+        rest
+    }
+
+    fn mark(&self) -> usize {
+        self.stdout().len()
+    }
+
+    /// Has the process exited? (Reaps it if so.)
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait"))
+    }
+
+    /// Everything known about the run, for failure messages (tails only).
+    fn dump(&self) -> String {
+        let tail = |v: Vec<String>| {
+            let n = v.len();
+            // TANDEM_TEST_FULL_OUTPUT=1 shows every line.
+            let keep = if std::env::var_os("TANDEM_TEST_FULL_OUTPUT").is_some() { n } else { 60 };
+            let skip = n.saturating_sub(keep);
+            let mut s = if skip > 0 { format!("    ... ({skip} earlier lines)\n") } else { String::new() };
+            for l in &v[skip..] {
+                s.push_str("    ");
+                s.push_str(l);
+                s.push('\n');
+            }
+            s
+        };
+        format!(
+            "tandem {:?}\n  --- stdout (tail) ---\n{}  --- stderr (tail) ---\n{}",
+            self.args,
+            tail(self.stdout()),
+            tail(self.stderr())
+        )
+    }
+
+    /// Waits for a stdout/stderr condition, failing if the process exits first.
+    fn wait_for(&mut self, what: &str, timeout: Duration, mut cond: impl FnMut(&Watch) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond(self) {
+                return;
+            }
+            if let Some(st) = self.exited() {
+                // Let the readers drain, then look once more.
+                std::thread::sleep(Duration::from_millis(50));
+                if cond(self) {
+                    return;
+                }
+                panic!("tandem exited ({st}) while waiting for {what}\n{}", self.dump());
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_initial_sync(&self) {
+        // `wait_for` needs &mut for try_wait; use a local poll instead.
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        loop {
+            let done = self.stdout().iter().any(|l| {
+                serde_json::from_str::<Value>(l)
+                    .map(|v| event_name(&v) == "cycle" && v["cycle"].as_u64() == Some(0))
+                    .unwrap_or(false)
+            });
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no initial sync (cycle 0) within {SYNC_TIMEOUT:?}\n{}",
+                self.dump()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn expect_strategy(&self, name: &str) {
+        let evs = self.events();
+        let strat = events_named(&evs, "strategy");
+        assert_eq!(strat.len(), 1, "expected one strategy event\n{}", self.dump());
+        assert_eq!(
+            strat[0]["name"].as_str(),
+            Some(name),
+            "wrong strategy (expected {name}): {}\n{}",
+            strat[0],
+            self.dump()
+        );
+        assert!(
+            strat[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "strategy without reason: {}",
+            strat[0]
+        );
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({sig}): {}", std::io::Error::last_os_error());
+    }
+
+    /// Sends `sig` and waits (at most STOP_TIMEOUT) for the process to exit.
+    fn stop(mut self, sig: i32) -> Stopped {
+        self.signal(sig);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            if let Some(st) = self.exited() {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                panic!("tandem did not exit within {STOP_TIMEOUT:?} after signal {sig}\n{}", self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.child = None;
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let dump = format!("exit status: {status}\n{}", self.dump());
+        Stopped { code: status.code(), stdout: self.stdout(), stderr: self.stderr(), dump }
+    }
+
+    /// SIGINT, then: exit 0, a JSON summary as the last line, no temp files.
+    fn finish_json(self, dst: &Path) -> Stopped {
+        let s = self.stop(libc::SIGINT);
+        assert_eq!(s.code, Some(0), "watcher did not exit 0 after SIGINT\n{}", s.dump);
+        let last: Value = serde_json::from_str(s.stdout.last().map(String::as_str).unwrap_or(""))
+            .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e})\n{}", s.dump));
+        assert_eq!(event_name(&last), "summary", "last line is not the summary\n{}", s.dump);
+        assert_eq!(last["exit_code"].as_i64(), Some(0), "summary exit_code\n{}", s.dump);
+        let tmp = temp_files(dst);
+        assert!(tmp.is_empty(), "temporary files left in DEST: {tmp:?}\n{}", s.dump);
+        s
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Waiting for the trees to agree
+// ---------------------------------------------------------------------------
+
+type Row = (PathBuf, Kind, u32, u64, i64, i64);
+
+/// A cheap listing that tolerates entries vanishing under it (`None` then).
+fn quick_listing(root: &Path) -> Option<Vec<Row>> {
+    fn rec(root: &Path, rel: &Path, out: &mut Vec<Row>) -> Option<()> {
+        let m = fs::symlink_metadata(root.join(rel)).ok()?;
+        let k = kind_of(&m);
+        let mode = if k == Kind::Symlink { 0 } else { m.mode() & 0o7777 };
+        let size = if k == Kind::File { m.len() } else { 0 };
+        out.push((rel.to_path_buf(), k, mode, size, m.mtime(), m.mtime_nsec()));
+        if k == Kind::Dir {
+            let mut names: Vec<OsString> = fs::read_dir(root.join(rel))
+                .ok()?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            names.sort();
+            for n in names {
+                rec(root, &rel.join(n), out)?;
+            }
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    rec(root, Path::new(""), &mut out)?;
+    Some(out)
+}
+
+/// The util tree comparison, made safe against concurrent changes (a race
+/// shows as a difference rather than a panic).
+fn diff_now(src: &Path, dst: &Path, ignore: &[&Path]) -> Vec<String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree_diff(src, dst, ignore)))
+        .unwrap_or_else(|_| vec!["(tree changed while being compared)".to_string()])
+}
+
+fn synced(src: &Path, dst: &Path, ignore: &[&Path]) -> bool {
+    if ignore.is_empty() {
+        match (quick_listing(src), quick_listing(dst)) {
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+    diff_now(src, dst, ignore).is_empty()
+}
+
+/// Waits until DEST equals SOURCE (util comparison: types, modes, ns mtimes,
+/// contents, targets); fails with the remaining differences.
+#[track_caller]
+fn wait_synced(w: &mut Watch, src: &Path, dst: &Path, what: &str) {
+    wait_synced_ignoring(w, src, dst, &[], what, SYNC_TIMEOUT);
+}
+
+#[track_caller]
+fn wait_synced_ignoring(
+    w: &mut Watch,
+    src: &Path,
+    dst: &Path,
+    ignore: &[&Path],
+    what: &str,
+    timeout: Duration,
+) {
+    let start = Instant::now();
+    loop {
+        if synced(src, dst, ignore) {
+            return;
+        }
+        if let Some(st) = w.exited() {
+            panic!("[{what}] tandem exited ({st}) before DEST caught up\n{}", w.dump());
+        }
+        if start.elapsed() >= timeout {
+            let diffs = diff_now(src, dst, ignore);
+            panic!(
+                "[{what}] DEST did not converge to SOURCE within {timeout:?}; {} differences (SOURCE vs DEST):\n  - {}\n  SOURCE = {}\n  DEST   = {}\n{}",
+                diffs.len(),
+                diffs.join("\n  - "),
+                src.display(),
+                dst.display(),
+                w.dump()
+            );
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+fn ino(path: &Path) -> u64 {
+    lstat(path).ino()
+}
+
+/// Inode of every entry below `root` (root excluded), by relative path.
+fn inodes(root: &Path) -> Vec<(PathBuf, u64)> {
+    walk(root).into_iter().filter(|(r, _)| !r.as_os_str().is_empty()).map(|(r, m)| (r, m.ino())).collect()
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or("").trim_start_matches("./").trim_end_matches('/').to_string()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Every kind of change is mirrored
+// ---------------------------------------------------------------------------
+
+fn mv(t: &Tree, from: &str, to: &str) {
+    fs::rename(t.p(from), t.p(to)).unwrap_or_else(|e| panic!("rename {from} -> {to}: {e}"));
+}
+
+fn every_change(strategy: Strategy) {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("keep.txt", "keep me\n")
+        .file("other.txt", "other file\n")
+        .file("d1/a.txt", "a in d1\n")
+        .file("d1/sub/b.txt", "b in d1/sub\n")
+        .dir("d1/empty")
+        .file("d2/c.txt", "c in d2\n")
+        .file_mode("exec.sh", "#!/bin/sh\n", 0o755)
+        .symlink("link0", "keep.txt");
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::start_json(strategy, &[], &src, &dst);
+    wait_synced(&mut w, &src, &dst, "initial sync");
+
+    type Step = (&'static str, Box<dyn Fn(&Tree)>);
+    let steps: Vec<Step> = vec![
+        (
+            "create file",
+            Box::new(|t| {
+                t.file("new.txt", "fresh\n");
+            }),
+        ),
+        (
+            "create file in new nested dirs",
+            Box::new(|t| {
+                t.file("n1/n2/n3/deep.txt", "deep\n");
+            }),
+        ),
+        (
+            "modify, same size",
+            Box::new(|t| {
+                t.rewrite("new.txt", "FRESH\n");
+            }),
+        ),
+        (
+            "modify, different size",
+            Box::new(|t| {
+                t.rewrite("new.txt", "a longer content now\n");
+            }),
+        ),
+        (
+            "append",
+            Box::new(|t| {
+                let mut f = fs::OpenOptions::new().append(true).open(t.p("keep.txt")).unwrap();
+                f.write_all(b"appended line\n").unwrap();
+            }),
+        ),
+        (
+            "truncate to zero",
+            Box::new(|t| {
+                t.rewrite("other.txt", "");
+            }),
+        ),
+        (
+            "mtime only (touch)",
+            Box::new(|t| {
+                t.mtime("exec.sh", BASE_SECS + 77, 987_654_321);
+            }),
+        ),
+        (
+            "delete file",
+            Box::new(|t| {
+                t.remove("new.txt");
+            }),
+        ),
+        ("rename file", Box::new(|t| mv(t, "keep.txt", "kept.txt"))),
+        ("rename file across dirs", Box::new(|t| mv(t, "kept.txt", "d2/moved.txt"))),
+        ("rename file over an existing file", Box::new(|t| mv(t, "d2/c.txt", "d2/moved.txt"))),
+        ("rename directory with contents", Box::new(|t| mv(t, "d1", "d1-renamed"))),
+        ("move directory into another", Box::new(|t| mv(t, "d1-renamed", "d2/inner"))),
+        (
+            "mkdir",
+            Box::new(|t| {
+                t.dir("empty1");
+            }),
+        ),
+        (
+            "mkdir -p",
+            Box::new(|t| {
+                t.dir("e/f/g");
+            }),
+        ),
+        (
+            "recursive delete",
+            Box::new(|t| {
+                t.remove("d2");
+            }),
+        ),
+        (
+            "chmod file",
+            Box::new(|t| {
+                t.chmod("other.txt", 0o600);
+            }),
+        ),
+        (
+            "chmod file +x",
+            Box::new(|t| {
+                t.chmod("other.txt", 0o755);
+            }),
+        ),
+        (
+            "chmod dir",
+            Box::new(|t| {
+                t.chmod("e/f", 0o700);
+            }),
+        ),
+        (
+            "symlink create",
+            Box::new(|t| {
+                t.symlink("link1", "other.txt");
+            }),
+        ),
+        (
+            "symlink re-point (rm + ln)",
+            Box::new(|t| {
+                t.symlink("link1", "exec.sh");
+            }),
+        ),
+        (
+            "symlink re-point (atomic rename)",
+            Box::new(|t| {
+                symlink("e/f/g", t.p(".link1.new")).unwrap();
+                mv(t, ".link1.new", "link1");
+            }),
+        ),
+        (
+            "dangling symlink",
+            Box::new(|t| {
+                t.symlink("dangling", "no/such/file");
+            }),
+        ),
+        (
+            "symlink to a directory",
+            Box::new(|t| {
+                t.symlink("dirlink", "e");
+            }),
+        ),
+        (
+            "file -> dir",
+            Box::new(|t| {
+                t.remove("other.txt");
+                t.file("other.txt/inside.txt", "now a directory\n");
+            }),
+        ),
+        (
+            "dir -> file",
+            Box::new(|t| {
+                t.remove("n1");
+                t.file("n1", "now a file\n");
+            }),
+        ),
+        (
+            "symlink -> file",
+            Box::new(|t| {
+                t.file("link0", "was a symlink\n");
+            }),
+        ),
+        (
+            "file -> symlink",
+            Box::new(|t| {
+                t.symlink("exec.sh", "link0");
+            }),
+        ),
+        (
+            "dir -> symlink",
+            Box::new(|t| {
+                t.remove("empty1");
+                t.symlink("empty1", "e");
+            }),
+        ),
+        (
+            "several changes at once",
+            Box::new(|t| {
+                t.file("batch/1", "1").file("batch/2", "22").symlink("batch/3", "1");
+                t.remove("e");
+                t.rewrite("n1", "now a file, rewritten\n");
+                t.chmod("batch", 0o750);
+            }),
+        ),
+    ];
+    for (label, step) in &steps {
+        step(&t);
+        wait_synced(&mut w, &src, &dst, &format!("{} / {label}", strategy.name()));
+    }
+    w.finish_json(&dst);
+}
+
+#[test]
+fn native_mirrors_every_kind_of_change() {
+    every_change(Strategy::Native);
+}
+
+#[test]
+fn poll_mirrors_every_kind_of_change() {
+    every_change(Strategy::Poll);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Renames are renames (inodes kept, `rename` events)
+// ---------------------------------------------------------------------------
+
+const RENAME_BIG: usize = 50 * 1024 * 1024;
+const RENAME_FILES: usize = 2000;
+
+fn renames_are_renames(strategy: Strategy, extra: &[&str]) {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("a/big.bin", pseudo_random(RENAME_BIG, 7)).dir("b");
+    for i in 0..RENAME_FILES {
+        t.file(format!("many/s{:02}/f{i:04}.txt", i / 100), format!("file {i}\n"));
+    }
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    // Native: the default debounce (renames across directories arrive as two events).
+    let mut args: Vec<&str> = vec!["--json"];
+    args.extend(match strategy {
+        Strategy::Native => vec!["--watch"],
+        Strategy::Poll => vec!["--poll", "100ms"],
+    });
+    args.extend(extra);
+    let srcs = src.to_str().unwrap().to_string();
+    let dsts = dst.to_str().unwrap().to_string();
+    args.push(&srcs);
+    args.push(&dsts);
+    let mut w = Watch::spawn(&args);
+    w.wait_initial_sync();
+    w.expect_strategy(strategy.name());
+    wait_synced(&mut w, &src, &dst, "initial sync");
+
+    let check = |w: &Watch, mark: usize, from: &str, to: &str| {
+        let evs = w.events_since(mark);
+        let renames: Vec<&Value> = events_named(&evs, "rename");
+        assert!(
+            renames.iter().any(|e| s(e, "from") == from && s(e, "path") == to),
+            "[{}] no rename event {from} -> {to}; events after the rename:\n  {}\n{}",
+            strategy.name(),
+            evs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "),
+            w.dump()
+        );
+        let copies: Vec<String> = events_named(&evs, "copy")
+            .into_iter()
+            .map(|e| s(e, "path"))
+            .filter(|p| p == to || p.starts_with(&format!("{to}/")))
+            .collect();
+        assert!(
+            copies.is_empty(),
+            "[{}] renamed entries were copied again: {copies:?}\n{}",
+            strategy.name(),
+            w.dump()
+        );
+    };
+
+    // A 50 MiB file, renamed in place, then moved to another directory.
+    for (from, to) in [("a/big.bin", "a/big-renamed.bin"), ("a/big-renamed.bin", "b/big-moved.bin")] {
+        let before = ino(&dst.join(from));
+        let mark = w.mark();
+        mv(&t, from, to);
+        wait_synced(&mut w, &src, &dst, &format!("{} / rename {from} -> {to}", strategy.name()));
+        check(&w, mark, from, to);
+        assert_eq!(
+            ino(&dst.join(to)),
+            before,
+            "[{}] DEST {to} has a new inode (was copied)",
+            strategy.name()
+        );
+    }
+
+    // A directory of 2,000 files, moved into another directory under a new name.
+    let before = inodes(&dst.join("many"));
+    let dir_ino = ino(&dst.join("many"));
+    let mark = w.mark();
+    mv(&t, "many", "b/many-moved");
+    wait_synced(&mut w, &src, &dst, &format!("{} / rename many -> b/many-moved", strategy.name()));
+    check(&w, mark, "many", "b/many-moved");
+    assert_eq!(
+        ino(&dst.join("b/many-moved")),
+        dir_ino,
+        "[{}] DEST directory has a new inode",
+        strategy.name()
+    );
+    let after = inodes(&dst.join("b/many-moved"));
+    assert_eq!(after.len(), before.len());
+    let changed: Vec<&PathBuf> =
+        before.iter().zip(&after).filter(|(a, b)| a != b).map(|(a, _)| &a.0).collect();
+    assert!(changed.is_empty(), "[{}] entries with new inodes after the move: {changed:?}", strategy.name());
+    w.finish_json(&dst);
+}
+
+#[test]
+fn native_renames_keep_inodes() {
+    renames_are_renames(Strategy::Native, &[]);
+}
+
+#[test]
+fn poll_renames_keep_inodes() {
+    renames_are_renames(Strategy::Poll, &[]);
+}
+
+/// `mv d/x y` where `y` exists (rename(2) replaces it): a directory over an
+/// empty directory, then over an entry of another type (file <-> symlink).
+fn rename_over_other_type(strategy: Strategy) {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.symlink("d/link", "somewhere")
+        .file("d/file", "a file\n")
+        .file("b", "b is a file\n")
+        .symlink("g", "g is a symlink")
+        .file("k", "keep\n")
+        .file("d/sub/inner.txt", "inner\n")
+        .dir("e");
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::start_json(strategy, &[], &src, &dst);
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    mv(&t, "d/sub", "e"); // a directory replaces an empty directory
+    wait_synced(&mut w, &src, &dst, &format!("{} / mv d/sub e (dir over an empty dir)", strategy.name()));
+    mv(&t, "d/link", "b"); // a symlink replaces a file
+    wait_synced(&mut w, &src, &dst, &format!("{} / mv d/link b (symlink over a file)", strategy.name()));
+    mv(&t, "d/file", "g"); // a file replaces a symlink
+    wait_synced(&mut w, &src, &dst, &format!("{} / mv d/file g (file over a symlink)", strategy.name()));
+    w.finish_json(&dst);
+}
+
+#[test]
+fn native_rename_over_entry_of_other_type() {
+    rename_over_other_type(Strategy::Native);
+}
+
+#[test]
+fn poll_rename_over_entry_of_other_type() {
+    rename_over_other_type(Strategy::Poll);
+}
+
+/// A symlink whose mtime changes and which is moved within one cycle: the
+/// rename in DEST must also carry the new mtime.
+fn symlink_touched_then_moved(watch_args: &[&str], tag: &str) {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.symlink("a/link", "target").dir("b").file("k", "keep\n");
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut args: Vec<OsString> = vec!["--json".into()];
+    args.extend(watch_args.iter().map(OsString::from));
+    args.push(src.clone().into());
+    args.push(dst.clone().into());
+    let mut w = Watch::spawn(&args);
+    w.wait_initial_sync();
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    t.mtime("a/link", BASE_SECS + 12_345, 678_901_234);
+    mv(&t, "a/link", "b/moved");
+    wait_synced(&mut w, &src, &dst, &format!("{tag} / touch -h a/link; mv a/link b/moved"));
+    w.finish_json(&dst);
+}
+
+#[test]
+fn native_symlink_touched_then_moved() {
+    symlink_touched_then_moved(&["--watch"], "native");
+}
+
+#[test]
+fn poll_symlink_touched_then_moved() {
+    symlink_touched_then_moved(&["--poll", "100ms"], "poll");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Randomized sequences converge
+// ---------------------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
+        if v.is_empty() {
+            None
+        } else {
+            Some(&v[self.below(v.len())])
+        }
+    }
+}
+
+fn seed_for(test: &str) -> u64 {
+    let seed = std::env::var("TANDEM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    eprintln!("{test}: seed {seed} (rerun with TANDEM_SEED={seed})");
+    println!("{test}: seed {seed} (rerun with TANDEM_SEED={seed})");
+    seed
+}
+
+/// Applies random operations to SOURCE. Every content write gives the file a
+/// size it never had before, so that "same size, same coarse mtime" (which no
+/// size+mtime comparison can see) never arises.
+struct Fuzzer {
+    rng: Rng,
+    root: PathBuf,
+    writes: u64,
+    names: u64,
+    log: Vec<String>,
+}
+
+impl Fuzzer {
+    /// Everything in SOURCE except `anchor`, which is never touched: an empty
+    /// SOURCE would (rightly) stop the syncs, see the empty-SOURCE guard.
+    fn entries(&self) -> Vec<(PathBuf, Kind)> {
+        walk(&self.root)
+            .into_iter()
+            .filter(|(r, _)| r != Path::new("anchor"))
+            .map(|(r, m)| (r, kind_of(&m)))
+            .collect()
+    }
+
+    fn content(&mut self) -> Vec<u8> {
+        self.writes += 1;
+        let len = self.writes as usize * 16 + self.rng.below(16);
+        pseudo_random(len, self.rng.next())
+    }
+
+    fn name(&mut self) -> String {
+        // A small pool (collisions, type changes) or a fresh name.
+        if self.rng.below(3) == 0 {
+            format!("p{}", self.rng.below(6))
+        } else {
+            self.names += 1;
+            format!("n{}", self.names)
+        }
+    }
+
+    fn step(&mut self) {
+        let all = self.entries();
+        let dirs: Vec<PathBuf> = all
+            .iter()
+            .filter(|(r, k)| *k == Kind::Dir && r.components().count() < 4)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let files: Vec<PathBuf> =
+            all.iter().filter(|(_, k)| *k == Kind::File).map(|(r, _)| r.clone()).collect();
+        let nondirs: Vec<PathBuf> =
+            all.iter().filter(|(_, k)| *k != Kind::Dir).map(|(r, _)| r.clone()).collect();
+        let subdirs: Vec<PathBuf> = all
+            .iter()
+            .filter(|(r, k)| *k == Kind::Dir && !r.as_os_str().is_empty())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let others: Vec<PathBuf> =
+            all.iter().filter(|(r, _)| !r.as_os_str().is_empty()).map(|(r, _)| r.clone()).collect();
+        let root = self.root.clone();
+        let p = |r: &Path| root.join(r);
+        let dir = self.rng.pick(&dirs).cloned().unwrap_or_default();
+        let roll = self.rng.below(100);
+        let desc = match roll {
+            // create (or replace anything by) a file
+            0..=19 => {
+                let rel = dir.join(self.name());
+                let data = self.content();
+                remove_any(&p(&rel));
+                fs::write(p(&rel), data).unwrap();
+                format!("create {rel:?}")
+            }
+            // modify in place (rewrite or append)
+            20..=34 => {
+                let Some(rel) = self.rng.pick(&files).cloned() else { return };
+                let data = self.content();
+                if self.rng.below(2) == 0 {
+                    fs::write(p(&rel), data).unwrap();
+                    format!("rewrite {rel:?}")
+                } else {
+                    let mut f = fs::OpenOptions::new().append(true).open(p(&rel)).unwrap();
+                    f.write_all(&data).unwrap();
+                    format!("append {rel:?}")
+                }
+            }
+            // save like an editor: write a temp file, rename it over the file
+            35..=38 => {
+                let Some(rel) = self.rng.pick(&files).cloned() else { return };
+                let data = self.content();
+                let tmp = rel.with_file_name(".swp-save");
+                fs::write(p(&tmp), data).unwrap();
+                fs::rename(p(&tmp), p(&rel)).unwrap();
+                format!("save {rel:?}")
+            }
+            // delete a file or symlink
+            39..=46 => {
+                let Some(rel) = self.rng.pick(&nondirs).cloned() else { return };
+                fs::remove_file(p(&rel)).unwrap();
+                format!("rm {rel:?}")
+            }
+            // rename anything anywhere
+            47..=58 => {
+                let Some(from) = self.rng.pick(&others).cloned() else { return };
+                let to = dir.join(self.name());
+                if to.starts_with(&from) {
+                    return;
+                }
+                let from_dir = lstat(&p(&from)).is_dir();
+                match fs::symlink_metadata(p(&to)) {
+                    // rename(2) replaces non-directories, and empty directories by directories
+                    Ok(m) if m.is_dir() != from_dir => return,
+                    Ok(m) if m.is_dir() && fs::read_dir(p(&to)).unwrap().next().is_some() => return,
+                    _ => {}
+                }
+                fs::rename(p(&from), p(&to)).unwrap_or_else(|e| panic!("rename {from:?} -> {to:?}: {e}"));
+                format!("mv {from:?} {to:?}")
+            }
+            // mkdir
+            59..=66 => {
+                let rel = dir.join(self.name());
+                if exists_nofollow(&p(&rel)) {
+                    return;
+                }
+                fs::create_dir(p(&rel)).unwrap();
+                format!("mkdir {rel:?}")
+            }
+            // rm -r
+            67..=70 => {
+                let Some(rel) = self.rng.pick(&subdirs).cloned() else { return };
+                fs::remove_dir_all(p(&rel)).unwrap();
+                format!("rm -r {rel:?}")
+            }
+            // chmod
+            71..=78 => {
+                let Some(rel) = self.rng.pick(&others).cloned() else { return };
+                let m = lstat(&p(&rel));
+                let mode = if m.is_dir() {
+                    [0o755, 0o700, 0o750, 0o775][self.rng.below(4)]
+                } else if m.is_file() {
+                    [0o644, 0o600, 0o755, 0o640, 0o700][self.rng.below(5)]
+                } else {
+                    return;
+                };
+                chmod(&p(&rel), mode);
+                format!("chmod {mode:o} {rel:?}")
+            }
+            // symlink: new, or re-point an existing one; sometimes dangling
+            79..=88 => {
+                let target = match self.rng.pick(&others) {
+                    Some(t) if self.rng.below(4) != 0 => t.clone(),
+                    _ => PathBuf::from(format!("missing/{}", self.rng.below(100))),
+                };
+                let rel = match self.rng.pick(&all) {
+                    Some((r, Kind::Symlink)) if self.rng.below(2) == 0 => r.clone(),
+                    _ => dir.join(self.name()),
+                };
+                if lstat_is_dir(&p(&rel)) {
+                    return;
+                }
+                remove_any(&p(&rel));
+                symlink(&target, p(&rel)).unwrap();
+                format!("ln -s {target:?} {rel:?}")
+            }
+            // explicit mtime (touch -d)
+            89..=94 => {
+                let Some(rel) = self.rng.pick(&all).map(|(r, _)| r.clone()) else { return };
+                let secs = BASE_SECS + self.rng.below(1_000_000) as i64;
+                let nanos = self.rng.below(1_000_000_000) as u32;
+                set_mtime(&p(&rel), secs, nanos);
+                format!("touch {rel:?}")
+            }
+            // a file becomes a directory (or the reverse)
+            _ => {
+                let Some(rel) = self.rng.pick(&others).cloned() else { return };
+                let was_dir = lstat(&p(&rel)).is_dir();
+                remove_any(&p(&rel));
+                if was_dir {
+                    let data = self.content();
+                    fs::write(p(&rel), data).unwrap();
+                    format!("dir->file {rel:?}")
+                } else {
+                    fs::create_dir(p(&rel)).unwrap();
+                    let data = self.content();
+                    fs::write(p(&rel).join("inner"), data).unwrap();
+                    format!("->dir {rel:?}")
+                }
+            }
+        };
+        self.log.push(desc);
+    }
+}
+
+fn lstat_is_dir(p: &Path) -> bool {
+    fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+}
+
+fn randomized(strategy: Strategy) {
+    let _g = shared();
+    let test = format!("{}_random_operations_converge", strategy.name());
+    let seed = seed_for(&test);
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("anchor", "never touched\n").file("seed.txt", "x").file("d/one", "1").dir("d/e");
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::start_json(strategy, &[], &src, &dst);
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    let mut fz = Fuzzer { rng: Rng::new(seed), root: src.clone(), writes: 0, names: 0, log: Vec::new() };
+    const ROUNDS: usize = 6;
+    const OPS: usize = 150;
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        let from = fz.log.len();
+        for _ in 0..OPS {
+            fz.step();
+            // Mostly no pause; sometimes a few milliseconds.
+            if fz.rng.below(100) < 15 {
+                std::thread::sleep(Duration::from_millis(1 + fz.rng.below(5) as u64));
+            }
+        }
+        let ops = &fz.log[from..];
+        let keep = if std::env::var_os("TANDEM_TEST_FULL_OUTPUT").is_some() { ops.len() } else { 40 };
+        let last = ops[ops.len().saturating_sub(keep)..].join("; ");
+        wait_synced(
+            &mut w,
+            &src,
+            &dst,
+            &format!("{test} seed {seed} round {round}, {} ops; the last ones: {last}", ops.len()),
+        );
+    }
+    eprintln!("{test}: {} operations mirrored in {:?}", fz.log.len(), started.elapsed());
+    w.finish_json(&dst);
+}
+
+#[test]
+fn native_random_operations_converge() {
+    randomized(Strategy::Native);
+}
+
+#[test]
+fn poll_random_operations_converge() {
+    randomized(Strategy::Poll);
+}
+
+// ---------------------------------------------------------------------------
+// 4. A FUSE mount (bindfs) stands in for a network share
+// ---------------------------------------------------------------------------
+
+fn have_command(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// A bindfs mount, unmounted on drop.
+struct BindMount {
+    mnt: PathBuf,
+}
+
+impl BindMount {
+    fn mount(lower: &Path, mnt: &Path) -> BindMount {
+        let out = Command::new("bindfs").arg(lower).arg(mnt).output().expect("run bindfs");
+        assert!(
+            out.status.success(),
+            "bindfs {} {} failed ({}): {}",
+            lower.display(),
+            mnt.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        BindMount { mnt: mnt.to_path_buf() }
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let attempts: [(&str, &[&str]); 4] =
+            [("fusermount", &["-u"]), ("fusermount3", &["-u"]), ("umount", &[]), ("fusermount", &["-uz"])];
+        for _ in 0..20 {
+            for (cmd, args) in attempts {
+                let ok = Command::new(cmd)
+                    .args(args)
+                    .arg(&self.mnt)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                if ok {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("warning: could not unmount {}", self.mnt.display());
+    }
+}
+
+fn fuse_unavailable() -> Option<&'static str> {
+    if !have_command("bindfs") {
+        Some("bindfs is not installed (apt-get install bindfs)")
+    } else if !Path::new("/dev/fuse").exists() {
+        Some("/dev/fuse is missing")
+    } else if !have_command("fusermount") && !have_command("fusermount3") && !have_command("umount") {
+        Some("no fusermount/umount to unmount with")
+    } else {
+        None
+    }
+}
+
+#[test]
+fn fuse_source_is_polled_and_changes_underneath_are_mirrored() {
+    let _g = shared();
+    let test = "fuse_source_is_polled_and_changes_underneath_are_mirrored";
+    if let Some(why) = fuse_unavailable() {
+        skip(test, why);
+        return;
+    }
+    let sb = Sandbox::new();
+    let lower = Tree::create(sb.join("lower"));
+    lower.file("a.txt", "alpha\n").file("dir/b.txt", "beta\n").symlink("link", "a.txt");
+    lower.stamp_all();
+    let mnt = sb.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let _mount = BindMount::mount(&lower.root, &mnt);
+
+    // (a) --watch picks polling by itself: JSON strategy event ...
+    let dst_a = sb.join("dst-a");
+    {
+        let mut w =
+            Watch::spawn(&[OsStr::new("--watch"), OsStr::new("--json"), mnt.as_os_str(), dst_a.as_os_str()]);
+        w.wait_initial_sync();
+        w.expect_strategy("poll");
+        wait_synced(&mut w, &lower.root, &dst_a, "fuse / initial sync (auto)");
+        w.finish_json(&dst_a);
+    }
+    // ... and the human line on stderr.
+    {
+        let mut w = Watch::spawn(&[OsStr::new("--watch"), mnt.as_os_str(), dst_a.as_os_str()]);
+        w.wait_for("the strategy line on stderr", SYNC_TIMEOUT, |w| {
+            w.stderr().iter().any(|l| l.starts_with("tandem: watching with "))
+        });
+        let line = w.stderr().into_iter().find(|l| l.starts_with("tandem: watching with ")).unwrap();
+        assert!(
+            line.starts_with("tandem: watching with poll:"),
+            "expected polling on FUSE, got: {line}\n{}",
+            w.dump()
+        );
+        let st = w.stop(libc::SIGTERM);
+        assert_eq!(st.code, Some(0), "{}", st.dump);
+    }
+
+    // (b) changes made underneath the mount are mirrored by polling.
+    let dst = sb.join("dst-b");
+    let mut w = Watch::spawn(&[
+        OsStr::new("--poll"),
+        OsStr::new("200ms"),
+        OsStr::new("--json"),
+        mnt.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    w.wait_initial_sync();
+    w.expect_strategy("poll");
+    wait_synced(&mut w, &lower.root, &dst, "fuse / initial sync (--poll 200ms)");
+    type Step = (&'static str, Box<dyn Fn(&Tree)>);
+    let steps: Vec<Step> = vec![
+        (
+            "create",
+            Box::new(|t| {
+                t.file("new.txt", "new\n").file("n/m/deep.txt", "deep\n");
+            }),
+        ),
+        (
+            "modify",
+            Box::new(|t| {
+                t.rewrite("a.txt", "alpha, longer now\n");
+            }),
+        ),
+        ("rename", Box::new(|t| mv(t, "dir", "dir2"))),
+        (
+            "chmod + symlink",
+            Box::new(|t| {
+                t.chmod("new.txt", 0o600).symlink("link", "dir2/b.txt");
+            }),
+        ),
+        (
+            "delete",
+            Box::new(|t| {
+                t.remove("n").remove("a.txt");
+            }),
+        ),
+    ];
+    for (label, step) in &steps {
+        step(&lower);
+        wait_synced(&mut w, &lower.root, &dst, &format!("fuse / {label} underneath the mount"));
+    }
+    w.finish_json(&dst);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Bursts are grouped
+// ---------------------------------------------------------------------------
+
+#[test]
+fn burst_of_writes_is_grouped() {
+    let _g = exclusive();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("burst.txt", "initial\n").file("other.txt", "other\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::spawn(&[
+        OsStr::new("--watch"),
+        OsStr::new("--debounce"),
+        OsStr::new("300ms"),
+        OsStr::new("--json"),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    w.wait_initial_sync();
+    w.expect_strategy("native");
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    let mark = w.mark();
+    for i in 0..50 {
+        t.rewrite("burst.txt", format!("write number {i} {}\n", "x".repeat(i)));
+    }
+    wait_synced(&mut w, &src, &dst, "after the burst");
+    // An observation window for late cycles (not a synchronisation).
+    std::thread::sleep(Duration::from_millis(800));
+    let evs = w.events_since(mark);
+    let copies = events_named(&evs, "copy").into_iter().filter(|e| s(e, "path") == "burst.txt").count();
+    let busy_cycles = events_named(&evs, "cycle")
+        .into_iter()
+        .filter(|c| {
+            ["copied", "mkdir", "symlink", "meta", "deleted", "renamed"]
+                .iter()
+                .any(|k| c[*k].as_u64() > Some(0))
+        })
+        .count();
+    assert!(
+        copies <= 2 && busy_cycles <= 2,
+        "50 quick writes gave {copies} copies of burst.txt in {busy_cycles} cycles (expected 1, at most 2)\n{}",
+        w.dump()
+    );
+    assert!(copies >= 1, "burst.txt was never copied\n{}", w.dump());
+    assert_eq!(read(&dst.join("burst.txt")), read(&src.join("burst.txt")));
+    w.finish_json(&dst);
+}
+
+// ---------------------------------------------------------------------------
+// 6. No starvation under continuous changes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn continuous_writes_do_not_starve_syncs() {
+    let _g = exclusive();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("grow.log", "start\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::spawn(&[
+        OsStr::new("--watch"),
+        OsStr::new("--debounce"),
+        OsStr::new("1s"),
+        OsStr::new("--json"),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    w.wait_initial_sync();
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    let dst_file = dst.join("grow.log");
+    let len = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut f = fs::OpenOptions::new().append(true).open(t.p("grow.log")).unwrap();
+    let start = Instant::now();
+    let mut last_len = len(&dst_file);
+    let mut updates: Vec<Duration> = Vec::new();
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(5) {
+        writeln!(f, "line {i}").unwrap();
+        i += 1;
+        let l = len(&dst_file);
+        if l != last_len {
+            last_len = l;
+            updates.push(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50)); // the write pace
+    }
+    let end = start.elapsed();
+    let mut marks = vec![Duration::ZERO];
+    marks.extend(&updates);
+    marks.push(end);
+    let worst = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        worst <= Duration::from_millis(2500),
+        "DEST was not updated for {worst:?} while SOURCE changed every 50ms (--debounce 1s); updates at {updates:?} within {end:?}\n{}",
+        w.dump()
+    );
+    wait_synced(&mut w, &src, &dst, "after the writes stop");
+    w.finish_json(&dst);
+}
+
+// ---------------------------------------------------------------------------
+// 7. SIGINT / SIGTERM in the middle of copying
+// ---------------------------------------------------------------------------
+
+const STOP_BIG: usize = 200 * 1024 * 1024;
+const STOP_FILES: usize = 3;
+
+fn write_big(path: &Path, idx: usize) {
+    let mut block = pseudo_random(1 << 20, 99 + idx as u64);
+    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    for c in 0..STOP_BIG >> 20 {
+        block[..8].copy_from_slice(&(c as u64).to_le_bytes());
+        f.write_all(&block).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+fn dest_has_temp(dst: &Path) -> bool {
+    fs::read_dir(dst).map(|rd| rd.flatten().any(|e| is_temp_name(&e.file_name()))).unwrap_or(false)
+}
+
+fn stop_while_copying(sig: i32, json: bool) {
+    let _g = shared();
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    t.file("small.txt", "small\n");
+    let staging = sb.join("staging");
+    fs::create_dir(&staging).unwrap();
+    for i in 0..STOP_FILES {
+        write_big(&staging.join(format!("big{i}.bin")), i);
+    }
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut args = vec![OsStr::new("--watch"), OsStr::new("--debounce"), OsStr::new("0")];
+    if json {
+        args.push(OsStr::new("--json"));
+    }
+    args.push(src.as_os_str());
+    args.push(dst.as_os_str());
+    let mut w = Watch::spawn(&args);
+    if json {
+        w.wait_initial_sync();
+    } else {
+        w.wait_for("the strategy line", SYNC_TIMEOUT, |w| {
+            w.stderr().iter().any(|l| l.starts_with("tandem: watching with native"))
+        });
+    }
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    // Large files appear in SOURCE after the start.
+    for i in 0..STOP_FILES {
+        let name = format!("big{i}.bin");
+        fs::rename(staging.join(&name), src.join(&name)).unwrap();
+    }
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while !dest_has_temp(&dst) {
+        assert!(
+            Instant::now() < deadline,
+            "never saw tandem copying (no .tandem-*.tmp in DEST) within {SYNC_TIMEOUT:?}\n{}",
+            w.dump()
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let sent = Instant::now();
+    let st = w.stop(sig);
+    let took = sent.elapsed();
+    assert_eq!(st.code, Some(0), "expected exit 0 after signal {sig} (took {took:?})\n{}", st.dump);
+    if json {
+        let last: Value = serde_json::from_str(st.stdout.last().map(String::as_str).unwrap_or(""))
+            .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e})\n{}", st.dump));
+        assert_eq!(event_name(&last), "summary", "no JSON summary at the end\n{}", st.dump);
+    } else {
+        let last = st.stderr.last().cloned().unwrap_or_default();
+        assert!(
+            last.starts_with("tandem: ") && last.contains("entries scanned"),
+            "no summary line on stderr at the end\n{}",
+            st.dump
+        );
+    }
+    let tmp = temp_files(&dst);
+    assert!(tmp.is_empty(), "temporary files left in DEST after signal {sig}: {tmp:?}\n{}", st.dump);
+    // Whatever was copied is whole.
+    for i in 0..STOP_FILES {
+        let name = format!("big{i}.bin");
+        if exists_nofollow(&dst.join(&name)) {
+            assert!(
+                same_content(&src.join(&name), &dst.join(&name)).unwrap(),
+                "DEST {name} is torn after signal {sig}\n{}",
+                st.dump
+            );
+        }
+    }
+    eprintln!("signal {sig}: exited after {took:?}");
+}
+
+#[test]
+fn sigint_while_copying_exits_cleanly() {
+    stop_while_copying(libc::SIGINT, true);
+}
+
+#[test]
+fn sigterm_while_copying_exits_cleanly() {
+    stop_while_copying(libc::SIGTERM, false);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Editing .syncignore applies at once
+// ---------------------------------------------------------------------------
+
+fn syncignore_edits(strategy: Strategy) {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("old.log", "old\n").file("keep.txt", "keep\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::start_json(strategy, &[], &src, &dst);
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    let tag = strategy.name();
+
+    // Add the rule; wait until tandem has mirrored the rule file itself.
+    t.file(".syncignore", "*.log\n");
+    wait_synced(&mut w, &src, &dst, &format!("{tag} / .syncignore added"));
+
+    t.file("x.log", "new log\n");
+    t.rewrite("old.log", "old, modified after the rule\n");
+    t.file("after.txt", "created last\n");
+    let ignored = [Path::new("x.log"), Path::new("old.log")];
+    wait_synced_ignoring(
+        &mut w,
+        &src,
+        &dst,
+        &ignored,
+        &format!("{tag} / changes after the rule"),
+        SYNC_TIMEOUT,
+    );
+    // A short observation window for a late (wrong) copy.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !exists_nofollow(&dst.join("x.log")),
+        "[{tag}] x.log was copied although *.log is ignored\n{}",
+        w.dump()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read(&dst.join("old.log"))),
+        "old\n",
+        "[{tag}] DEST old.log was updated (or removed) although *.log is ignored\n{}",
+        w.dump()
+    );
+
+    // Remove the rule: everything converges, x.log appears, old.log is updated.
+    t.rewrite(".syncignore", "");
+    wait_synced(&mut w, &src, &dst, &format!("{tag} / rule removed"));
+    w.finish_json(&dst);
+}
+
+#[test]
+fn native_syncignore_edits_apply_at_once() {
+    syncignore_edits(Strategy::Native);
+}
+
+#[test]
+fn poll_syncignore_edits_apply_at_once() {
+    syncignore_edits(Strategy::Poll);
+}
+
+// ---------------------------------------------------------------------------
+// 9. The initial sync honours the guards
+// ---------------------------------------------------------------------------
+
+#[test]
+fn initial_sync_refuses_empty_source() {
+    let _g = shared();
+    for watch_args in [&["--watch"][..], &["--poll", "100ms"][..]] {
+        let sb = Sandbox::new_fast();
+        sb.src_tree();
+        sb.dst_tree().file("precious.txt", "keep\n").file("d/x", "x");
+        let before = snapshot(&sb.dst());
+        let mut args: Vec<OsString> = watch_args.iter().map(OsString::from).collect();
+        args.push(sb.src().into());
+        args.push(sb.dst().into());
+        let start = Instant::now();
+        let r = run_timeout(&args, Duration::from_secs(20));
+        r.expect_code(4);
+        assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+        assert!(r.stderr.contains("empty"), "no explanation on stderr:\n{r:?}");
+        assert_unchanged("DEST after a refused watch", &before, &snapshot(&sb.dst()));
+    }
+}
+
+#[test]
+fn initial_sync_honours_max_delete() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    sb.src_tree().file("a", "a");
+    sb.dst_tree().file("x1", "1").file("x2", "2").file("x3", "3");
+    let before = snapshot(&sb.dst());
+    let r = run_timeout(
+        [
+            OsStr::new("--watch"),
+            OsStr::new("--max-delete"),
+            OsStr::new("1"),
+            sb.src().as_os_str(),
+            sb.dst().as_os_str(),
+        ],
+        Duration::from_secs(20),
+    );
+    r.expect_code(4);
+    assert_unchanged("DEST after a refused watch", &before, &snapshot(&sb.dst()));
+}
+
+// ---------------------------------------------------------------------------
+// Human output: strategy line on stderr, -v itemizes, summary at the end
+// ---------------------------------------------------------------------------
+
+#[test]
+fn human_output_in_watch_mode() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    sb.src_tree().file("first.txt", "1\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::spawn(&[
+        OsStr::new("--watch"),
+        OsStr::new("--debounce"),
+        OsStr::new("0"),
+        OsStr::new("-v"),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    w.wait_for("the strategy line", SYNC_TIMEOUT, |w| {
+        w.stderr().iter().any(|l| l.starts_with("tandem: watching with "))
+    });
+    let line = w.stderr().into_iter().find(|l| l.starts_with("tandem: watching with ")).unwrap();
+    assert!(line.starts_with("tandem: watching with native: "), "{line}\n{}", w.dump());
+    wait_synced(&mut w, &src, &dst, "initial sync");
+    fs::write(src.join("second.txt"), "2\n").unwrap();
+    wait_synced(&mut w, &src, &dst, "second file");
+    w.wait_for("second.txt itemized on stdout", SYNC_TIMEOUT, |w| {
+        w.stdout().iter().any(|l| l.contains("second.txt"))
+    });
+    let st = w.stop(libc::SIGTERM);
+    assert_eq!(st.code, Some(0), "{}", st.dump);
+    let last = st.stderr.last().cloned().unwrap_or_default();
+    assert!(last.starts_with("tandem: ") && last.contains("entries scanned"), "no summary line\n{}", st.dump);
+}
