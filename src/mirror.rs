@@ -12,7 +12,6 @@
 //! cycle, with the same inode, kind, size and mtime, are renamed in DEST instead of
 //! deleted and copied again (a moved directory keeps all its contents).
 
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
@@ -552,11 +551,50 @@ fn refresh_dir(
         Ok(st) => sys::from_stat(&st).1,
         Err(_) => *meta,
     };
-    let (mut new, chain) = ctx.scanner.level(src, rel, chain_above);
+    let (new, chain) = ctx.scanner.level(src, rel, chain_above);
     if rel.is_empty() && new.is_empty() && !held.is_empty() && !ctx.cfg.allow_empty_source {
         ctx.refused_empty.store(true, std::sync::atomic::Ordering::Relaxed);
         return DirPlan::default();
     }
+    // Open the subdirectories to read: when deep all of them, otherwise the ones DEST
+    // does not hold as the same directory. One that vanished since the listing (renamed
+    // away, removed) is left out of the listing, so it counts as gone.
+    let same_dir = |e: &Entry| {
+        held.binary_search_by(|h| h.name.cmp(&e.name))
+            .is_ok_and(|j| held[j].is_dir() && held[j].meta.ino == e.meta.ino)
+    };
+    let opened: Vec<Result<Option<OwnedFd>, ()>> = new
+        .par_iter()
+        .map(|e| {
+            if !e.is_dir() || (!deep && same_dir(e)) {
+                return Ok(None);
+            }
+            match sys::open_dir_at(src, &e.name) {
+                Ok(fd) => Ok(Some(fd)),
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+                    ) =>
+                {
+                    Err(())
+                }
+                Err(err) => {
+                    ctx.scanner.error(&join(rel, &e.name), &err);
+                    Ok(None)
+                }
+            }
+        })
+        .collect();
+    let mut fds: Vec<Option<OwnedFd>> = Vec::with_capacity(new.len());
+    let mut kept = Vec::with_capacity(new.len());
+    for (e, o) in new.into_iter().zip(opened) {
+        if let Ok(fd) = o {
+            kept.push(e);
+            fds.push(fd);
+        }
+    }
+    let mut new = kept;
     // Pair new entries with held ones by name (both sorted).
     let mut pair: Vec<Option<usize>> = vec![None; new.len()];
     {
@@ -582,14 +620,14 @@ fn refresh_dir(
                 }
         })
         .collect();
-    new.par_iter_mut().zip(whole.par_iter()).filter(|(_, w)| **w).for_each(|(e, _)| {
-        let path = join(rel, &e.name);
-        match sys::open_dir_at(src, &e.name) {
-            Ok(fd) => e.kind = Kind::Dir(ctx.scanner.subtree(fd, &path, &chain)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => ctx.scanner.error(&path, &err),
-        }
-    });
+    new.par_iter_mut().zip(fds.par_iter_mut()).zip(whole.par_iter()).filter(|(_, w)| **w).for_each(
+        |((e, fd), _)| {
+            if let Some(fd) = fd.take() {
+                let path = join(rel, &e.name);
+                e.kind = Kind::Dir(ctx.scanner.subtree(fd, &path, &chain));
+            }
+        },
+    );
     // Plan this level (directory pairs: their own attributes only).
     let level = Level { base: rel, chain: &chain, rule_files, deep: false };
     let p = plan::plan_level(&src_meta, &new, meta, held, &ctx.cfg.plan, &level);
@@ -624,19 +662,18 @@ fn refresh_dir(
         .filter(|(j, i)| held[*j].is_dir() && new[*i].is_dir() && !whole[*i])
         .collect();
     if deep {
+        let mut held_fds: FxHashMap<usize, OwnedFd> = FxHashMap::default();
+        for (j, i) in &held_to_new {
+            if let Some(fd) = fds[*i].take() {
+                held_fds.insert(*j, fd);
+            }
+        }
         let subplans: Vec<(Box<[u8]>, DirPlan)> = held
             .par_iter_mut()
             .enumerate()
-            .filter(|(j, _)| held_to_new.contains_key(j))
-            .filter_map(|(_, h)| {
+            .filter_map(|(j, h)| {
+                let fd = held_fds.get(&j)?;
                 let path = join(rel, &h.name);
-                let fd: OwnedFd = match sys::open_dir_at(src, &h.name) {
-                    Ok(fd) => fd,
-                    Err(err) => {
-                        ctx.scanner.error(&path, &err);
-                        return None;
-                    }
-                };
                 let name = h.name.clone();
                 let Kind::Dir(children) = &mut h.kind else { return None };
                 let mut m = h.meta;

@@ -657,6 +657,13 @@ fn renames_are_renames(strategy: Strategy, extra: &[&str]) {
     wait_synced(&mut w, &src, &dst, "initial sync");
 
     let check = |w: &Watch, mark: usize, from: &str, to: &str| {
+        // DEST can match before tandem has printed the events of that cycle: wait for
+        // the end of the cycle that did the rename.
+        wait_until(Duration::from_secs(10), || {
+            let evs = w.events_since(mark);
+            events_named(&evs, "rename").iter().any(|e| s(e, "path") == to)
+                && events_named(&evs, "cycle").iter().any(|c| c["renamed"].as_u64().unwrap_or(0) > 0)
+        });
         let evs = w.events_since(mark);
         let renames: Vec<&Value> = events_named(&evs, "rename");
         assert!(
