@@ -151,6 +151,7 @@ impl Applier<'_> {
                 match self.copy(src, dst, name) {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
                     Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
+                        self.rep.note_not_done(&path);
                         self.rep.debug(&format!(
                             "{}: vanished before it could be copied",
                             String::from_utf8_lossy(&path)

@@ -139,8 +139,12 @@ pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec
     let mut positional_only = false;
     for (i, a) in args.iter().enumerate() {
         if !positional_only && a == "--poll" {
-            let next_is_interval =
-                args.get(i + 1).and_then(|n| n.to_str()).is_some_and(|n| parse_duration(n).is_ok());
+            // A next argument that starts like a number is meant as the interval (a bad
+            // one is then reported as such).
+            let next_is_interval = args
+                .get(i + 1)
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| parse_duration(n).is_ok() || n.starts_with(|c: char| c.is_ascii_digit()));
             if !next_is_interval {
                 out.push("--poll=2s".into());
                 continue;
@@ -161,9 +165,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("invalid duration '{s}': out of range (examples: 2s, 500ms, 1m)"));
     }
     humantime::parse_duration(t).map_err(|e| format!("invalid duration '{s}': {e} (examples: 2s, 500ms, 1m)"))
 }
@@ -201,5 +204,8 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1e300").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
+        assert!(parse_duration("NaN").is_err());
     }
 }

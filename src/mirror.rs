@@ -76,18 +76,40 @@ struct Ctx<'a> {
     cfg: &'a Config,
     scanner: &'a Scanner<'a>,
     removed: Mutex<Vec<(Vec<u8>, Entry)>>,
+    /// Directories to sync two-sided next (they were unreadable before).
+    verify: Mutex<Vec<Vec<u8>>>,
     /// SOURCE became empty while DEST holds entries (an unmounted share?): do nothing.
     refused_empty: std::sync::atomic::AtomicBool,
 }
 
 impl<'c> Mirror<'c> {
     /// The first sync of a watch session: a full batch sync. The held snapshot then is
-    /// SOURCE's.
-    pub fn start(cfg: &'c Config, rep: &Reporter) -> Result<Mirror<'c>, Failure> {
+    /// SOURCE's. Also returns what to retry (where operations failed).
+    pub fn start(cfg: &'c Config, rep: &Reporter) -> Result<(Mirror<'c>, Vec<Target>), Failure> {
         let mut m = Mirror { cfg, held: Snapshot::default() };
         m.held.root.mode = u32::MAX; // unknown until verified
         m.verify(b"", rep, true)?;
-        Ok(m)
+        let retries = m.after_failures(rep);
+        Ok((m, retries))
+    }
+
+    /// Entries whose operation failed (or whose SOURCE vanished mid-copy) are not what
+    /// the held snapshot says: mark them so they match nothing (no false "unchanged",
+    /// no rename from them), and verify their directories later.
+    fn after_failures(&mut self, rep: &Reporter) -> Vec<Target> {
+        let mut retries = Vec::new();
+        let failed = rep.take_failed();
+        for p in failed.iter().chain(&rep.take_not_done()) {
+            if let Some(e) = find_entry_mut(&mut self.held, p) {
+                e.meta.size = u64::MAX;
+                e.meta.mtime_sec = i64::MIN;
+                e.meta.ino = u64::MAX;
+            }
+        }
+        for p in failed {
+            retries.push(Target::Verify(parent(&p).to_vec()));
+        }
+        retries
     }
 
     /// Two-sided sync of subtree `rel` (as batch mode does), then the held snapshot of
@@ -151,6 +173,13 @@ impl<'c> Mirror<'c> {
         if rep.pattern_errors() > 0 && guards {
             return Err(Failure::usage("invalid ignore patterns (see above); nothing was changed"));
         }
+        // Either side unreadable (reported): nothing is known, nothing is changed.
+        let (Some(src_entries), Some(dst_entries)) = (src_entries, dst_entries) else {
+            if rel.is_empty() && guards {
+                return Err(Failure::fatal("cannot list SOURCE or DEST (see above)"));
+            }
+            return Ok(());
+        };
         forget_rules_below(&mut self.held.rule_files, &rel);
         self.held.rule_files.extend(scanner.into_rule_files());
         let chain = plan::chain_for(&self.held.rule_files, &rel);
@@ -235,6 +264,7 @@ impl<'c> Mirror<'c> {
             cfg,
             scanner: &scanner,
             removed: Mutex::new(Vec::new()),
+            verify: Mutex::new(Vec::new()),
             refused_empty: std::sync::atomic::AtomicBool::new(false),
         };
         let mut cp = CyclePlan::default();
@@ -282,6 +312,7 @@ impl<'c> Mirror<'c> {
             }
         }
         cp.removed = ctx.removed.into_inner().unwrap_or_else(|e| e.into_inner());
+        let ctx_verify = ctx.verify.into_inner().unwrap_or_else(|e| e.into_inner());
         self.held.rule_files.extend(scanner.into_rule_files());
         for (path, e) in &cp.removed {
             if e.is_dir() {
@@ -335,9 +366,10 @@ impl<'c> Mirror<'c> {
                 retries.push(Target::Verify(base.clone()));
             }
         }
-        for p in rep.take_failed() {
-            retries.push(Target::Verify(parent(&p).to_vec()));
+        for p in ctx_verify {
+            retries.push(Target::Verify(p));
         }
+        retries.extend(self.after_failures(rep));
         Ok(retries)
     }
 
@@ -532,6 +564,16 @@ fn find_entry<'a>(held: &'a Snapshot, rel: &[u8]) -> Option<&'a Entry> {
 
 static EMPTY: Vec<Entry> = Vec::new();
 
+fn find_entry_mut<'a>(held: &'a mut Snapshot, rel: &[u8]) -> Option<&'a mut Entry> {
+    if rel.is_empty() {
+        return None;
+    }
+    let name = rel[parent(rel).len()..].strip_prefix(b"/").unwrap_or(&rel[parent(rel).len()..]);
+    let (_, siblings) = held_dir_mut(held, parent(rel))?;
+    let i = siblings.binary_search_by(|e| (*e.name).cmp(name)).ok()?;
+    siblings.get_mut(i)
+}
+
 /// Re-reads SOURCE directory `rel` (open as `src`), diffs it against the held
 /// `meta`/`held` and updates them to what SOURCE has now. With `deep`, subdirectories
 /// are refreshed too (in parallel); otherwise only new ones (or ones replaced by
@@ -551,7 +593,8 @@ fn refresh_dir(
         Ok(st) => sys::from_stat(&st).1,
         Err(_) => *meta,
     };
-    let (new, chain) = ctx.scanner.level(src, rel, chain_above);
+    // Unreadable now (reported): keep what is held, change nothing.
+    let Ok((new, chain)) = ctx.scanner.level(src, rel, chain_above) else { return DirPlan::default() };
     if rel.is_empty() && new.is_empty() && !held.is_empty() && !ctx.cfg.allow_empty_source {
         ctx.refused_empty.store(true, std::sync::atomic::Ordering::Relaxed);
         return DirPlan::default();
@@ -615,7 +658,7 @@ fn refresh_dir(
         .map(|(e, p)| {
             e.is_dir()
                 && match p {
-                    Some(j) => !held[*j].is_dir() || held[*j].meta.ino != e.meta.ino,
+                    Some(j) => !matches!(held[*j].kind, Kind::Dir(_)) || held[*j].meta.ino != e.meta.ino,
                     None => true,
                 }
         })
@@ -624,7 +667,10 @@ fn refresh_dir(
         |((e, fd), _)| {
             if let Some(fd) = fd.take() {
                 let path = join(rel, &e.name);
-                e.kind = Kind::Dir(ctx.scanner.subtree(fd, &path, &chain));
+                e.kind = match ctx.scanner.subtree(fd, &path, &chain) {
+                    Some(children) => Kind::Dir(children),
+                    None => Kind::Unreadable,
+                };
             }
         },
     );
@@ -638,6 +684,15 @@ fn refresh_dir(
         let Some(j) = pair[i] else { continue };
         if whole[i] && held[j].is_dir() {
             let path = join(rel, &e.name);
+            if matches!(e.kind, Kind::Unreadable) {
+                // Cannot read it now: leave DEST's copy alone.
+                dp.ops.retain(|op| !matches!(op, Op::Enter { name: n, .. } if *n == e.name));
+                continue;
+            }
+            if matches!(held[j].kind, Kind::Unreadable) {
+                // Readable again: what DEST holds there is unknown; check it both sides.
+                ctx.verify.lock().unwrap_or_else(|e| e.into_inner()).push(path.clone());
+            }
             let sub_chain = plan::chain_in(rule_files, &chain, &path);
             let level = Level { base: &path, chain: &sub_chain, rule_files, deep: true };
             let sp = plan::plan_level(

@@ -328,6 +328,8 @@ fn normalize(v: &[Entry], owner: bool) -> Vec<Row> {
                 Kind::Dir(_) => "dir".into(),
                 Kind::Symlink(t) => format!("link {}", String::from_utf8_lossy(t)),
                 Kind::Special(s) => s.to_string(),
+                Kind::Unreadable => "unreadable".into(),
+                Kind::Unknown => "unknown".into(),
             };
             let ids = if owner { (e.meta.uid, e.meta.gid) } else { (0, 0) };
             let size = if matches!(e.kind, Kind::File(_)) { e.meta.size } else { 0 };

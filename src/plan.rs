@@ -388,6 +388,15 @@ impl Planner<'_> {
                 out.push(Op::Symlink { name, target: target.clone(), meta: s.meta, new: true });
             }
             Kind::Special(_) => {}
+            Kind::Unknown => {}
+            // Known to be a directory, contents unknown: create it, put nothing in it.
+            Kind::Unreadable => {
+                self.totals.mkdirs += 1;
+                out.push(Op::Mkdir {
+                    name,
+                    sub: DirPlan { ops: Vec::new(), set_meta: Some(s.meta), meta_changed: false },
+                });
+            }
         }
     }
 
@@ -430,8 +439,24 @@ impl Planner<'_> {
     ) {
         let name = || s.name.clone();
         match (&s.kind, &d.kind) {
-            // Special files in SOURCE are skipped; whatever DEST has there is left alone.
-            (Kind::Special(_), _) => {}
+            // Special files in SOURCE are skipped, and entries that could not be read;
+            // whatever DEST has there is left alone.
+            (Kind::Special(_) | Kind::Unknown, _) => {}
+            // A SOURCE directory that could not be read: DEST's directory stays as it is
+            // (its contents are unknown, so nothing in it may be deleted).
+            (Kind::Unreadable, Kind::Dir(_) | Kind::Unreadable) => {}
+            // What DEST could not read is taken as an empty directory.
+            (Kind::Dir(sc), Kind::Unreadable) => {
+                let path = if self.rules.is_some() { join(rel, &s.name) } else { Vec::new() };
+                let sub_chain =
+                    if self.rules.is_some() { chain_in(self.rule_files, chain, &path) } else { Vec::new() };
+                let ops = self.diff_dir(sc, &[], &path, &sub_chain);
+                rest.push(Op::Enter {
+                    name: name(),
+                    sub: DirPlan { ops, set_meta: Some(s.meta), meta_changed: true },
+                });
+                self.totals.metas += 1;
+            }
             (Kind::File(sd), Kind::File(dd)) => {
                 let changed = if s.meta.size != d.meta.size {
                     true
@@ -493,16 +518,15 @@ impl Planner<'_> {
 /// One line of the itemized listing (`-v`, `--dry-run`): `copy a/b.txt`, `mkdir a/`,
 /// `symlink a/l -> target`, `meta a/b.txt`, `delete a/old`.
 pub fn itemize(c: &Change) -> String {
-    let path = String::from_utf8_lossy(&c.path);
+    use crate::report::shown;
+    let path = shown(&c.path);
     match &c.kind {
         ChangeKind::Copy { bytes } => format!("copy {path} ({bytes} bytes)"),
         ChangeKind::Mkdir => format!("mkdir {path}/"),
-        ChangeKind::Symlink { target } => {
-            format!("symlink {path} -> {}", String::from_utf8_lossy(target))
-        }
+        ChangeKind::Symlink { target } => format!("symlink {path} -> {}", shown(target)),
         ChangeKind::Meta => format!("meta {path}"),
         ChangeKind::Delete => format!("delete {path}"),
-        ChangeKind::Rename { from } => format!("rename {} -> {path}", String::from_utf8_lossy(from)),
+        ChangeKind::Rename { from } => format!("rename {} -> {path}", shown(from)),
     }
 }
 

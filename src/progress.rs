@@ -269,7 +269,7 @@ impl Progress for Display {
             &mut *self.inner.phase.lock().unwrap_or_else(|e| e.into_inner())
         {
             current.clear();
-            current.push_str(&String::from_utf8_lossy(path));
+            current.push_str(&crate::report::shown(path));
         }
     }
 

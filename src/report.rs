@@ -96,13 +96,36 @@ pub struct Reporter {
     out_lock: Mutex<()>,
     /// Paths that failed since the last [`Reporter::take_failed`] (watch mode retries them).
     failed: Mutex<Vec<Vec<u8>>>,
+    /// Operations skipped without an error (watch mode).
+    not_done: Mutex<Vec<Vec<u8>>>,
     /// Counts at the end of the previous watch cycle.
     last_cycle: Mutex<Summary>,
 }
 
-/// Lossy text for a path that may not be UTF-8.
+/// Lossy text for a path that may not be UTF-8 (for JSON, which escapes the rest).
 pub fn text(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
+}
+
+/// A name as shown in human output: lossy UTF-8 with control characters escaped
+/// (`\n`, `\t`, `\x1b`, …), so a hostile name can neither split a line nor send
+/// escape sequences to a terminal.
+pub fn shown(path: &[u8]) -> String {
+    let lossy = String::from_utf8_lossy(path);
+    if !lossy.chars().any(char::is_control) {
+        return lossy.into_owned();
+    }
+    let mut out = String::with_capacity(lossy.len() + 8);
+    for c in lossy.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Reporter {
@@ -131,6 +154,7 @@ impl Reporter {
             colour,
             out_lock: Mutex::new(()),
             failed: Mutex::new(Vec::new()),
+            not_done: Mutex::new(Vec::new()),
             last_cycle: Mutex::new(Summary::default()),
         }
     }
@@ -191,9 +215,9 @@ impl Reporter {
             Side::Dest => &self.dst_root,
         };
         if rel.is_empty() || rel == b"." {
-            return root.display().to_string();
+            return shown(root.as_os_str().as_encoded_bytes());
         }
-        format!("{}/{}", root.display(), text(rel))
+        format!("{}/{}", shown(root.as_os_str().as_encoded_bytes()), shown(rel))
     }
 
     /// One change done (or, in a dry run, planned).
@@ -293,7 +317,9 @@ impl Reporter {
                 "side": side.name(),
                 "rule": rule,
             })),
-            Format::Human if !self.quiet => self.line_out(&format!("exclude {} ({rule})", text(rel))),
+            Format::Human if !self.quiet => {
+                self.line_out(&format!("exclude {} ({})", shown(rel), shown(rule.as_bytes())))
+            }
             Format::Human => {}
         }
     }
@@ -332,6 +358,17 @@ impl Reporter {
             errors: c.errors.load(Relaxed),
             warnings: c.warnings.load(Relaxed),
         }
+    }
+
+    /// Records that `rel`'s operation did not happen, without reporting an error (a
+    /// SOURCE file that vanished before it could be copied, in watch mode).
+    pub fn note_not_done(&self, rel: &[u8]) {
+        self.not_done.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_vec());
+    }
+
+    /// Paths noted by [`Reporter::note_not_done`] since the last call.
+    pub fn take_not_done(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.not_done.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Paths whose operation failed since the last call.
@@ -538,6 +575,14 @@ impl ScanSink for SideSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_names_are_escaped_for_people() {
+        assert_eq!(shown(b"plain name"), "plain name");
+        assert_eq!(shown(b"a\nb"), "a\\nb");
+        assert_eq!(shown(b"esc\x1b[31mred"), "esc\\x1b[31mred");
+        assert_eq!(shown(b"bad\xffname"), "bad\u{fffd}name");
+    }
 
     #[test]
     fn sizes_read_naturally() {

@@ -193,7 +193,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
     rep.strategy(running.name(), &reason);
     let polling = matches!(running, watch::Running::Poll(_));
     let started = Instant::now();
-    let mut mirror = Mirror::start(cfg, rep)?;
+    let (mut mirror, first_retries) = Mirror::start(cfg, rep)?;
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed());
     rep.progress().status(&idle_status(running.name(), cycle_no, rep));
@@ -201,9 +201,9 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
     let mut pending: Vec<Target> = Vec::new();
     let mut first_at: Option<Instant> = None;
     let mut last_at = Instant::now();
-    let mut retries: Vec<Target> = Vec::new();
-    let mut retry_at: Option<Instant> = None;
     let mut backoff = Duration::from_secs(1);
+    let mut retry_at: Option<Instant> = (!first_retries.is_empty()).then(|| Instant::now() + backoff);
+    let mut retries: Vec<Target> = first_retries;
     let tick = Duration::from_millis(100);
     while !crate::sys::stopping() {
         let now = Instant::now();

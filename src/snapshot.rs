@@ -35,6 +35,12 @@ pub enum Kind {
     Symlink(Box<[u8]>),
     /// A FIFO, socket or device: recorded, never opened or copied.
     Special(&'static str),
+    /// A directory whose entries could not be read (permission denied, I/O error):
+    /// whatever DEST holds there is left alone, since nothing is known of it.
+    Unreadable,
+    /// An entry that could not even be stat'ed (in a directory that can be listed but
+    /// not searched): left alone on both sides.
+    Unknown,
 }
 
 /// One directory entry.
@@ -47,7 +53,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn is_dir(&self) -> bool {
-        matches!(self.kind, Kind::Dir(_))
+        matches!(self.kind, Kind::Dir(_) | Kind::Unreadable)
     }
 
     pub fn children(&self) -> &[Entry] {
@@ -136,7 +142,9 @@ pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
     let fd = sys::open_root(root)?;
     let (_, meta) = sys::from_stat(&sys::fstat(fd.as_fd())?);
     let scanner = Scanner::new(opts);
-    let entries = scanner.subtree(fd, b"", &Vec::new());
+    let entries = scanner
+        .subtree(fd, b"", &Vec::new())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::PermissionDenied, "cannot list its entries"))?;
     Ok(Snapshot { root: meta, entries, rule_files: scanner.into_rule_files() })
 }
 
@@ -172,13 +180,14 @@ impl<'a> Scanner<'a> {
     /// Reads one directory level (already open): its entries, stat'ed, excluded ones
     /// left out, sorted by name, directories without children. Also returns the rule
     /// chain in force inside it (with its own `.syncignore`, if any, which is recorded).
-    pub fn level(&self, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain) -> (Vec<Entry>, Chain) {
+    /// `Err` when the directory cannot be listed (already reported).
+    pub fn level(&self, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain) -> Result<(Vec<Entry>, Chain), ()> {
         let opts = self.opts;
         let mut names = match sys::list_dir(dir) {
             Ok(n) => n,
             Err(e) => {
                 opts.sink.scan_error(rel, &e);
-                return (Vec::new(), chain.clone());
+                return Err(());
             }
         };
         let mut chain = chain.clone();
@@ -218,23 +227,33 @@ impl<'a> Scanner<'a> {
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         // Held for the whole watch session: no spare capacity.
         entries.shrink_to_fit();
-        (entries, chain)
+        Ok((entries, chain))
     }
 
     /// Reads a whole subtree (its root already open), subdirectories in parallel.
     /// `rel` is its path relative to the scan root, `chain` the rules in force above it.
-    pub fn subtree(&self, dir: OwnedFd, rel: &[u8], chain: &Chain) -> Vec<Entry> {
-        let (mut entries, chain) = self.level(dir.as_fd(), rel, chain);
+    /// `None` when the directory itself cannot be listed; subdirectories that cannot be
+    /// read become [`Kind::Unreadable`].
+    pub fn subtree(&self, dir: OwnedFd, rel: &[u8], chain: &Chain) -> Option<Vec<Entry>> {
+        let (mut entries, chain) = self.level(dir.as_fd(), rel, chain).ok()?;
         let dfd = dir.as_fd();
         entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
             let path = join(rel, &e.name);
             match sys::open_dir_at(dfd, &e.name) {
-                Ok(sub) => e.kind = Kind::Dir(self.subtree(sub, &path, &chain)),
+                Ok(sub) => {
+                    e.kind = match self.subtree(sub, &path, &chain) {
+                        Some(children) => Kind::Dir(children),
+                        None => Kind::Unreadable,
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => self.opts.sink.scan_error(&path, &err),
+                Err(err) => {
+                    self.opts.sink.scan_error(&path, &err);
+                    e.kind = Kind::Unreadable;
+                }
             }
         });
-        entries
+        Some(entries)
     }
 
     fn is_excluded(&self, rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool) -> bool {
@@ -290,7 +309,8 @@ fn stat_entry(dir: BorrowedFd<'_>, rel: &[u8], name: &[u8], opts: ScanOptions<'_
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None, // vanished: simply absent
         Err(e) => {
             opts.sink.scan_error(&join(rel, name), &e);
-            return None;
+            // It exists, but what it is is unknown: DEST's counterpart must stay.
+            return Some(Entry { name: name.into(), meta: Meta::default(), kind: Kind::Unknown });
         }
     };
     let (raw, meta) = sys::from_stat(&st);

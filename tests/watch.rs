@@ -167,8 +167,7 @@ impl Watch {
 
     fn events_since(&self, mark: usize) -> Vec<Value> {
         let mut evs = self.events();
-        let rest = evs.split_off(mark.min(evs.len()));
-        rest
+        evs.split_off(mark.min(evs.len()))
     }
 
     fn mark(&self) -> usize {
