@@ -194,6 +194,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
     let polling = matches!(running, watch::Running::Poll(_));
     let started = Instant::now();
     let (mut mirror, first_retries) = Mirror::start(cfg, rep)?;
+    crate::sys::release_free_memory();
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed());
     rep.progress().status(&idle_status(running.name(), cycle_no, rep));
@@ -269,6 +270,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
             Err(f) => return Err(f),
         }
         rep.cycle(cycle_no, t0.elapsed());
+        crate::sys::release_free_memory();
         rep.progress().status(&idle_status(running.name(), cycle_no, rep));
     }
     drop(running);

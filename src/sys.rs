@@ -630,3 +630,13 @@ pub fn describe(e: &io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// Gives memory freed by the allocator back to the system (glibc keeps it otherwise):
+/// watch mode calls this after its first full sync, whose scans and plan are gone.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
