@@ -449,7 +449,6 @@ impl Rules {
     }
 
     /// True when `path` is excluded.
-    #[cfg(test)]
     pub fn excluded(&self, chain: &[Arc<RuleFile>], path: &Path, is_dir: bool) -> bool {
         self.check(chain, path, is_dir).is_some_and(|h| h.excluded())
     }

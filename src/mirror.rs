@@ -151,6 +151,7 @@ impl<'c> Mirror<'c> {
             rules: Some(&cfg.rules),
             explain: cfg.explain_ignored,
             previous_rules: Some(&previous),
+            prune: None,
         };
         let scanner = Scanner::new(scan_opts);
         let dst_scanner = Scanner::new(ScanOptions {
@@ -159,6 +160,7 @@ impl<'c> Mirror<'c> {
             rules: None,
             explain: false,
             previous_rules: None,
+            prune: None,
         });
         let chain_above = plan::chain_for(&self.held.rule_files, parent(&rel));
         let chain_above = if rel.is_empty() { Vec::new() } else { chain_above };
@@ -256,6 +258,7 @@ impl<'c> Mirror<'c> {
             rules: Some(&cfg.rules),
             explain: cfg.explain_ignored,
             previous_rules: Some(&previous),
+            prune: None,
         });
         let src_root = sys::open_root(&cfg.source).map_err(|e| {
             Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), sys::describe(&e)))

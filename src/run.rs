@@ -55,37 +55,34 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
 fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failure> {
     let src_sink = SideSink { reporter: rep, side: Side::Source, count: true };
     let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false };
-    let (src, dst) = rayon::join(
-        || {
-            snapshot::scan(
-                &cfg.source,
-                ScanOptions {
-                    report_special: true,
-                    sink: &src_sink,
-                    rules: Some(&cfg.rules),
-                    explain: cfg.explain_ignored,
-                    previous_rules: None,
-                },
-            )
-        },
-        || {
-            if cfg.dest.exists() {
-                snapshot::scan(
-                    &cfg.dest,
-                    ScanOptions {
-                        report_special: false,
-                        sink: &dst_sink,
-                        rules: None,
-                        explain: false,
-                        previous_rules: None,
-                    },
-                )
-                .map(Some)
-            } else {
-                Ok(None)
-            }
+    let src = snapshot::scan(
+        &cfg.source,
+        ScanOptions {
+            report_special: true,
+            sink: &src_sink,
+            rules: Some(&cfg.rules),
+            explain: cfg.explain_ignored,
+            previous_rules: None,
+            prune: None,
         },
     );
+    // DEST is read after SOURCE, so that SOURCE's rules can keep the scan out of
+    // excluded directories (protected anyway, unless --delete-excluded).
+    let dst = match &src {
+        Ok(s) if cfg.dest.exists() => snapshot::scan(
+            &cfg.dest,
+            ScanOptions {
+                report_special: false,
+                sink: &dst_sink,
+                rules: (!cfg.rules.delete_excluded).then_some(&*cfg.rules),
+                explain: false,
+                previous_rules: None,
+                prune: Some(&s.rule_files),
+            },
+        )
+        .map(Some),
+        _ => Ok(None),
+    };
     let mut src = src.map_err(|e| {
         Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), crate::sys::describe(&e)))
     })?;

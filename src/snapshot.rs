@@ -123,6 +123,10 @@ pub struct ScanOptions<'a> {
     /// Rule files in force before (watch mode): a `.syncignore` that no longer parses
     /// keeps its last good rules.
     pub previous_rules: Option<&'a RuleMap>,
+    /// DEST side: judge entries by these (SOURCE's) rule files instead of reading
+    /// `.syncignore` files, keep every entry, but do not read excluded directories
+    /// (recorded as [`Kind::Unreadable`]: they are protected and left alone anyway).
+    pub prune: Option<&'a RuleMap>,
 }
 
 /// One scan: options plus the `.syncignore` files found so far. Scans a whole tree
@@ -191,7 +195,11 @@ impl<'a> Scanner<'a> {
             }
         };
         let mut chain = chain.clone();
-        if let Some(rules) = opts.rules {
+        if let (Some(_), Some(fixed)) = (opts.rules, opts.prune) {
+            if let Some(file) = fixed.get(rel) {
+                chain.push(file.clone());
+            }
+        } else if let Some(rules) = opts.rules {
             if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
                 let file = match load_rules(dir, rel, opts.sink) {
                     Some(file) => Some(Arc::new(file)),
@@ -214,7 +222,7 @@ impl<'a> Scanner<'a> {
         } else {
             names.iter().filter_map(stat_one).collect()
         };
-        if let Some(rules) = opts.rules {
+        if let (Some(rules), None) = (opts.rules, opts.prune) {
             // Those whose kind only the stat told.
             let unknown: Vec<&[u8]> = names.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| &**n).collect();
             if !unknown.is_empty() {
@@ -237,8 +245,13 @@ impl<'a> Scanner<'a> {
     pub fn subtree(&self, dir: OwnedFd, rel: &[u8], chain: &Chain) -> Option<Vec<Entry>> {
         let (mut entries, chain) = self.level(dir.as_fd(), rel, chain).ok()?;
         let dfd = dir.as_fd();
+        let prune = self.opts.prune.and(self.opts.rules);
         entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
             let path = join(rel, &e.name);
+            if prune.is_some_and(|rules| rules.excluded(&chain, ignore::rel_path(&path), true)) {
+                e.kind = Kind::Unreadable;
+                return;
+            }
             match sys::open_dir_at(dfd, &e.name) {
                 Ok(sub) => {
                     e.kind = match self.subtree(sub, &path, &chain) {

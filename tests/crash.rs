@@ -165,3 +165,46 @@ fn kill_during_copy_leaves_no_torn_files() {
     let leftovers: Vec<OsString> = temp_files(sb.path()).into_iter().map(|p| p.into_os_string()).collect();
     assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
 }
+
+/// Exit status 1 (fatal): a one-shot run interrupted by SIGINT stops cleanly — the file
+/// being copied is abandoned and its temporary removed, nothing is torn — and says why.
+#[test]
+fn sigint_during_one_shot_copy_exits_1_without_temporaries() {
+    let sb = Sandbox::new_fast();
+    let (src, dst) = (sb.src(), sb.dst());
+    let block = pseudo_random(CHUNK, 0xBEEF);
+    for (i, name) in big_names().iter().enumerate() {
+        write_big(&src.join(name), i, &block);
+    }
+    let child = Command::new(bin_path())
+        .arg(&src)
+        .arg(&dst)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tandem");
+    let pid = child.id() as i32;
+    // Interrupt while a temporary is being written.
+    let seen = wait_until(Duration::from_secs(60), || {
+        scan_names(&dst).iter().any(|n| n.file_name().map(is_temp_name).unwrap_or(false))
+    });
+    assert!(seen, "no temporary file appeared in DEST");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(0) {
+        skip(
+            "sigint_during_one_shot_copy_exits_1_without_temporaries",
+            "the copy finished before the signal",
+        );
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "interrupted run must exit 1; stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "no word of the interruption:\n{stderr}");
+    let temps: Vec<PathBuf> =
+        scan_names(&dst).into_iter().filter(|n| n.file_name().map(is_temp_name).unwrap_or(false)).collect();
+    assert!(temps.is_empty(), "temporaries left after SIGINT: {temps:?}");
+    assert_no_torn_files(&src, &dst);
+}
