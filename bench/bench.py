@@ -519,6 +519,40 @@ def case_onechange():
                   results, "rsync -a --delete", None)
 
 
+def case_excluded():
+    """A no-op run over the 100,000-file tree holding an excluded directory of another
+    100,000 files (in SOURCE, and in DEST from an earlier run without the rule), against
+    the same run over the tree without that directory. Target: within 10 %."""
+    plain = tree("--files", str(FILES))
+    big = tree_path("--files", str(FILES), "--excluded-dir", str(FILES))
+    ok = big + ".ok"
+    want = f"{FILES}+{FILES}"
+    if not (os.path.exists(ok) and open(ok).read() == want):
+        rm_rf(big)
+        log(f"  make tree {big} (the {FILES}-file tree plus node_modules/ with {FILES} files)")
+        subprocess.run([sys.executable, MKTREE, big, "--files", str(FILES)], check=True)
+        subprocess.run([sys.executable, MKTREE, os.path.join(big, "node_modules"), "--files", str(FILES),
+                        "--seed", "2"], check=True)
+        with open(ok, "w") as f:
+            f.write(want)
+    with_rule = Tool("tandem, excluded dir",
+                     lambda s, d: [TANDEM, *TANDEM_ARGS, "--exclude", "/node_modules/", big, d], TANDEM)
+    without = Tool("tandem, no such dir", lambda s, d: [TANDEM, *TANDEM_ARGS, plain, d], TANDEM)
+    tools = [with_rule, without]
+    log("  initial mirrors (untimed; the excluded dir is copied first, as if the rule came later)")
+    d_with, d_without = work("excluded", "dst-with"), work("excluded", "dst-without")
+    fresh_dir(d_with)
+    fresh_dir(d_without)
+    run_timed([TANDEM, big, d_with])
+    run_timed([TANDEM, plain, d_without])
+    run_timed(with_rule.argv(big, d_with))
+    dsts = {with_rule.label: d_with, without.label: d_without}
+    results = round_robin(tools, lambda t, rnd: (big if t is with_rule else plain, dsts[t.label]))
+    cleanup(work("excluded"))
+    return Report("excluded", f"no-op run, {FILES} files plus an excluded directory of {FILES} files",
+                  results, without.label, ("<=", 1.10))
+
+
 # ---------------------------------------------------------------- watch-mode helpers
 # The cases below run `tandem --watch` (and lsyncd) as long-lived processes and time how fast
 # changes arrive, how much CPU idle polling costs and how much memory the watch state takes.
@@ -1272,6 +1306,8 @@ CASES: Dict[str, Case] = {
     "noop": Case(case_noop, "re-run with nothing to do: tandem, rsync -a --delete, rclone sync"),
     "onechange": Case(case_onechange, "one file changed among FILES: tandem, rsync -a --delete, rclone sync"),
     "large": Case(case_large, "first mirror of LARGE_COUNT x LARGE_SIZE: tandem, cp -a, rsync -a"),
+    "excluded": Case(case_excluded, "no-op with an excluded directory of FILES files vs the tree without it",
+                     batch=False),
     "poll": Case(case_poll, "CPU per idle --poll 1s cycle on FILES files vs find and rsync; poll latency",
                  batch=False),
     "latency": Case(case_latency, "native watch latency, small files: tandem --debounce 0 / 50ms, lsyncd",

@@ -253,16 +253,21 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
                     backoff = Duration::from_secs(1);
                 } else {
                     retries.extend(again);
-                    retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    // Failures in later cycles must not postpone a retry already due.
+                    if retry_at.is_none() {
+                        retry_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
                 }
             }
             Err(f) if f.code == exit::FATAL => {
                 // SOURCE unreadable (unmounted?): say so, try again later.
                 rep.notice(&format!("{}; retrying in {}s", f.message, backoff.as_secs()));
                 retries.push(Target::Deep(Vec::new()));
-                retry_at = Some(Instant::now() + backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                if retry_at.is_none() {
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
             }
             Err(f) => return Err(f),
         }
