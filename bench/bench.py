@@ -535,9 +535,9 @@ def case_excluded():
                         "--seed", "2"], check=True)
         with open(ok, "w") as f:
             f.write(want)
-    with_rule = Tool("tandem, excluded dir",
+    with_rule = Tool("tandem",
                      lambda s, d: [TANDEM, *TANDEM_ARGS, "--exclude", "/node_modules/", big, d], TANDEM)
-    without = Tool("tandem, no such dir", lambda s, d: [TANDEM, *TANDEM_ARGS, plain, d], TANDEM)
+    without = Tool("tandem (tree without the dir)", lambda s, d: [TANDEM, *TANDEM_ARGS, plain, d], TANDEM)
     tools = [with_rule, without]
     log("  initial mirrors (untimed; the excluded dir is copied first, as if the rule came later)")
     d_with, d_without = work("excluded", "dst-with"), work("excluded", "dst-without")
