@@ -130,6 +130,15 @@ pub struct Args {
     pub scan_threads: Option<u16>,
 }
 
+/// Folds one of clap's error messages into one line: the message and its details
+/// (`<DEST>`, possible values, tips), without the usage block.
+pub fn one_line(rendered: &str) -> String {
+    let body = rendered.split("\nUsage:").next().unwrap_or(rendered);
+    let body = body.split("For more information").next().unwrap_or(body);
+    let words: Vec<&str> = body.split_whitespace().collect();
+    words.join(" ")
+}
+
 /// Makes `--poll SOURCE DEST` mean "poll at the default interval": clap would take
 /// SOURCE as the optional INTERVAL, so a `--poll` whose next argument is not a duration
 /// becomes `--poll=2s`. (`--poll=INTERVAL` is always unambiguous.)
@@ -194,6 +203,17 @@ mod tests {
         let a = parse(&["tandem", "--poll=1m", "src", "dst"]).expect("parses");
         assert_eq!(a.poll, Some(Duration::from_secs(60)));
         assert!(parse(&["tandem", "src", "dst"]).expect("parses").poll.is_none());
+    }
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let e = Args::try_parse_from(["tandem", "a"]).expect_err("DEST missing");
+        let line = one_line(&e.render().to_string());
+        assert!(!line.contains('\n'));
+        assert!(line.contains("<DEST>"), "{line}");
+        let e = Args::try_parse_from(["tandem", "--progress", "nope", "a", "b"]).expect_err("bad value");
+        let line = one_line(&e.render().to_string());
+        assert!(line.contains("nope") && line.contains("possible values"), "{line}");
     }
 
     #[test]

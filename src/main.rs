@@ -25,10 +25,14 @@ use clap::Parser;
 fn main() {
     let args = match cli::Args::try_parse_from(cli::normalize_args(std::env::args_os())) {
         Ok(a) => a,
-        Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: clap's own output.
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(exit::OK);
+        }
+        Err(e) => {
+            eprintln!("tandem: {} (see tandem --help)", cli::one_line(&e.render().to_string()));
+            std::process::exit(exit::USAGE);
         }
     };
     if let Some(shell) = args.completions {

@@ -173,7 +173,7 @@ impl<'c> Mirror<'c> {
             || dst_scanner.subtree(d_fd, &rel, &Vec::new()),
         );
         if rep.pattern_errors() > 0 && guards {
-            return Err(Failure::usage("invalid ignore patterns (see above); nothing was changed"));
+            return Err(Failure::usage(""));
         }
         // Either side unreadable (reported): nothing is known, nothing is changed.
         let (Some(src_entries), Some(dst_entries)) = (src_entries, dst_entries) else {

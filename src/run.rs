@@ -42,7 +42,9 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
             Ok(code)
         }
         Err(f) => {
-            rep.fatal(&f.message);
+            if !f.message.is_empty() {
+                rep.fatal(&f.message);
+            }
             if f.code == exit::REFUSED {
                 rep.summary(f.code);
             }
@@ -141,7 +143,8 @@ pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
         t.elapsed().as_secs_f64()
     ));
     if rep.pattern_errors() > 0 {
-        return Err(Failure::usage("invalid ignore patterns (see above); nothing was changed"));
+        // Each bad pattern was reported (file, line, pattern); nothing was changed.
+        return Err(Failure::usage(""));
     }
     let t = Instant::now();
     let plan = plan::plan(&src, &dst, &cfg.plan);
