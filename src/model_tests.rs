@@ -197,8 +197,11 @@ fn scan_view(entries: &[Entry], rel: &[u8], r: &Option<Arc<Rules>>) -> Vec<Entry
         .collect()
 }
 
+/// SOURCE's `a` and DEST's `b` count as the same mtime (README: within
+/// `--modify-window`, or `b` is `a` at a coarser file system's precision).
 fn mtime_close(a: &Meta, b: &Meta, window: u64) -> bool {
     (a.mtime_ns() - b.mtime_ns()).unsigned_abs() <= window as u128
+        || crate::plan::truncated_equal(a.mtime_ns(), b.mtime_ns())
 }
 
 /// What DEST must hold afterwards, from the rules as documented.

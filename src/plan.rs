@@ -262,6 +262,15 @@ pub fn plan_level(
     Plan { root, totals, protected }
 }
 
+/// True when DEST's mtime `dst_ns` is SOURCE's `src_ns` cut down to the precision of a
+/// coarser file system (100 ns: SMB/NTFS; 1 µs, 1 ms: some NFS servers; 1 s: sshfs,
+/// ext3, many NFSv3 servers; 2 s: FAT). Without this, a mirror onto such a file system
+/// would copy every file again on every run.
+pub fn truncated_equal(src_ns: i128, dst_ns: i128) -> bool {
+    const GRAINS: [i128; 5] = [100, 1_000, 1_000_000, 1_000_000_000, 2_000_000_000];
+    dst_ns < src_ns && GRAINS.iter().any(|g| dst_ns == src_ns - src_ns.rem_euclid(*g))
+}
+
 /// The rule files that apply inside SOURCE directory `rel`, given its parent's.
 pub fn chain_in(rule_files: &RuleMap, parent: &Chain, rel: &[u8]) -> Chain {
     let mut c = parent.clone();
@@ -295,9 +304,11 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// SOURCE's mtime `a` and DEST's `b` count as equal: within `--modify-window`, or
+    /// `b` is `a` cut down to a coarser file system's precision.
     fn mtime_eq(&self, a: &Meta, b: &Meta) -> bool {
         let d = (a.mtime_ns() - b.mtime_ns()).unsigned_abs();
-        d <= self.opts.modify_window_ns as u128
+        d <= self.opts.modify_window_ns as u128 || truncated_equal(a.mtime_ns(), b.mtime_ns())
     }
 
     fn owner_differs(&self, a: &Meta, b: &Meta) -> bool {
@@ -604,6 +615,24 @@ mod tests {
         let mut dst = snap(vec![file("a", 1, 1)]);
         dst.entries[0].meta.mtime_nsec = 1;
         assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["copy a (1 bytes)"]);
+    }
+
+    #[test]
+    fn coarser_dest_timestamps_count_as_equal() {
+        // Sorted by name: fat, new, sec.
+        let mut src = snap(vec![file("fat", 1, 11), file("new", 1, 10), file("sec", 1, 10)]);
+        src.entries[0].meta.mtime_nsec = 500; // 11.0000005 s; FAT keeps 10 s
+        src.entries[1].meta.mtime_nsec = 123_456_789; // SMB keeps 10.1234567 s
+        src.entries[2].meta.mtime_nsec = 987_654_321; // sshfs keeps 10 s
+        let mut dst = snap(vec![file("fat", 1, 10), file("new", 1, 10), file("sec", 1, 10)]);
+        dst.entries[1].meta.mtime_nsec = 123_456_700;
+        assert!(plan(&src, &dst, &opts()).is_empty(), "{:?}", lines(&plan(&src, &dst, &opts())));
+        // Not a truncation: another second.
+        let mut dst2 = dst.clone();
+        dst2.entries[2].meta.mtime_sec = 9;
+        assert_eq!(lines(&plan(&src, &dst2, &opts())), vec!["copy sec (1 bytes)"]);
+        // A later DEST mtime is never a truncation.
+        assert!(!truncated_equal(10_000_000_000, 10_000_000_001));
     }
 
     #[test]
