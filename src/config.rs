@@ -94,6 +94,7 @@ impl Config {
                 owner: crate::sys::is_root(),
                 rules: Some(rules.clone()),
                 explain: args.explain_ignored,
+                coarse_dest: true,
             },
             max_delete: args.max_delete,
             allow_empty_source: args.allow_empty_source,

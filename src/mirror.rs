@@ -74,6 +74,8 @@ struct CyclePlan {
 /// Shared state of one refresh.
 struct Ctx<'a> {
     cfg: &'a Config,
+    /// Plan options against the held snapshot (SOURCE's own timestamps: exact).
+    held_opts: plan::PlanOptions,
     scanner: &'a Scanner<'a>,
     removed: Mutex<Vec<(Vec<u8>, Entry)>>,
     /// Directories to sync two-sided next (they were unreadable before).
@@ -265,6 +267,7 @@ impl<'c> Mirror<'c> {
         })?;
         let ctx = Ctx {
             cfg,
+            held_opts: plan::PlanOptions { coarse_dest: false, ..cfg.plan.clone() },
             scanner: &scanner,
             removed: Mutex::new(Vec::new()),
             verify: Mutex::new(Vec::new()),
@@ -418,7 +421,8 @@ impl<'c> Mirror<'c> {
                             rule_files: &self.held.rule_files,
                             deep: true,
                         };
-                        let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &cfg.plan, &level);
+                        let opts = plan::PlanOptions { coarse_dest: false, ..cfg.plan.clone() };
+                        let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &opts, &level);
                         Some(Op::Enter { name: name.clone(), sub: p.root })
                     }
                     _ if old.meta.mode != new_entry.meta.mode
@@ -679,7 +683,7 @@ fn refresh_dir(
     );
     // Plan this level (directory pairs: their own attributes only).
     let level = Level { base: rel, chain: &chain, rule_files, deep: false };
-    let p = plan::plan_level(&src_meta, &new, meta, held, &ctx.cfg.plan, &level);
+    let p = plan::plan_level(&src_meta, &new, meta, held, &ctx.held_opts, &level);
     let mut dp = p.root;
     // A directory replaced by another one (new inode): diff the new tree against
     // what DEST holds there.
@@ -703,7 +707,7 @@ fn refresh_dir(
                 e.children(),
                 &held[j].meta,
                 held[j].children(),
-                &ctx.cfg.plan,
+                &ctx.held_opts,
                 &level,
             );
             dp.ops.retain(|op| !matches!(op, Op::Enter { name: n, .. } if *n == e.name));

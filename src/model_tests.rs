@@ -364,6 +364,7 @@ proptest! {
             owner: case.owner,
             rules: r.clone(),
             explain: false,
+            coarse_dest: true,
         };
         let s = snapshot(src_view.clone(), src_root);
         let d = snapshot(dst.clone(), dst_root);

@@ -32,6 +32,10 @@ pub struct PlanOptions {
     pub rules: Option<Arc<Rules>>,
     /// Record protected DEST entries in [`Plan::protected`] (`--explain-ignored`).
     pub explain: bool,
+    /// DEST is another file system (a batch run or a two-sided check): its mtimes may be
+    /// SOURCE's at a coarser precision. Off when "DEST" is watch mode's held snapshot,
+    /// which records SOURCE's own timestamps.
+    pub coarse_dest: bool,
 }
 
 /// Why an entry is removed.
@@ -308,7 +312,8 @@ impl Planner<'_> {
     /// `b` is `a` cut down to a coarser file system's precision.
     fn mtime_eq(&self, a: &Meta, b: &Meta) -> bool {
         let d = (a.mtime_ns() - b.mtime_ns()).unsigned_abs();
-        d <= self.opts.modify_window_ns as u128 || truncated_equal(a.mtime_ns(), b.mtime_ns())
+        d <= self.opts.modify_window_ns as u128
+            || (self.opts.coarse_dest && truncated_equal(a.mtime_ns(), b.mtime_ns()))
     }
 
     fn owner_differs(&self, a: &Meta, b: &Meta) -> bool {
@@ -572,7 +577,7 @@ mod tests {
         Snapshot { root: meta(0, 100, 0o755), entries: e, ..Snapshot::default() }
     }
     fn opts() -> PlanOptions {
-        PlanOptions { delete: true, ..PlanOptions::default() }
+        PlanOptions { delete: true, coarse_dest: true, ..PlanOptions::default() }
     }
     fn lines(p: &Plan) -> Vec<String> {
         p.changes().iter().map(itemize).collect()
