@@ -189,7 +189,7 @@ const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> {
     // Start watching before the first sync, so nothing changed during it is missed.
     let wanted = watch::Wanted { force_poll: w.force_poll, interval: w.interval };
-    let (running, reason, rx) = watch::choose(&cfg.source, wanted);
+    let (mut running, reason, rx, spare_tx) = watch::choose(&cfg.source, wanted);
     rep.strategy(running.name(), &reason);
     let polling = matches!(running, watch::Running::Poll(_));
     let started = Instant::now();
@@ -198,7 +198,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed());
     rep.progress().status(&idle_status(running.name(), cycle_no, rep));
-    let debounce = if polling { Duration::ZERO } else { w.debounce };
+    let mut debounce = if polling { Duration::ZERO } else { w.debounce };
     let mut pending: Vec<Target> = Vec::new();
     let mut first_at: Option<Instant> = None;
     let mut last_at = Instant::now();
@@ -218,9 +218,24 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
         };
         match rx.recv_timeout(wait) {
             Ok(sig) => {
-                add_targets(cfg, rep, sig, &mut pending);
-                while let Ok(sig) = rx.try_recv() {
+                let mut limit = None;
+                for sig in std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                    if let Signal::LimitReached(msg) = &sig {
+                        limit.get_or_insert(msg.clone());
+                    }
                     add_targets(cfg, rep, sig, &mut pending);
+                }
+                if let (Some(msg), watch::Running::Native(_)) = (limit, &running) {
+                    // Directories made from now on could not be watched: poll instead.
+                    running = watch::fallback_to_poll(w.interval, spare_tx.clone());
+                    debounce = Duration::ZERO;
+                    rep.strategy(
+                        running.name(),
+                        &format!(
+                            "switched from native events: {msg}; rescanning every {}",
+                            watch::human_duration(w.interval)
+                        ),
+                    );
                 }
                 last_at = Instant::now();
                 first_at.get_or_insert(last_at);
@@ -302,7 +317,7 @@ fn add_targets(cfg: &Config, rep: &Reporter, sig: Signal, pending: &mut Vec<Targ
     };
     match sig {
         Signal::All => pending.push(Target::Deep(Vec::new())),
-        Signal::Error(msg) => {
+        Signal::Error(msg) | Signal::LimitReached(msg) => {
             rep.notice(&format!("watcher: {msg}; rescanning"));
             pending.push(Target::Deep(Vec::new()));
         }

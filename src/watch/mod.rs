@@ -29,6 +29,9 @@ pub enum Signal {
     All,
     /// A problem worth telling the user (the loop rescans everything too).
     Error(String),
+    /// The native watcher hit a kernel limit while running (new directories can no
+    /// longer be watched): the loop switches to polling.
+    LimitReached(String),
 }
 
 /// The running strategy; dropping it stops it.
@@ -56,9 +59,26 @@ pub struct Wanted {
     pub interval: Duration,
 }
 
-/// Starts the strategy for `source`; returns it, its name's reason, and the channel.
-pub fn choose(source: &Path, wanted: Wanted) -> (Running, String, Receiver<Signal>) {
+/// Starts the strategy for `source`; returns it, its name's reason, the channel, and a
+/// sender for a later switch to polling ([`fallback_to_poll`]).
+pub fn choose(source: &Path, wanted: Wanted) -> (Running, String, Receiver<Signal>, Sender<Signal>) {
     let (tx, rx) = std::sync::mpsc::channel();
+    let spare = tx.clone();
+    let (running, reason, rx) = choose_with(source, wanted, tx, rx);
+    (running, reason, rx, spare)
+}
+
+/// Polling from now on, at `interval`, on the same channel.
+pub fn fallback_to_poll(interval: Duration, tx: Sender<Signal>) -> Running {
+    Running::Poll(poll::Poll::start(interval, tx))
+}
+
+fn choose_with(
+    source: &Path,
+    wanted: Wanted,
+    tx: Sender<Signal>,
+    rx: Receiver<Signal>,
+) -> (Running, String, Receiver<Signal>) {
     if let Some(interval) = wanted.force_poll {
         let reason = format!("--poll given: rescanning every {}", human_duration(interval));
         return (Running::Poll(poll::Poll::start(interval, tx)), reason, rx);

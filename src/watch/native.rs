@@ -39,11 +39,21 @@ impl Native {
                     _ => send(&tx, Signal::Paths(ev.paths)),
                 }
             }
+            Err(e) if is_limit(&e) => send(&tx, Signal::LimitReached(describe(&e))),
             Err(e) => send(&tx, Signal::Error(describe(&e))),
         };
         let mut w = notify::recommended_watcher(handler).map_err(|e| describe(&e))?;
         w.watch(source, RecursiveMode::Recursive).map_err(|e| describe(&e))?;
         Ok(Native { _watcher: w })
+    }
+}
+
+/// An inotify limit (watches or instances) was reached.
+fn is_limit(e: &notify::Error) -> bool {
+    match &e.kind {
+        ErrorKind::MaxFilesWatch => true,
+        ErrorKind::Io(io) => matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EMFILE)),
+        _ => false,
     }
 }
 
