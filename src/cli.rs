@@ -26,6 +26,7 @@ Watch mode exits 0 when stopped by SIGINT/SIGTERM, 4 when a change trips --max-d
     version,
     about,
     long_about = None,
+    args_override_self = true,
     override_usage = "tandem [OPTIONS] SOURCE DEST\n       tandem --watch [OPTIONS] SOURCE DEST\n       tandem --completions SHELL | --man",
     after_help = EXIT_CODES_HELP,
     after_long_help = EXIT_CODES_HELP

@@ -95,6 +95,24 @@ impl<'c> Mirror<'c> {
         Ok((m, retries))
     }
 
+    /// True when a directory above `rel` is excluded by the ignore rules in force (an
+    /// event there concerns nothing that is mirrored).
+    pub fn inside_excluded_dir(&self, rel: &[u8]) -> bool {
+        let rules = &self.cfg.rules;
+        let mut chain = plan::chain_for(&self.held.rule_files, b"");
+        for (i, b) in rel.iter().enumerate() {
+            if *b != b'/' {
+                continue;
+            }
+            let dir = &rel[..i];
+            if rules.excluded(&chain, crate::ignore::rel_path(dir), true) {
+                return true;
+            }
+            chain = plan::chain_in(&self.held.rule_files, &chain, dir);
+        }
+        false
+    }
+
     /// Entries whose operation failed (or whose SOURCE vanished mid-copy) are not what
     /// the held snapshot says: mark them so they match nothing (no false "unchanged",
     /// no rename from them), and verify their directories later.

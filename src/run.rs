@@ -223,7 +223,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
                     if let Signal::LimitReached(msg) = &sig {
                         limit.get_or_insert(msg.clone());
                     }
-                    add_targets(cfg, rep, sig, &mut pending);
+                    add_targets(cfg, rep, &mirror, sig, &mut pending);
                 }
                 if let (Some(msg), watch::Running::Native(_)) = (limit, &running) {
                     // Directories made from now on could not be watched: poll instead.
@@ -237,8 +237,12 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
                         ),
                     );
                 }
-                last_at = Instant::now();
-                first_at.get_or_insert(last_at);
+                // Signals that asked for nothing (events in excluded directories) do
+                // not start or prolong a debounce.
+                if !pending.is_empty() {
+                    last_at = Instant::now();
+                    first_at.get_or_insert(last_at);
+                }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -310,7 +314,7 @@ fn idle_status(strategy: &str, cycle: u64, rep: &Reporter) -> String {
 }
 
 /// Turns a strategy's signal into cycle targets.
-fn add_targets(cfg: &Config, rep: &Reporter, sig: Signal, pending: &mut Vec<Target>) {
+fn add_targets(cfg: &Config, rep: &Reporter, mirror: &Mirror<'_>, sig: Signal, pending: &mut Vec<Target>) {
     let rel_of = |p: &std::path::Path| -> Option<Vec<u8>> {
         let r = p.strip_prefix(&cfg.source).ok()?;
         Some(crate::ignore::path_bytes(r).to_vec())
@@ -335,7 +339,8 @@ fn add_targets(cfg: &Config, rep: &Reporter, sig: Signal, pending: &mut Vec<Targ
                 {
                     // Rules changed: everything below is judged again.
                     pending.push(Target::Deep(parent(&r).to_vec()));
-                } else {
+                } else if !mirror.inside_excluded_dir(&r) {
+                    // (Changes inside an excluded directory concern nothing DEST mirrors.)
                     pending.push(Target::Level(parent(&r).to_vec()));
                 }
             }

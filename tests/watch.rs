@@ -1576,3 +1576,34 @@ fn human_output_in_watch_mode() {
     let last = st.stderr.last().cloned().unwrap_or_default();
     assert!(last.starts_with("tandem: ") && last.contains("entries scanned"), "no summary line\n{}", st.dump);
 }
+
+// ---------------------------------------------------------------------------
+// Events inside an excluded directory cost nothing (native).
+// ---------------------------------------------------------------------------
+
+#[test]
+fn native_changes_inside_excluded_dir_trigger_no_sync() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    sb.src_tree()
+        .file(".syncignore", "node_modules/\n")
+        .file("node_modules/pkg/index.js", "x")
+        .file("a.txt", "a");
+    let (src, dst) = (sb.src(), sb.dst());
+    let mut w = Watch::start_json(Strategy::Native, &[], &src, &dst);
+    let mark = w.mark();
+    for i in 0..200 {
+        fs::write(src.join(format!("node_modules/pkg/f{i}.js")), format!("{i}")).unwrap();
+    }
+    // Then a change that matters: the cycle that syncs it must be the only one.
+    fs::write(src.join("b.txt"), "b").unwrap();
+    wait_until(Duration::from_secs(10), || dst.join("b.txt").exists());
+    wait_until(Duration::from_secs(5), || {
+        events_named(&w.events_since(mark), "cycle").iter().any(|c| c["copied"].as_u64() == Some(1))
+    });
+    let evs = w.events_since(mark);
+    let cycles = events_named(&evs, "cycle");
+    assert_eq!(cycles.len(), 1, "events inside the excluded dir caused syncs:\n{}", w.dump());
+    assert!(!dst.join("node_modules").exists(), "excluded dir was mirrored");
+    w.finish_json(&dst);
+}
