@@ -1590,7 +1590,7 @@ fn native_changes_inside_excluded_dir_trigger_no_sync() {
         .file("node_modules/pkg/index.js", "x")
         .file("a.txt", "a");
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::start_json(Strategy::Native, &[], &src, &dst);
+    let w = Watch::start_json(Strategy::Native, &[], &src, &dst);
     let mark = w.mark();
     for i in 0..200 {
         fs::write(src.join(format!("node_modules/pkg/f{i}.js")), format!("{i}")).unwrap();
