@@ -196,12 +196,22 @@ impl<'c> Mirror<'c> {
             return Err(Failure::usage(""));
         }
         // Either side unreadable (reported): nothing is known, nothing is changed.
-        let (Some(src_entries), Some(dst_entries)) = (src_entries, dst_entries) else {
+        let (Some(mut src_entries), Some(mut dst_entries)) = (src_entries, dst_entries) else {
             if rel.is_empty() && guards {
                 return Err(Failure::fatal("cannot list SOURCE or DEST (see above)"));
             }
             return Ok(());
         };
+        if cfg.plan.checksum {
+            let _ = crate::snapshot::fill_digests_at(
+                &cfg.source,
+                &mut src_entries,
+                &cfg.dest,
+                &mut dst_entries,
+                &rel,
+                &src_sink,
+            );
+        }
         forget_rules_below(&mut self.held.rule_files, &rel);
         self.held.rule_files.extend(scanner.into_rule_files());
         let chain = plan::chain_for(&self.held.rule_files, &rel);
@@ -285,7 +295,9 @@ impl<'c> Mirror<'c> {
         })?;
         let ctx = Ctx {
             cfg,
-            held_opts: plan::PlanOptions { coarse_dest: false, ..cfg.plan.clone() },
+            // Against the held snapshot: SOURCE's own attributes, compared exactly;
+            // contents were compared (with --checksum) when DEST was last verified.
+            held_opts: plan::PlanOptions { coarse_dest: false, checksum: false, ..cfg.plan.clone() },
             scanner: &scanner,
             removed: Mutex::new(Vec::new()),
             verify: Mutex::new(Vec::new()),
@@ -439,7 +451,8 @@ impl<'c> Mirror<'c> {
                             rule_files: &self.held.rule_files,
                             deep: true,
                         };
-                        let opts = plan::PlanOptions { coarse_dest: false, ..cfg.plan.clone() };
+                        let opts =
+                            plan::PlanOptions { coarse_dest: false, checksum: false, ..cfg.plan.clone() };
                         let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &opts, &level);
                         Some(Op::Enter { name: name.clone(), sub: p.root })
                     }

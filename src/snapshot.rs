@@ -357,9 +357,21 @@ pub fn fill_digests(
     dst: &mut Snapshot,
     sink: &dyn ScanSink,
 ) -> io::Result<()> {
-    let s = sys::open_root(src_root)?;
-    let d = sys::open_root(dst_root)?;
-    digest_dir(s.as_fd(), &mut src.entries, d.as_fd(), &mut dst.entries, b"", sink);
+    fill_digests_at(src_root, &mut src.entries, dst_root, &mut dst.entries, b"", sink)
+}
+
+/// [`fill_digests`] for the directory `rel` below both roots.
+pub fn fill_digests_at(
+    src_root: &Path,
+    src: &mut [Entry],
+    dst_root: &Path,
+    dst: &mut [Entry],
+    rel: &[u8],
+    sink: &dyn ScanSink,
+) -> io::Result<()> {
+    let s = sys::open_path_at(sys::open_root(src_root)?.as_fd(), rel)?;
+    let d = sys::open_path_at(sys::open_root(dst_root)?.as_fd(), rel)?;
+    digest_dir(s.as_fd(), src, d.as_fd(), dst, rel, sink);
     Ok(())
 }
 
