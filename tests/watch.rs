@@ -1607,3 +1607,26 @@ fn native_changes_inside_excluded_dir_trigger_no_sync() {
     assert!(!dst.join("node_modules").exists(), "excluded dir was mirrored");
     w.finish_json(&dst);
 }
+
+// ---------------------------------------------------------------------------
+// --checksum in watch mode: idle cycles copy nothing.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn poll_with_checksum_idle_cycles_copy_nothing() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    sb.src_tree().file("d/a", "same size 1").file("d/b", "same size 2").file("c", "c");
+    let (src, dst) = (sb.src(), sb.dst());
+    let w = Watch::start_json(Strategy::Poll, &["--checksum"], &src, &dst);
+    let mark = w.mark();
+    wait_until(Duration::from_secs(10), || events_named(&w.events_since(mark), "cycle").len() >= 3);
+    let evs = w.events_since(mark);
+    assert!(events_named(&evs, "cycle").len() >= 3, "no poll cycles:\n{}", w.dump());
+    assert!(events_named(&evs, "copy").is_empty(), "idle cycles copied files:\n{}", w.dump());
+    // A real change is still synced.
+    fs::write(src.join("d/a"), "same size X").unwrap();
+    let mut w = w;
+    wait_synced(&mut w, &src, &dst, "checksum change");
+    w.finish_json(&dst);
+}
