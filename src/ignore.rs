@@ -80,7 +80,11 @@ impl Hit<'_> {
     }
 
     /// `docs/.syncignore:3: *.log`
+    /// `docs/.syncignore:3: *.log`, or `--exclude *.log` for a command-line pattern.
     pub fn describe(&self) -> String {
+        if self.file.origin.starts_with("--") {
+            return format!("{} {}", self.file.origin, self.pattern());
+        }
         match self.line() {
             0 => format!("{}: {}", self.file.origin, self.pattern()),
             n => format!("{}:{}: {}", self.file.origin, n, self.pattern()),
