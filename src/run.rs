@@ -112,7 +112,7 @@ fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failu
 
 /// Refuses plans that look like accidents; `Ok` means the plan may run.
 pub fn check_guards(cfg: &Config, src: &Snapshot, dst: &Snapshot, plan: &Plan) -> Result<(), Failure> {
-    if src.is_empty() && !dst.is_empty() && plan.totals.deletes > 0 && !cfg.allow_empty_source {
+    if src.is_empty() && !dst.is_empty() && !cfg.allow_empty_source {
         return Err(Failure::refused(format!(
             "refusing to sync: SOURCE {} is empty but DEST {} holds {} entries (an unmounted share looks like an empty folder); nothing was changed. Use --allow-empty-source if this is intended",
             cfg.source.display(),
