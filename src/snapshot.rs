@@ -216,20 +216,22 @@ impl<'a> Scanner<'a> {
                 None => true,
             });
         }
-        let stat_one = |(name, _): &sys::Listed| stat_entry(dir, rel, name, opts);
-        let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
-            names.par_iter().with_min_len(STAT_BATCH).filter_map(stat_one).collect()
-        } else {
-            names.iter().filter_map(stat_one).collect()
+        // Names whose kind only the stat will tell, when rules must judge them after it.
+        let unknown: Vec<Box<[u8]>> = match (opts.rules, opts.prune) {
+            (Some(_), None) => names.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| n.clone()).collect(),
+            _ => Vec::new(),
         };
-        if let (Some(rules), None) = (opts.rules, opts.prune) {
-            // Those whose kind only the stat told.
-            let unknown: Vec<&[u8]> = names.iter().filter(|(_, k)| k.is_none()).map(|(n, _)| &**n).collect();
-            if !unknown.is_empty() {
-                entries.retain(|e| {
-                    !unknown.contains(&&*e.name) || !self.is_excluded(rules, &chain, rel, &e.name, e.is_dir())
-                });
-            }
+        // The names move into the entries (no copy per entry).
+        let stat_one = |(name, _): sys::Listed| stat_entry(dir, rel, name, opts);
+        let mut entries: Vec<Entry> = if names.len() > STAT_BATCH {
+            names.into_par_iter().with_min_len(STAT_BATCH).filter_map(stat_one).collect()
+        } else {
+            names.into_iter().filter_map(stat_one).collect()
+        };
+        if let (Some(rules), false) = (opts.rules, unknown.is_empty()) {
+            entries.retain(|e| {
+                !unknown.contains(&e.name) || !self.is_excluded(rules, &chain, rel, &e.name, e.is_dir())
+            });
         }
         opts.sink.scanned(entries.len() as u64);
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -316,36 +318,36 @@ fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Option<Ru
 }
 
 /// Stats one entry; `None` when it vanished or could not be read (reported).
-fn stat_entry(dir: BorrowedFd<'_>, rel: &[u8], name: &[u8], opts: ScanOptions<'_>) -> Option<Entry> {
-    let st = match sys::stat_at(dir, name) {
+fn stat_entry(dir: BorrowedFd<'_>, rel: &[u8], name: Box<[u8]>, opts: ScanOptions<'_>) -> Option<Entry> {
+    let st = match sys::stat_at(dir, &name) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None, // vanished: simply absent
         Err(e) => {
-            opts.sink.scan_error(&join(rel, name), &e);
+            opts.sink.scan_error(&join(rel, &name), &e);
             // It exists, but what it is is unknown: DEST's counterpart must stay.
-            return Some(Entry { name: name.into(), meta: Meta::default(), kind: Kind::Unknown });
+            return Some(Entry { name, meta: Meta::default(), kind: Kind::Unknown });
         }
     };
     let (raw, meta) = sys::from_stat(&st);
     let kind = match raw {
         RawKind::File => Kind::File(None),
         RawKind::Dir => Kind::Dir(Vec::new()),
-        RawKind::Symlink => match sys::read_link_at(dir, name) {
+        RawKind::Symlink => match sys::read_link_at(dir, &name) {
             Ok(t) => Kind::Symlink(t.into_boxed_slice()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
-                opts.sink.scan_error(&join(rel, name), &e);
+                opts.sink.scan_error(&join(rel, &name), &e);
                 return None;
             }
         },
         RawKind::Special(what) => {
             if opts.report_special {
-                opts.sink.special(&join(rel, name), what);
+                opts.sink.special(&join(rel, &name), what);
             }
             Kind::Special(what)
         }
     };
-    Some(Entry { name: name.into(), meta, kind })
+    Some(Entry { name, meta, kind })
 }
 
 /// With `--checksum`: computes digests for every pair of regular files at the same path
