@@ -24,7 +24,8 @@ use crate::exit::Failure;
 use crate::ignore::Chain;
 use crate::plan::{self, ChangeKind, DirPlan, Level, Op};
 use crate::report::{Reporter, Side, SideSink};
-use crate::snapshot::{join, Entry, Kind, RuleMap, ScanOptions, Scanner, Snapshot};
+use crate::run;
+use crate::snapshot::{join, Entry, Kind, RuleMap, Scanner, Snapshot};
 use crate::sys::{self, Meta};
 
 /// What a cycle must look at.
@@ -165,23 +166,8 @@ impl<'c> Mirror<'c> {
             }
         };
         let previous = self.held.rule_files.clone();
-        let scan_opts = ScanOptions {
-            report_special: true,
-            sink: &src_sink,
-            rules: Some(&cfg.rules),
-            explain: cfg.explain_ignored,
-            previous_rules: Some(&previous),
-            prune: None,
-        };
-        let scanner = Scanner::new(scan_opts);
-        let dst_scanner = Scanner::new(ScanOptions {
-            report_special: false,
-            sink: &dst_sink,
-            rules: None,
-            explain: false,
-            previous_rules: None,
-            prune: None,
-        });
+        let scanner = Scanner::new(run::source_scan(cfg, &src_sink, Some(&previous)));
+        let dst_scanner = Scanner::new(run::dest_scan(cfg, &dst_sink, None));
         let chain_above = plan::chain_for(&self.held.rule_files, parent(&rel));
         let chain_above = if rel.is_empty() { Vec::new() } else { chain_above };
         let (src_meta, dst_meta) = match (sys::fstat(s_fd.as_fd()), sys::fstat(d_fd.as_fd())) {
@@ -282,14 +268,7 @@ impl<'c> Mirror<'c> {
 
         let previous = self.held.rule_files.clone();
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true };
-        let scanner = Scanner::new(ScanOptions {
-            report_special: true,
-            sink: &src_sink,
-            rules: Some(&cfg.rules),
-            explain: cfg.explain_ignored,
-            previous_rules: Some(&previous),
-            prune: None,
-        });
+        let scanner = Scanner::new(run::source_scan(cfg, &src_sink, Some(&previous)));
         let src_root = sys::open_root(&cfg.source).map_err(|e| {
             Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), sys::describe(&e)))
         })?;

@@ -11,7 +11,7 @@ use crate::exit::{self, Failure};
 use crate::mirror::{parent, Mirror, Target};
 use crate::plan::{self, Plan};
 use crate::report::{Reporter, Side, SideSink};
-use crate::snapshot::{self, ScanOptions, Snapshot};
+use crate::snapshot::{self, RuleMap, ScanOptions, Snapshot};
 use crate::watch::{self, Signal};
 
 /// Runs one complete sync on the configured thread pool and returns the exit status.
@@ -53,36 +53,48 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
     }
 }
 
-/// Scans SOURCE and DEST side by side.
+/// How SOURCE is scanned: special files reported, ignore rules applied (and explained),
+/// `previous` rules kept for a `.syncignore` that no longer parses (watch mode).
+pub fn source_scan<'a>(
+    cfg: &'a Config,
+    sink: &'a SideSink<'a>,
+    previous: Option<&'a RuleMap>,
+) -> ScanOptions<'a> {
+    ScanOptions {
+        report_special: true,
+        sink,
+        rules: Some(&cfg.rules),
+        explain: cfg.explain_ignored,
+        previous_rules: previous,
+        prune: None,
+    }
+}
+
+/// How DEST is scanned: everything as it is; with `prune` (SOURCE's rule files),
+/// excluded directories are not read (they are protected anyway), unless
+/// `--delete-excluded` needs them.
+pub fn dest_scan<'a>(cfg: &'a Config, sink: &'a SideSink<'a>, prune: Option<&'a RuleMap>) -> ScanOptions<'a> {
+    ScanOptions {
+        report_special: false,
+        sink,
+        rules: prune.and((!cfg.rules.delete_excluded).then_some(&*cfg.rules)),
+        explain: false,
+        previous_rules: None,
+        prune,
+    }
+}
+
+/// Scans SOURCE, then DEST.
 fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failure> {
     let src_sink = SideSink { reporter: rep, side: Side::Source, count: true };
     let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false };
-    let src = snapshot::scan(
-        &cfg.source,
-        ScanOptions {
-            report_special: true,
-            sink: &src_sink,
-            rules: Some(&cfg.rules),
-            explain: cfg.explain_ignored,
-            previous_rules: None,
-            prune: None,
-        },
-    );
+    let src = snapshot::scan(&cfg.source, source_scan(cfg, &src_sink, None));
     // DEST is read after SOURCE, so that SOURCE's rules can keep the scan out of
     // excluded directories (protected anyway, unless --delete-excluded).
     let dst = match &src {
-        Ok(s) if cfg.dest.exists() => snapshot::scan(
-            &cfg.dest,
-            ScanOptions {
-                report_special: false,
-                sink: &dst_sink,
-                rules: (!cfg.rules.delete_excluded).then_some(&*cfg.rules),
-                explain: false,
-                previous_rules: None,
-                prune: Some(&s.rule_files),
-            },
-        )
-        .map(Some),
+        Ok(s) if cfg.dest.exists() => {
+            snapshot::scan(&cfg.dest, dest_scan(cfg, &dst_sink, Some(&s.rule_files))).map(Some)
+        }
         _ => Ok(None),
     };
     let mut src = src.map_err(|e| {
