@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{ErrorKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{send, Signal};
@@ -25,17 +25,15 @@ impl Native {
                     return;
                 }
                 match ev.kind {
-                    // A writer closed the file: its final state is there now.
+                    // Reads change nothing; a writer closing the file does (its final
+                    // state is there now).
                     EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                         send(&tx, Signal::Paths(ev.paths))
                     }
                     EventKind::Access(_) => {}
-                    // A directory moved in, or a watch dropped: read it whole.
-                    EventKind::Create(notify::event::CreateKind::Folder)
-                    | EventKind::Modify(ModifyKind::Name(RenameMode::To))
-                    | EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-                        send(&tx, Signal::Paths(ev.paths.clone()));
-                    }
+                    // Everything else (created, modified, removed, renamed, attributes):
+                    // the directories holding these paths are read again. A directory
+                    // that appears (made, or moved in) is read whole there.
                     _ => send(&tx, Signal::Paths(ev.paths)),
                 }
             }
