@@ -109,6 +109,14 @@ impl Applier<'_> {
         let restore = if dp.ops.is_empty() { None } else { sys::make_dir_writable(dst).unwrap_or(None) };
         deletes.par_iter().for_each(|op| self.op(src, dst, op, rel));
         rest.par_iter().for_each(|op| self.op(src, dst, op, rel));
+        if sys::stopping() {
+            // Interrupted: start nothing more, not even this directory's attributes
+            // (the next run sets them).
+            if let Some(mode) = restore {
+                let _ = sys::restore_dir_mode(dst, mode);
+            }
+            return;
+        }
         let done = match (&dp.set_meta, restore) {
             (Some(meta), _) => sys::set_attrs_fd(dst, self.attrs(meta)),
             (None, Some(mode)) => sys::restore_dir_mode(dst, mode),

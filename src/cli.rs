@@ -111,8 +111,9 @@ pub struct Args {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 
-    /// Progress display on stderr: a bar on a terminal (`auto`), always a `bar`, plain
-    /// `lines` at most once a second (for logs), or `none`.
+    /// Progress display on stderr: a bar on a terminal and nothing elsewhere (`auto`), a
+    /// `bar` (plain lines where stderr is not a terminal), plain `lines` at most once a
+    /// second (for logs), or `none`.
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto", help_heading = "Output")]
     pub progress: crate::progress::Mode,
 

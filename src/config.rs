@@ -83,6 +83,7 @@ impl Config {
         }
         let rules = Arc::new(build_rules(args)?);
         let remote_source = crate::watch::fstype::of(&source).remote;
+        let dest_grain_ns = dest_grain(&dest);
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
@@ -94,7 +95,7 @@ impl Config {
                 owner: crate::sys::is_root(),
                 rules: Some(rules.clone()),
                 explain: args.explain_ignored,
-                coarse_dest: true,
+                dest_grain_ns,
             },
             max_delete: args.max_delete,
             allow_empty_source: args.allow_empty_source,
@@ -142,6 +143,23 @@ fn build_rules(args: &Args) -> Result<Rules, Failure> {
         cli.push(Arc::new(rf));
     }
     Ok(Rules { cli, delete_excluded: args.delete_excluded })
+}
+
+/// DEST's file system keeps coarser timestamps than nanoseconds: the precision, in
+/// nanoseconds. Read from the mount holding DEST (or its nearest existing parent).
+fn dest_grain(dest: &Path) -> Option<i128> {
+    let mut p = dest;
+    while !p.exists() {
+        p = p.parent()?;
+    }
+    let name = crate::watch::fstype::of(p).name;
+    match name.as_str() {
+        "vfat" | "msdos" | "fat" | "umsdos" => Some(2_000_000_000),
+        "exfat" => Some(10_000_000),
+        "fuse.sshfs" | "sshfs" => Some(1_000_000_000),
+        "cifs" | "smb3" | "smbfs" | "ntfs" | "ntfs3" | "fuseblk" => Some(100),
+        _ => None,
+    }
 }
 
 fn resolve_source(p: &Path) -> Result<PathBuf, Failure> {

@@ -54,6 +54,9 @@ fn main() {
     let code = match config::Config::from_args(&args) {
         Err(f) => {
             eprintln!("tandem: {}", f.message);
+            if args.json {
+                report::json_failure(&f.message, f.code);
+            }
             f.code
         }
         Ok(cfg) => match run::run(&cfg) {

@@ -214,6 +214,9 @@ impl<'c> Mirror<'c> {
         for (path, rule) in &p.protected {
             rep.excluded(Side::Dest, path, rule);
         }
+        for (path, why) in &p.conflicts {
+            rep.error(Side::Dest, path, why);
+        }
         if !p.root.is_empty() {
             rep.progress().start_copy(p.totals.copies, p.totals.copy_bytes);
             let _ = apply::apply_at(&p.root, &rel, &cfg.source, &cfg.dest, rep, apply_opts(cfg));
@@ -276,7 +279,7 @@ impl<'c> Mirror<'c> {
             cfg,
             // Against the held snapshot: SOURCE's own attributes, compared exactly;
             // contents were compared (with --checksum) when DEST was last verified.
-            held_opts: plan::PlanOptions { coarse_dest: false, checksum: false, ..cfg.plan.clone() },
+            held_opts: plan::PlanOptions { dest_grain_ns: None, checksum: false, ..cfg.plan.clone() },
             scanner: &scanner,
             removed: Mutex::new(Vec::new()),
             verify: Mutex::new(Vec::new()),
@@ -431,7 +434,7 @@ impl<'c> Mirror<'c> {
                             deep: true,
                         };
                         let opts =
-                            plan::PlanOptions { coarse_dest: false, checksum: false, ..cfg.plan.clone() };
+                            plan::PlanOptions { dest_grain_ns: None, checksum: false, ..cfg.plan.clone() };
                         let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &opts, &level);
                         Some(Op::Enter { name: name.clone(), sub: p.root })
                     }

@@ -198,10 +198,9 @@ fn scan_view(entries: &[Entry], rel: &[u8], r: &Option<Arc<Rules>>) -> Vec<Entry
 }
 
 /// SOURCE's `a` and DEST's `b` count as the same mtime (README: within
-/// `--modify-window`, or `b` is `a` at a coarser file system's precision).
+/// `--modify-window`; DEST here has nanosecond timestamps).
 fn mtime_close(a: &Meta, b: &Meta, window: u64) -> bool {
     (a.mtime_ns() - b.mtime_ns()).unsigned_abs() <= window as u128
-        || crate::plan::truncated_equal(a.mtime_ns(), b.mtime_ns())
 }
 
 /// What DEST must hold afterwards, from the rules as documented.
@@ -237,6 +236,13 @@ fn expected(src: &[Entry], dst: &[Entry], rel: &[u8], case: &Case, r: &Option<Ar
                     take_attrs(&mut e.meta, &s.meta, case);
                 }
                 e
+            }
+            // A DEST directory in the way that holds excluded entries stays, with
+            // only those (reported as a conflict), and SOURCE's entry is not created.
+            (_, Some(Kind::Dir(_)))
+                if !s.is_dir() && type_change_keep(d.expect("paired"), &path, case, r).is_some() =>
+            {
+                type_change_keep(d.expect("paired"), &path, case, r).expect("checked")
             }
             (Kind::Dir(sc), Some(Kind::Dir(dc))) => {
                 let d = d.expect("paired");
@@ -277,6 +283,27 @@ fn take_attrs(out: &mut Meta, s: &Meta, case: &Case) {
         out.uid = s.uid;
         out.gid = s.gid;
     }
+}
+
+/// What a type change leaves of DEST directory `d`: its excluded entries (and the
+/// directories holding them), unless excluded entries may be deleted.
+fn type_change_keep(d: &Entry, path: &[u8], case: &Case, r: &Option<Arc<Rules>>) -> Option<Entry> {
+    if !case.exclude || case.delete_excluded {
+        return None;
+    }
+    let Kind::Dir(children) = &d.kind else { return None };
+    let kept: Vec<Entry> = children
+        .iter()
+        .filter_map(|c| {
+            let cpath = join(path, &c.name);
+            if excluded(r, &cpath, c.is_dir()) {
+                Some(c.clone())
+            } else {
+                type_change_keep(c, &cpath, case, r)
+            }
+        })
+        .collect();
+    (!kept.is_empty()).then(|| Entry { kind: Kind::Dir(kept), ..d.clone() })
 }
 
 fn dir_meta(out: &mut Meta, s: &Meta, d: &Meta, case: &Case, contents_changed: bool) {
@@ -364,7 +391,7 @@ proptest! {
             owner: case.owner,
             rules: r.clone(),
             explain: false,
-            coarse_dest: true,
+            dest_grain_ns: None,
         };
         let s = snapshot(src_view.clone(), src_root);
         let d = snapshot(dst.clone(), dst_root);

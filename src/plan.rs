@@ -32,10 +32,11 @@ pub struct PlanOptions {
     pub rules: Option<Arc<Rules>>,
     /// Record protected DEST entries in [`Plan::protected`] (`--explain-ignored`).
     pub explain: bool,
-    /// DEST is another file system (a batch run or a two-sided check): its mtimes may be
-    /// SOURCE's at a coarser precision. Off when "DEST" is watch mode's held snapshot,
-    /// which records SOURCE's own timestamps.
-    pub coarse_dest: bool,
+    /// The timestamp precision of DEST's file system when it is coarser than
+    /// nanoseconds (FAT 2 s, exFAT 10 ms, sshfs 1 s, SMB/NTFS 100 ns): DEST's mtime equal
+    /// to SOURCE's cut down to it counts as equal. `None`: exact (and always against
+    /// watch mode's held snapshot, which records SOURCE's own timestamps).
+    pub dest_grain_ns: Option<i128>,
 }
 
 /// Why an entry is removed.
@@ -135,6 +136,9 @@ pub struct Plan {
     /// DEST entries left alone because a rule excludes them, with the rule
     /// (filled only with `PlanOptions::explain`).
     pub protected: Vec<(Vec<u8>, String)>,
+    /// Paths the plan cannot mirror, with why (a DEST directory holding excluded
+    /// entries where SOURCE has a file or symlink): reported as errors.
+    pub conflicts: Vec<(Vec<u8>, String)>,
 }
 
 impl Plan {
@@ -256,6 +260,7 @@ pub fn plan_level(
         rules: opts.rules.as_deref(),
         totals: &mut totals,
         protected: &mut protected,
+        conflicts: Vec::new(),
     };
     let mut root = DirPlan { ops: p.diff_dir(src, dst, level.base, level.chain), ..DirPlan::default() };
     let own = p.dir_meta_differs(src_meta, dst_meta);
@@ -263,16 +268,14 @@ pub fn plan_level(
         root.set_meta = Some(*src_meta);
         root.meta_changed = own;
     }
-    Plan { root, totals, protected }
+    let conflicts = std::mem::take(&mut p.conflicts);
+    Plan { root, totals, protected, conflicts }
 }
 
-/// True when DEST's mtime `dst_ns` is SOURCE's `src_ns` cut down to the precision of a
-/// coarser file system (100 ns: SMB/NTFS; 1 µs, 1 ms: some NFS servers; 1 s: sshfs,
-/// ext3, many NFSv3 servers; 2 s: FAT). Without this, a mirror onto such a file system
-/// would copy every file again on every run.
-pub fn truncated_equal(src_ns: i128, dst_ns: i128) -> bool {
-    const GRAINS: [i128; 5] = [100, 1_000, 1_000_000, 1_000_000_000, 2_000_000_000];
-    dst_ns < src_ns && GRAINS.iter().any(|g| dst_ns == src_ns - src_ns.rem_euclid(*g))
+/// True when DEST's mtime `dst_ns` is SOURCE's `src_ns` cut down to a precision of
+/// `grain` nanoseconds (DEST's file system cannot store more).
+pub fn truncated_equal(src_ns: i128, dst_ns: i128, grain: i128) -> bool {
+    grain > 1 && dst_ns <= src_ns && dst_ns == src_ns - src_ns.rem_euclid(grain)
 }
 
 /// The rule files that apply inside SOURCE directory `rel`, given its parent's.
@@ -305,6 +308,7 @@ struct Planner<'a> {
     rules: Option<&'a Rules>,
     totals: &'a mut Totals,
     protected: &'a mut Vec<(Vec<u8>, String)>,
+    conflicts: Vec<(Vec<u8>, String)>,
 }
 
 impl Planner<'_> {
@@ -313,7 +317,7 @@ impl Planner<'_> {
     fn mtime_eq(&self, a: &Meta, b: &Meta) -> bool {
         let d = (a.mtime_ns() - b.mtime_ns()).unsigned_abs();
         d <= self.opts.modify_window_ns as u128
-            || (self.opts.coarse_dest && truncated_equal(a.mtime_ns(), b.mtime_ns()))
+            || self.opts.dest_grain_ns.is_some_and(|g| truncated_equal(a.mtime_ns(), b.mtime_ns(), g))
     }
 
     fn owner_differs(&self, a: &Meta, b: &Meta) -> bool {
@@ -424,7 +428,7 @@ impl Planner<'_> {
         let mut keep = false;
         for c in d.children() {
             let cpath = if self.rules.is_some() { join(path, &c.name) } else { Vec::new() };
-            if reason == DeleteReason::Gone && self.protected(c, &cpath, chain) {
+            if reason != DeleteReason::Temporary && self.protected(c, &cpath, chain) {
                 keep = true;
                 continue;
             }
@@ -522,10 +526,24 @@ impl Planner<'_> {
                     rest.push(Op::Meta { name: name(), symlink: true, meta: s.meta });
                 }
             }
-            // A different kind under the same name: remove what DEST has, then create.
+            // A different kind under the same name: remove what DEST has, then create,
+            // unless DEST's directory holds excluded (protected) entries.
             _ => {
-                deletes.push(self.delete(d, DeleteReason::TypeChange, b"", chain));
-                self.create(s, rest);
+                let path = if self.rules.is_some() { join(rel, &d.name) } else { Vec::new() };
+                let op = self.delete(d, DeleteReason::TypeChange, &path, chain);
+                if matches!(op, Op::Delete { keep: true, .. }) {
+                    self.conflicts.push((
+                        join(rel, &d.name),
+                        "cannot replace this directory: it holds excluded entries (see --delete-excluded)"
+                            .into(),
+                    ));
+                    if !op.is_noop() {
+                        deletes.push(op);
+                    }
+                } else {
+                    deletes.push(op);
+                    self.create(s, rest);
+                }
             }
         }
     }
@@ -577,7 +595,7 @@ mod tests {
         Snapshot { root: meta(0, 100, 0o755), entries: e, ..Snapshot::default() }
     }
     fn opts() -> PlanOptions {
-        PlanOptions { delete: true, coarse_dest: true, ..PlanOptions::default() }
+        PlanOptions { delete: true, ..PlanOptions::default() }
     }
     fn lines(p: &Plan) -> Vec<String> {
         p.changes().iter().map(itemize).collect()
@@ -624,20 +642,20 @@ mod tests {
 
     #[test]
     fn coarser_dest_timestamps_count_as_equal() {
-        // Sorted by name: fat, new, sec.
-        let mut src = snap(vec![file("fat", 1, 11), file("new", 1, 10), file("sec", 1, 10)]);
-        src.entries[0].meta.mtime_nsec = 500; // 11.0000005 s; FAT keeps 10 s
-        src.entries[1].meta.mtime_nsec = 123_456_789; // SMB keeps 10.1234567 s
-        src.entries[2].meta.mtime_nsec = 987_654_321; // sshfs keeps 10 s
-        let mut dst = snap(vec![file("fat", 1, 10), file("new", 1, 10), file("sec", 1, 10)]);
-        dst.entries[1].meta.mtime_nsec = 123_456_700;
-        assert!(plan(&src, &dst, &opts()).is_empty(), "{:?}", lines(&plan(&src, &dst, &opts())));
-        // Not a truncation: another second.
-        let mut dst2 = dst.clone();
-        dst2.entries[2].meta.mtime_sec = 9;
-        assert_eq!(lines(&plan(&src, &dst2, &opts())), vec!["copy sec (1 bytes)"]);
+        let mut src = snap(vec![file("a", 1, 11), file("b", 1, 10)]);
+        src.entries[0].meta.mtime_nsec = 500; // 11.0000005 s
+        src.entries[1].meta.mtime_nsec = 987_654_321;
+        let dst = snap(vec![file("a", 1, 10), file("b", 1, 10)]);
+        // Exact by default: both differ.
+        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["copy a (1 bytes)", "copy b (1 bytes)"]);
+        // DEST on FAT (2 s): both are SOURCE's times as FAT keeps them.
+        let fat = PlanOptions { dest_grain_ns: Some(2_000_000_000), ..opts() };
+        assert!(plan(&src, &dst, &fat).is_empty());
+        // sshfs (1 s): 11.0000005 kept as 11, not 10.
+        let sec = PlanOptions { dest_grain_ns: Some(1_000_000_000), ..opts() };
+        assert_eq!(lines(&plan(&src, &dst, &sec)), vec!["copy a (1 bytes)"]);
         // A later DEST mtime is never a truncation.
-        assert!(!truncated_equal(10_000_000_000, 10_000_000_001));
+        assert!(!truncated_equal(10_000_000_000, 10_000_000_001, 100));
     }
 
     #[test]

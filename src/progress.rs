@@ -23,7 +23,8 @@ use crate::report::{human_bytes, Counters};
 pub enum Mode {
     /// A bar on a terminal, nothing otherwise.
     Auto,
-    /// A live bar (files, bytes, throughput, ETA, current file).
+    /// A live bar (files, bytes, throughput, ETA, current file); plain lines where
+    /// stderr is not a terminal.
     Bar,
     /// One plain line at most every second (for logs).
     Lines,

@@ -62,6 +62,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     pub warnings: AtomicU64,
     pub pattern_errors: AtomicU64,
+    /// See [`Reporter::set_planned`]; `u64::MAX` until set.
+    pub planned: AtomicU64,
 }
 
 /// A plain copy of the counters, for the summary.
@@ -78,6 +80,8 @@ pub struct Summary {
     pub root_metas: u64,
     pub errors: u64,
     pub warnings: u64,
+    /// Entries the plan had to change (one-shot runs; unknown in watch cycles).
+    pub planned: Option<u64>,
 }
 
 pub struct Reporter {
@@ -130,8 +134,12 @@ pub fn shown(path: &[u8]) -> String {
 
 impl Reporter {
     pub fn new(cfg: &Config) -> Self {
-        let counters = Arc::new(Counters::default());
-        let mode = cfg.progress.resolve();
+        let counters = Arc::new(Counters { planned: AtomicU64::new(u64::MAX), ..Counters::default() });
+        // A bar needs a terminal: asked for elsewhere, plain lines are what fits.
+        let mode = match cfg.progress.resolve() {
+            Mode::Bar if !std::io::stderr().is_terminal() => Mode::Lines,
+            m => m,
+        };
         let quiet_progress = cfg.quiet && cfg.format == Format::Human;
         let progress: Box<dyn Progress> = match mode {
             Mode::Bar | Mode::Lines if !quiet_progress => {
@@ -338,7 +346,7 @@ impl Reporter {
     /// A problem that stops the run before or instead of applying (guards, fatal errors).
     pub fn fatal(&self, message: &str) {
         if self.format == Format::Json {
-            self.json(json!({ "event": "error", "path": "", "message": message }));
+            self.json(json!({ "event": "error", "path": "", "side": "", "message": message }));
         }
         self.line_err(&format!("tandem: {message}"));
     }
@@ -357,7 +365,16 @@ impl Reporter {
             root_metas: c.root_metas.load(Relaxed),
             errors: c.errors.load(Relaxed),
             warnings: c.warnings.load(Relaxed),
+            planned: match c.planned.load(Relaxed) {
+                u64::MAX => None,
+                n => Some(n),
+            },
         }
+    }
+
+    /// A one-shot run's plan: how many SOURCE entries it changes (for `unchanged`).
+    pub fn set_planned(&self, entries: u64) {
+        self.counters.planned.store(entries, Relaxed);
     }
 
     /// Records that `rel`'s operation did not happen, without reporting an error (a
@@ -411,6 +428,7 @@ impl Reporter {
             root_metas: now.root_metas - last.root_metas,
             errors: now.errors - last.errors,
             warnings: now.warnings - last.warnings,
+            planned: None,
         };
         *last = now;
         drop(last);
@@ -479,6 +497,22 @@ impl Reporter {
     }
 }
 
+/// With `--json`, a run that stops before it starts (a configuration error) still
+/// ends stdout with an `error` and a `summary` event.
+pub fn json_failure(message: &str, exit_code: i32) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", json!({ "event": "error", "path": "", "side": "", "message": message }));
+    let _ = writeln!(
+        out,
+        "{}",
+        json!({
+            "event": "summary", "scanned": 0, "copied": 0, "bytes": 0, "mkdir": 0, "symlink": 0, "meta": 0,
+            "deleted": 0, "renamed": 0, "unchanged": 0, "errors": 0, "warnings": 0, "bytes_per_sec": 0,
+            "elapsed_ms": 0, "dry_run": false, "exit_code": exit_code,
+        })
+    );
+}
+
 /// `1.5 MiB` style sizes.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -497,13 +531,17 @@ pub fn human_bytes(n: u64) -> String {
 
 impl Summary {
     /// Entries that needed nothing.
+    /// Entries that needed nothing: scanned, minus those that were changed or had to
+    /// be (done, failed, or refused), minus special files skipped.
     pub fn unchanged(&self) -> u64 {
-        let changed = self.copied
+        let done = self.copied
             + self.mkdirs
             + self.symlinks
             + self.metas.saturating_sub(self.root_metas)
-            + self.renamed;
-        self.scanned.saturating_sub(changed)
+            + self.renamed
+            + self.errors;
+        let not_in_sync = self.planned.map_or(done, |p| p.max(done));
+        self.scanned.saturating_sub(not_in_sync + self.warnings)
     }
 }
 

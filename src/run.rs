@@ -45,9 +45,7 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
             if !f.message.is_empty() {
                 rep.fatal(&f.message);
             }
-            if f.code == exit::REFUSED {
-                rep.summary(f.code);
-            }
+            rep.summary(f.code);
             Err(Failure { code: f.code, message: String::new() })
         }
     }
@@ -124,7 +122,16 @@ fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failu
 
 /// Refuses plans that look like accidents; `Ok` means the plan may run.
 pub fn check_guards(cfg: &Config, src: &Snapshot, dst: &Snapshot, plan: &Plan) -> Result<(), Failure> {
-    if src.is_empty() && !dst.is_empty() && !cfg.allow_empty_source {
+    // What DEST holds beyond tandem's temporaries and excluded (protected) entries.
+    let dest_holds = dst.entries.iter().any(|e| {
+        !crate::sys::is_temp_name(&e.name)
+            && !cfg.rules.excluded(
+                &plan::chain_for(&src.rule_files, b""),
+                crate::ignore::rel_path(&e.name),
+                e.is_dir(),
+            )
+    });
+    if src.is_empty() && dest_holds && !cfg.allow_empty_source {
         return Err(Failure::refused(format!(
             "refusing to sync: SOURCE {} is empty but DEST {} holds {} entries (an unmounted share looks like an empty folder); nothing was changed. Use --allow-empty-source if this is intended",
             cfg.source.display(),
@@ -161,10 +168,15 @@ pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
     let t = Instant::now();
     let plan = plan::plan(&src, &dst, &cfg.plan);
     rep.debug(&format!("planned in {:.3}s: {:?}", t.elapsed().as_secs_f64(), plan.totals));
+    let t = &plan.totals;
+    rep.set_planned(t.copies + t.mkdirs + t.symlinks + t.metas + plan.conflicts.len() as u64);
     check_guards(cfg, &src, &dst, &plan)?;
     drop((src, dst));
     for (path, rule) in &plan.protected {
         rep.excluded(Side::Dest, path, rule);
+    }
+    for (path, why) in &plan.conflicts {
+        rep.error(Side::Dest, path, why);
     }
     if cfg.dry_run {
         for c in plan.changes() {

@@ -3,6 +3,7 @@
 
 mod util;
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -508,4 +509,71 @@ fn unprivileged_update_inside_readonly_dir() {
     let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
     r.ok();
     assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+/// A DEST directory holding excluded entries where SOURCE now has a file: the excluded
+/// entries are not deleted (only the others), and the path is reported (exit 3).
+#[test]
+fn type_change_keeps_excluded_entries_and_reports() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("cache", "now a file\n");
+    sb.dst_tree().file("cache/k.log", "keep\n").file("cache/x.txt", "gone\n");
+    let r = run([OsString::from("--exclude"), "*.log".into(), sb.src().into(), sb.dst().into()]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("cache") && r.stderr.contains("excluded"), "{r:?}");
+    assert_eq!(fs::read(sb.dst().join("cache/k.log")).unwrap(), b"keep\n");
+    assert!(!exists_nofollow(&sb.dst().join("cache/x.txt")));
+    // With --delete-excluded the file takes its place.
+    let r = run([
+        OsString::from("--exclude"),
+        "*.log".into(),
+        "--delete-excluded".into(),
+        sb.src().into(),
+        sb.dst().into(),
+    ]);
+    r.ok();
+    assert_eq!(fs::read(sb.dst().join("cache")).unwrap(), b"now a file\n");
+}
+
+/// With --json the last stdout line is a summary even when the run stops early: a
+/// configuration error (exit 2), a refusal (exit 4), a fatal error (exit 1).
+#[test]
+fn json_ends_with_a_summary_on_every_exit() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a", "a");
+    sb.dst_tree().file("old", "x");
+    let empty = sb.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let cases: Vec<(Vec<OsString>, i32)> = vec![
+        (vec!["--json".into(), sb.src().into(), sb.src().into()], 2),
+        (vec!["--json".into(), "--exclude".into(), "[z-a".into(), sb.src().into(), sb.dst().into()], 2),
+        (vec!["--json".into(), empty.clone().into(), sb.dst().into()], 4),
+        (vec!["--json".into(), "--max-delete".into(), "0".into(), sb.src().into(), sb.dst().into()], 4),
+        (vec!["--json".into(), sb.src().into(), "/proc/no/such/dir".into()], 1),
+    ];
+    for (args, code) in cases {
+        let r = run(args.clone());
+        r.expect_code(code);
+        let evs = r.json_events();
+        let last = evs.last().unwrap_or_else(|| panic!("{args:?}: no JSON at all:\n{r:?}"));
+        assert_eq!(last["event"], "summary", "{args:?}: last line is not a summary:\n{r:?}");
+        assert_eq!(last["exit_code"], code, "{args:?}");
+        assert!(
+            evs.iter().any(|e| e["event"] == "error" && e["side"] == ""),
+            "{args:?}: no run-level error event:\n{r:?}"
+        );
+    }
+}
+
+/// An empty SOURCE over a DEST that holds only excluded entries and leftover
+/// temporaries is no accident: not refused.
+#[test]
+fn empty_source_guard_ignores_excluded_and_temporary_entries() {
+    let sb = Sandbox::new();
+    sb.src_tree();
+    sb.dst_tree().file("keep.log", "x").file(".tandem-1-2.tmp", "partial");
+    let r = run([OsString::from("--exclude"), "*.log".into(), sb.src().into(), sb.dst().into()]);
+    r.ok();
+    assert!(exists_nofollow(&sb.dst().join("keep.log")));
+    assert!(!exists_nofollow(&sb.dst().join(".tandem-1-2.tmp")));
 }
