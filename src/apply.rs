@@ -65,8 +65,8 @@ pub fn apply_at(
         .inspect_err(|e| rep.error(Side::Dest, base, &sys::describe(e)))?;
     let src = sys::open_path_at(src.as_fd(), base).ok();
     let a = Applier { rep, owner: opts.owner, vanished_ok: opts.vanished_ok };
-    a.dir(src.as_ref().map(|f| f.as_fd()), dst.as_fd(), dp, base);
-    if dp.meta_changed {
+    let attrs_set = a.dir(src.as_ref().map(|f| f.as_fd()), dst.as_fd(), dp, base);
+    if attrs_set && dp.meta_changed && !sys::stopping() {
         rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
     }
     Ok(())
@@ -100,7 +100,8 @@ impl Applier<'_> {
 
     /// Runs one directory's plan. `src` is `None` when the SOURCE directory could not be
     /// opened (its copies then fail one by one; deletions still run).
-    fn dir(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) {
+    /// Returns false when the directory's own attributes could not be set.
+    fn dir(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) -> bool {
         let here: &[u8] = if rel.is_empty() { b"." } else { rel };
         let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
         let (deletes, rest) = dp.ops.split_at(n_del);
@@ -115,7 +116,7 @@ impl Applier<'_> {
             if let Some(mode) = restore {
                 let _ = sys::restore_dir_mode(dst, mode);
             }
-            return;
+            return false;
         }
         let done = match (&dp.set_meta, restore) {
             (Some(meta), _) => sys::set_attrs_fd(dst, self.attrs(meta)),
@@ -124,7 +125,9 @@ impl Applier<'_> {
         };
         if let Err(e) = done {
             self.fail(Side::Dest, here, &e);
+            return false;
         }
+        true
     }
 
     fn op(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
@@ -143,11 +146,10 @@ impl Applier<'_> {
                             && sys::open_dir_at(dst, name).is_ok() => {}
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
-                self.descend(src, dst, name, sub, &path);
+                let _ = self.descend(src, dst, name, sub, &path);
             }
             Op::Enter { name, sub } => {
-                self.descend(src, dst, name, sub, &path);
-                if sub.meta_changed {
+                if self.descend(src, dst, name, sub, &path) && sub.meta_changed {
                     self.rep.change(&path, &ChangeKind::Meta);
                 }
             }
@@ -194,10 +196,13 @@ impl Applier<'_> {
         name: &[u8],
         sub: &DirPlan,
         path: &[u8],
-    ) {
+    ) -> bool {
         let d: OwnedFd = match sys::open_dir_at(dst, name) {
             Ok(fd) => fd,
-            Err(e) => return self.fail(Side::Dest, path, &e),
+            Err(e) => {
+                self.fail(Side::Dest, path, &e);
+                return false;
+            }
         };
         let s = match src.map(|s| sys::open_dir_at(s, name)) {
             Some(Ok(fd)) => Some(fd),
@@ -210,7 +215,7 @@ impl Applier<'_> {
             }
             None => None,
         };
-        self.dir(s.as_ref().map(|f| f.as_fd()), d.as_fd(), sub, path);
+        self.dir(s.as_ref().map(|f| f.as_fd()), d.as_fd(), sub, path)
     }
 
     fn delete(&self, dst: BorrowedFd<'_>, name: &[u8], dir: bool, sub: &DirPlan, keep: bool, path: &[u8]) {

@@ -142,11 +142,21 @@ impl<'c> Mirror<'c> {
         let src_root = sys::open_root(&cfg.source).map_err(|e| {
             Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), sys::describe(&e)))
         })?;
-        if !cfg.dest.exists() {
+        // DEST (and missing parents) made here are removed again if the run stops
+        // before changing anything (bad ignore patterns).
+        let created = if cfg.dest.exists() {
+            None
+        } else {
+            let mut top = cfg.dest.as_path();
+            while let Some(p) = top.parent().filter(|p| !p.exists()) {
+                top = p;
+            }
+            let top = top.to_path_buf();
             std::fs::create_dir_all(&cfg.dest).map_err(|e| {
                 Failure::fatal(format!("cannot create DEST {}: {}", cfg.dest.display(), sys::describe(&e)))
             })?;
-        }
+            Some(top)
+        };
         let dst_root = sys::open_root(&cfg.dest).map_err(|e| {
             Failure::fatal(format!("cannot read DEST {}: {}", cfg.dest.display(), sys::describe(&e)))
         })?;
@@ -179,6 +189,15 @@ impl<'c> Mirror<'c> {
             || dst_scanner.subtree(d_fd, &rel, &Vec::new()),
         );
         if rep.pattern_errors() > 0 && guards {
+            if let Some(top) = &created {
+                let mut p = cfg.dest.as_path();
+                while std::fs::remove_dir(p).is_ok() && p != top.as_path() {
+                    match p.parent() {
+                        Some(up) => p = up,
+                        None => break,
+                    }
+                }
+            }
             return Err(Failure::usage(""));
         }
         // Either side unreadable (reported): nothing is known, nothing is changed.

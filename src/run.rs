@@ -45,7 +45,11 @@ pub fn run(cfg: &Config) -> Result<i32, Failure> {
             if !f.message.is_empty() {
                 rep.fatal(&f.message);
             }
-            rep.summary(f.code);
+            // A configuration error stays one line for people; JSON still ends with
+            // its summary.
+            if f.code != exit::USAGE || cfg.format == crate::report::Format::Json {
+                rep.summary(f.code);
+            }
             Err(Failure { code: f.code, message: String::new() })
         }
     }
@@ -243,7 +247,9 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
         match rx.recv_timeout(wait) {
             Ok(sig) => {
                 let mut limit = None;
-                for sig in std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                // (Bounded, so a flood of events cannot keep the loop from its signals.)
+                for sig in std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(100_000))
+                {
                     if let Signal::LimitReached(msg) = &sig {
                         limit.get_or_insert(msg.clone());
                     }
@@ -318,6 +324,7 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
             Err(f) => return Err(f),
         }
         rep.cycle(cycle_no, t0.elapsed());
+        running.cycle_done();
         crate::sys::release_free_memory();
         rep.progress().status(&idle_status(running.name(), cycle_no, rep));
     }

@@ -201,7 +201,7 @@ impl<'a> Scanner<'a> {
             }
         } else if let Some(rules) = opts.rules {
             if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
-                let file = match load_rules(dir, rel, opts.sink) {
+                let file = match load_rules(dir, rel, opts.sink)? {
                     Some(file) => Some(Arc::new(file)),
                     None => opts.previous_rules.and_then(|m| m.get(rel)).cloned(),
                 };
@@ -286,7 +286,10 @@ impl<'a> Scanner<'a> {
 }
 
 /// Reads and parses the `.syncignore` of directory `rel`.
-fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Option<RuleFile> {
+/// `Ok(None)`: no rules from it (not a regular file, gone, or patterns that do not
+/// parse, which are reported as such). `Err`: it exists but cannot be read (reported);
+/// the directory's entries cannot be judged, so the directory counts as unreadable.
+fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Option<RuleFile>, ()> {
     let path = join(rel, ignore::IGNORE_FILE);
     let text = match sys::open_source_file(dir, ignore::IGNORE_FILE) {
         Ok((fd, _)) => {
@@ -295,24 +298,24 @@ fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Option<Ru
                 Ok(_) => buf,
                 Err(e) => {
                     sink.scan_error(&path, &e);
-                    return None;
+                    return Err(());
                 }
             }
         }
         // Not a regular file (a symlink, say): like git, read no rules from it.
-        Err(e) if e.kind() == io::ErrorKind::Other => return None,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == io::ErrorKind::Other => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             sink.scan_error(&path, &e);
-            return None;
+            return Err(());
         }
     };
     let origin = String::from_utf8_lossy(&path).into_owned();
     match RuleFile::parse(ignore::rel_path(rel), &origin, &String::from_utf8_lossy(&text)) {
-        Ok(f) => Some(f),
+        Ok(f) => Ok(Some(f)),
         Err(e) => {
             sink.pattern_error(&e);
-            None
+            Ok(None)
         }
     }
 }

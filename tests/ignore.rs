@@ -13,10 +13,12 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use util::*;
 
@@ -1197,4 +1199,28 @@ fn explain_ignored_lists_source_and_dest_entries_with_their_rule() {
     let r = run([sb.src(), sb.dst()]);
     r.ok();
     assert!(explained(&r).is_empty(), "{r:?}");
+}
+
+/// A `.syncignore` that cannot be read leaves its directory's entries unjudgeable: the
+/// directory is left alone on both sides (nothing excluded leaks, nothing protected is
+/// deleted), the error is reported, exit 3. Run unprivileged (root reads anything).
+#[test]
+fn unreadable_syncignore_leaves_its_directory_alone() {
+    let sb = Sandbox::new();
+    sb.src_tree()
+        .file("sub/.syncignore", "*.x\n")
+        .file("sub/secret.x", "s")
+        .file("sub/n", "n")
+        .file("top", "t");
+    sb.dst_tree().file("sub/keep.x", "k");
+    chown_tree_for_unprivileged(sb.path());
+    let ign = sb.src().join("sub/.syncignore");
+    fs::set_permissions(&ign, fs::Permissions::from_mode(0o000)).unwrap();
+    let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], Duration::from_secs(60));
+    fs::set_permissions(&ign, fs::Permissions::from_mode(0o644)).unwrap();
+    r.expect_code(3);
+    assert!(r.stderr.contains(".syncignore"), "{r:?}");
+    assert!(!sb.dst().join("sub/secret.x").exists(), "an excluded file leaked:\n{r:?}");
+    assert!(sb.dst().join("sub/keep.x").exists(), "a protected file was deleted:\n{r:?}");
+    assert!(sb.dst().join("top").exists(), "the rest was not synced:\n{r:?}");
 }

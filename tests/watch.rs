@@ -1630,3 +1630,40 @@ fn poll_with_checksum_idle_cycles_copy_nothing() {
     wait_synced(&mut w, &src, &dst, "checksum change");
     w.finish_json(&dst);
 }
+
+/// A broken `.syncignore` stops watch mode before anything changes: exit 2 and DEST
+/// (here missing, with a missing parent) is not created.
+#[test]
+fn watch_with_bad_pattern_creates_nothing() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    sb.src_tree().file(".syncignore", "ok\n[z-a\n").file("a", "a");
+    let dst = sb.path().join("new/dest");
+    for mode in [&["--watch"][..], &["--poll", "100ms"][..]] {
+        let mut args: Vec<OsString> = mode.iter().map(OsString::from).collect();
+        args.push(sb.src().into());
+        args.push(dst.clone().into());
+        let r = run_timeout(&args, Duration::from_secs(20));
+        r.expect_code(2);
+        assert!(r.stderr.contains(".syncignore:2"), "{r:?}");
+        assert!(!sb.path().join("new").exists(), "{mode:?}: DEST (or its parent) was created:\n{r:?}");
+    }
+}
+
+/// `--poll 0` rescans continuously, one rescan at a time: memory stays flat and
+/// SIGINT still stops it cleanly.
+#[test]
+fn poll_zero_rescans_continuously_and_stops_on_sigint() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    sb.src_tree().file("a", "a");
+    let (src, dst) = (sb.src(), sb.dst());
+    let w = Watch::start_json(Strategy::Poll, &["--poll=0"], &src, &dst);
+    let mark = w.mark();
+    wait_until(Duration::from_secs(10), || events_named(&w.events_since(mark), "cycle").len() >= 50);
+    assert!(events_named(&w.events_since(mark), "cycle").len() >= 50, "no continuous rescans:\n{}", w.dump());
+    fs::write(src.join("b"), "b").unwrap();
+    wait_until(Duration::from_secs(10), || dst.join("b").exists());
+    assert!(dst.join("b").exists(), "a change was not synced:\n{}", w.dump());
+    w.finish_json(&dst);
+}

@@ -48,6 +48,13 @@ impl Running {
             Running::Poll(_) => "poll",
         }
     }
+
+    /// A sync cycle ended: polling starts its next interval now.
+    pub fn cycle_done(&self) {
+        if let Running::Poll(p) = self {
+            p.cycle_done();
+        }
+    }
 }
 
 /// What the user asked for.

@@ -11,15 +11,22 @@ use super::{send, Signal};
 
 pub struct Poll {
     stop: Arc<AtomicBool>,
+    /// Set when the last requested rescan is done: the next interval starts then, so
+    /// requests never pile up (even at `--poll 0`, a continuous rescan).
+    ready: Arc<AtomicBool>,
 }
 
 impl Poll {
     pub fn start(interval: Duration, tx: Sender<Signal>) -> Poll {
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let ready = Arc::new(AtomicBool::new(true));
+        let (s, r) = (stop.clone(), ready.clone());
         let spawned = std::thread::Builder::new().name("tandem-poll".into()).spawn(move || {
             let step = Duration::from_millis(50).min(interval.max(Duration::from_millis(1)));
             while !s.load(Ordering::Relaxed) {
+                while !r.load(Ordering::Relaxed) && !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1).min(step));
+                }
                 let mut waited = Duration::ZERO;
                 while waited < interval && !s.load(Ordering::Relaxed) {
                     std::thread::sleep(step);
@@ -28,13 +35,19 @@ impl Poll {
                 if s.load(Ordering::Relaxed) {
                     break;
                 }
+                r.store(false, Ordering::Relaxed);
                 send(&tx, Signal::All);
             }
         });
         if spawned.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
-        Poll { stop }
+        Poll { stop, ready }
+    }
+
+    /// The rescan asked for has been done: start the next interval.
+    pub fn cycle_done(&self) {
+        self.ready.store(true, Ordering::Relaxed);
     }
 }
 
