@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::apply;
 use crate::config::Config;
@@ -59,6 +59,8 @@ pub fn is_within(rel: &[u8], dir: &[u8]) -> bool {
 pub struct Mirror<'c> {
     cfg: &'c Config,
     held: Snapshot,
+    /// Creations put off once (a move seen half done); the next time they go ahead.
+    deferred: FxHashSet<Vec<u8>>,
 }
 
 /// What one cycle found to do.
@@ -89,7 +91,7 @@ impl<'c> Mirror<'c> {
     /// The first sync of a watch session: a full batch sync. The held snapshot then is
     /// SOURCE's. Also returns what to retry (where operations failed).
     pub fn start(cfg: &'c Config, rep: &Reporter) -> Result<(Mirror<'c>, Vec<Target>), Failure> {
-        let mut m = Mirror { cfg, held: Snapshot::default() };
+        let mut m = Mirror { cfg, held: Snapshot::default(), deferred: FxHashSet::default() };
         m.held.root.mode = u32::MAX; // unknown until verified
         m.verify(b"", rep, true)?;
         let retries = m.after_failures(rep);
@@ -361,6 +363,7 @@ impl<'c> Mirror<'c> {
             rep.notice("ignore patterns could not be parsed; fix the file (see above)");
         }
         self.match_renames(&mut cp);
+        let deferred = self.defer_moves_in_progress(&mut cp);
 
         // Guard: --max-delete per cycle.
         if let Some(max) = cfg.max_delete {
@@ -407,6 +410,7 @@ impl<'c> Mirror<'c> {
             retries.push(Target::Verify(p));
         }
         retries.extend(self.after_failures(rep));
+        retries.extend(deferred);
         Ok(retries)
     }
 
@@ -482,6 +486,72 @@ impl<'c> Mirror<'c> {
             }
         }
         cp.renames = renames;
+    }
+}
+
+impl Mirror<'_> {
+    /// A scan is not atomic: a directory (or large file) moved while SOURCE was being
+    /// read can be seen at its new path while its old path still looked present. Rather
+    /// than copy it, put its creation off once: the next look finds the old path gone
+    /// and renames. Returns the directories to look at again.
+    fn defer_moves_in_progress(&mut self, cp: &mut CyclePlan) -> Vec<Target> {
+        const LARGE: u64 = 1 << 20;
+        let mut candidates: Vec<(Vec<u8>, u64)> = Vec::new();
+        for (base, dp) in cp.plans.iter_mut() {
+            rewrite_creates(dp, base, &mut |path: &[u8], op: &Op| {
+                let ino = match op {
+                    Op::Copy { meta, new: true, .. } if meta.size >= LARGE => meta.ino,
+                    Op::Mkdir { .. } => find_entry(&self.held, path)?.meta.ino,
+                    _ => return None,
+                };
+                // Put off once only: the second time it is created for real (a hard
+                // link also shows one inode at two paths).
+                if !self.deferred.remove(path) {
+                    candidates.push((path.to_vec(), ino));
+                }
+                None
+            });
+        }
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // Where else is each of those inodes held?
+        let wanted: FxHashSet<u64> = candidates.iter().map(|(_, ino)| *ino).collect();
+        let mut seen: FxHashMap<u64, u32> = FxHashMap::default();
+        fn count(entries: &[Entry], wanted: &FxHashSet<u64>, seen: &mut FxHashMap<u64, u32>) {
+            for e in entries {
+                if wanted.contains(&e.meta.ino) && !matches!(e.kind, Kind::Symlink(_)) {
+                    *seen.entry(e.meta.ino).or_default() += 1;
+                }
+                count(e.children(), wanted, seen);
+            }
+        }
+        count(&self.held.entries, &wanted, &mut seen);
+        let put_off: FxHashSet<Vec<u8>> = candidates
+            .into_iter()
+            .filter(|(_, ino)| seen.get(ino).copied().unwrap_or(0) >= 2)
+            .map(|(path, _)| path)
+            .collect();
+        if put_off.is_empty() {
+            return Vec::new();
+        }
+        for (base, dp) in cp.plans.iter_mut() {
+            rewrite_creates(dp, base, &mut |path: &[u8], _op: &Op| put_off.contains(path).then_some(None));
+        }
+        let mut again = Vec::new();
+        for path in put_off {
+            // Not in DEST, so not held either: the next look sees it as new.
+            if let Some((_, siblings)) = held_dir_mut(&mut self.held, parent(&path)) {
+                let name =
+                    path[parent(&path).len()..].strip_prefix(b"/").unwrap_or(&path[parent(&path).len()..]);
+                if let Ok(i) = siblings.binary_search_by(|e| (*e.name).cmp(name)) {
+                    siblings.remove(i);
+                }
+            }
+            again.push(Target::Level(parent(&path).to_vec()));
+            self.deferred.insert(path);
+        }
+        again
     }
 }
 
