@@ -1595,8 +1595,11 @@ fn native_changes_inside_excluded_dir_trigger_no_sync() {
     for i in 0..200 {
         fs::write(src.join(format!("node_modules/pkg/f{i}.js")), format!("{i}")).unwrap();
     }
-    // Then a change that matters: the cycle that syncs it must be the only one.
-    fs::write(src.join("b.txt"), "b").unwrap();
+    // Then a change that matters, as one event (a rename into SOURCE): the cycle that
+    // syncs it must be the only one.
+    let outside = sb.path().join("b.tmp");
+    fs::write(&outside, "b").unwrap();
+    fs::rename(&outside, src.join("b.txt")).unwrap();
     wait_until(Duration::from_secs(10), || dst.join("b.txt").exists());
     wait_until(Duration::from_secs(5), || {
         events_named(&w.events_since(mark), "cycle").iter().any(|c| c["copied"].as_u64() == Some(1))
