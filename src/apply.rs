@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 use crate::plan::{join, ChangeKind, DirPlan, Op, Plan};
 use crate::report::{Reporter, Side};
+use crate::snapshot::split_last;
 use crate::sys::{self, Attrs, Meta, RawKind};
 
 /// How often a file that keeps changing during its copy is tried.
@@ -76,17 +77,11 @@ pub fn apply_at(
 /// following symlinks). Used by watch mode when SOURCE renamed an entry DEST holds.
 pub fn rename_in_dest(dst_root: &Path, from: &[u8], to: &[u8]) -> io::Result<()> {
     let root = sys::open_root(dst_root)?;
-    let split = |p: &[u8]| -> (Vec<u8>, Vec<u8>) {
-        match p.iter().rposition(|b| *b == b'/') {
-            Some(i) => (p[..i].to_vec(), p[i + 1..].to_vec()),
-            None => (Vec::new(), p.to_vec()),
-        }
-    };
-    let (fp, fname) = split(from);
-    let (tp, tname) = split(to);
-    let fdir = sys::open_path_at(root.as_fd(), &fp)?;
-    let tdir = sys::open_path_at(root.as_fd(), &tp)?;
-    sys::rename_between(fdir.as_fd(), &fname, tdir.as_fd(), &tname)
+    let (fp, fname) = split_last(from);
+    let (tp, tname) = split_last(to);
+    let fdir = sys::open_path_at(root.as_fd(), fp)?;
+    let tdir = sys::open_path_at(root.as_fd(), tp)?;
+    sys::rename_between(fdir.as_fd(), fname, tdir.as_fd(), tname)
 }
 
 impl Applier<'_> {

@@ -33,6 +33,10 @@ impl Failure {
     pub fn refused(message: impl Into<String>) -> Self {
         Failure { code: REFUSED, message: message.into() }
     }
+    /// A fatal I/O failure on one of the roots: `cannot read SOURCE /x: Permission denied`.
+    pub fn io(what: &str, path: &std::path::Path, err: &std::io::Error) -> Self {
+        Failure::fatal(format!("{what} {}: {}", path.display(), crate::sys::describe(err)))
+    }
 }
 
 impl fmt::Display for Failure {

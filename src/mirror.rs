@@ -25,7 +25,7 @@ use crate::ignore::Chain;
 use crate::plan::{self, ChangeKind, DirPlan, Level, Op};
 use crate::report::{Reporter, Side, SideSink};
 use crate::run;
-use crate::snapshot::{join, Entry, Kind, RuleMap, Scanner, Snapshot};
+use crate::snapshot::{join, split_last, Entry, Kind, RuleMap, Scanner, Snapshot};
 use crate::sys::{self, Meta};
 
 /// What a cycle must look at.
@@ -39,16 +39,19 @@ pub enum Target {
     Verify(Vec<u8>),
 }
 
+/// Plan options against the held snapshot: SOURCE's own attributes, compared exactly;
+/// contents were compared (with --checksum) when DEST was last verified.
+fn held_opts(cfg: &Config) -> plan::PlanOptions {
+    plan::PlanOptions { dest_grain_ns: None, checksum: false, ..cfg.plan.clone() }
+}
+
 fn apply_opts(cfg: &Config) -> apply::ApplyOptions {
     apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: true }
 }
 
 /// The parent of a relative path (`a/b` → `a`, `a` → ``).
 pub fn parent(rel: &[u8]) -> &[u8] {
-    match rel.iter().rposition(|b| *b == b'/') {
-        Some(i) => &rel[..i],
-        None => b"",
-    }
+    split_last(rel).0
 }
 
 /// True when `rel` is `dir` or lies below it.
@@ -141,9 +144,8 @@ impl<'c> Mirror<'c> {
         let cfg = self.cfg;
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true };
         let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false };
-        let src_root = sys::open_root(&cfg.source).map_err(|e| {
-            Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), sys::describe(&e)))
-        })?;
+        let src_root =
+            sys::open_root(&cfg.source).map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         // DEST (and missing parents) made here are removed again if the run stops
         // before changing anything (bad ignore patterns).
         let created = if cfg.dest.exists() {
@@ -154,14 +156,12 @@ impl<'c> Mirror<'c> {
                 top = p;
             }
             let top = top.to_path_buf();
-            std::fs::create_dir_all(&cfg.dest).map_err(|e| {
-                Failure::fatal(format!("cannot create DEST {}: {}", cfg.dest.display(), sys::describe(&e)))
-            })?;
+            std::fs::create_dir_all(&cfg.dest)
+                .map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
             Some(top)
         };
-        let dst_root = sys::open_root(&cfg.dest).map_err(|e| {
-            Failure::fatal(format!("cannot read DEST {}: {}", cfg.dest.display(), sys::describe(&e)))
-        })?;
+        let dst_root =
+            sys::open_root(&cfg.dest).map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
         // Go up until both sides have the directory.
         let mut rel = rel.to_vec();
         let (s_fd, d_fd) = loop {
@@ -252,55 +252,45 @@ impl<'c> Mirror<'c> {
             self.held.entries = entries;
             return;
         }
-        let name = &rel[parent(rel).len()..];
-        let name = name.strip_prefix(b"/").unwrap_or(name);
-        let Some((_, siblings)) = held_dir_mut(&mut self.held, parent(rel)) else { return };
+        let name = split_last(rel).1;
         let e = Entry { name: name.into(), meta, kind: Kind::Dir(entries) };
-        match siblings.binary_search_by(|x| (*x.name).cmp(name)) {
-            Ok(i) => siblings[i] = e,
-            Err(i) => siblings.insert(i, e),
+        match siblings_of(&mut self.held, rel) {
+            Some((siblings, Ok(i))) => siblings[i] = e,
+            Some((siblings, Err(i))) => siblings.insert(i, e),
+            None => {}
         }
     }
 
     /// One watch cycle over `targets`. Returns Ok even when entries failed (they are
-    /// reported, and their directories verified in a later cycle: see `take_retries`).
+    /// reported); the targets returned are what to look at again later.
     pub fn cycle(&mut self, targets: Vec<Target>, rep: &Reporter) -> Result<Vec<Target>, Failure> {
         let cfg = self.cfg;
-        let mut targets = targets;
-        targets.sort();
-        targets.dedup();
-        // Verify targets are two-sided batch syncs of their subtree.
-        let verify: Vec<Vec<u8>> = targets
-            .iter()
-            .filter_map(|t| if let Target::Verify(p) = t { Some(p.clone()) } else { None })
-            .collect();
-        for v in minimal(verify.clone()) {
-            self.verify(&v, rep, false)?;
+        let (mut verify, mut deep, mut levels) = (Vec::new(), Vec::new(), Vec::new());
+        for t in targets {
+            match t {
+                Target::Verify(p) => verify.push(p),
+                Target::Deep(p) => deep.push(p),
+                Target::Level(p) => levels.push(p),
+            }
         }
-        // Deep targets first; Level targets below a deep one are covered by it.
-        let deep: Vec<Vec<u8>> = targets
-            .iter()
-            .filter_map(|t| if let Target::Deep(p) = t { Some(p.clone()) } else { None })
-            .collect();
+        // Verify targets are two-sided batch syncs of their subtree.
+        let verify = minimal(verify);
+        for v in &verify {
+            self.verify(v, rep, false)?;
+        }
+        // Deep targets next; Level targets below a deep one are covered by it.
         let deep = minimal(deep);
         let covered = |p: &[u8]| deep.iter().chain(verify.iter()).any(|d| is_within(p, d));
-        let levels: Vec<Vec<u8>> = targets
-            .iter()
-            .filter_map(|t| if let Target::Level(p) = t { Some(p.clone()) } else { None })
-            .filter(|p| !covered(p))
-            .collect();
+        levels.retain(|p| !covered(p));
 
         let previous = self.held.rule_files.clone();
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true };
         let scanner = Scanner::new(run::source_scan(cfg, &src_sink, Some(&previous)));
-        let src_root = sys::open_root(&cfg.source).map_err(|e| {
-            Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), sys::describe(&e)))
-        })?;
+        let src_root =
+            sys::open_root(&cfg.source).map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         let ctx = Ctx {
             cfg,
-            // Against the held snapshot: SOURCE's own attributes, compared exactly;
-            // contents were compared (with --checksum) when DEST was last verified.
-            held_opts: plan::PlanOptions { dest_grain_ns: None, checksum: false, ..cfg.plan.clone() },
+            held_opts: held_opts(cfg),
             scanner: &scanner,
             removed: Mutex::new(Vec::new()),
             verify: Mutex::new(Vec::new()),
@@ -365,27 +355,20 @@ impl<'c> Mirror<'c> {
         self.match_renames(&mut cp);
         let deferred = self.defer_moves_in_progress(&mut cp);
 
+        let changes: Vec<plan::Change> = cp.plans.iter().flat_map(|(base, dp)| dp.changes(base)).collect();
         // Guard: --max-delete per cycle.
         if let Some(max) = cfg.max_delete {
-            let deletes: u64 = cp
-                .plans
-                .iter()
-                .map(|(base, dp)| {
-                    dp.changes(base).iter().filter(|c| c.kind == ChangeKind::Delete).count() as u64
-                })
-                .sum();
+            let deletes = changes.iter().filter(|c| c.kind == ChangeKind::Delete).count() as u64;
             if deletes > max {
                 return Err(Failure::refused(format!(
                     "refusing to sync: this change would delete {deletes} entries, more than --max-delete {max}; DEST was left as it was"
                 )));
             }
         }
-
-        let (files, bytes) =
-            cp.plans.iter().flat_map(|(base, dp)| dp.changes(base)).fold((0, 0), |(f, b), c| match c.kind {
-                ChangeKind::Copy { bytes } => (f + 1, b + bytes),
-                _ => (f, b),
-            });
+        let (files, bytes) = changes.iter().fold((0, 0), |(f, b), c| match c.kind {
+            ChangeKind::Copy { bytes } => (f + 1, b + bytes),
+            _ => (f, b),
+        });
         rep.progress().start_copy(files, bytes);
         for (from, to) in &cp.renames {
             match apply::rename_in_dest(&cfg.dest, from, to) {
@@ -456,9 +439,7 @@ impl<'c> Mirror<'c> {
                             rule_files: &self.held.rule_files,
                             deep: true,
                         };
-                        let opts =
-                            plan::PlanOptions { dest_grain_ns: None, checksum: false, ..cfg.plan.clone() };
-                        let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &opts, &level);
+                        let p = plan::plan_level(&new_entry.meta, nc, &old.meta, oc, &held_opts(cfg), &level);
                         Some(Op::Enter { name: name.clone(), sub: p.root })
                     }
                     _ if old.meta.mode != new_entry.meta.mode
@@ -541,12 +522,8 @@ impl Mirror<'_> {
         let mut again = Vec::new();
         for path in put_off {
             // Not in DEST, so not held either: the next look sees it as new.
-            if let Some((_, siblings)) = held_dir_mut(&mut self.held, parent(&path)) {
-                let name =
-                    path[parent(&path).len()..].strip_prefix(b"/").unwrap_or(&path[parent(&path).len()..]);
-                if let Ok(i) = siblings.binary_search_by(|e| (*e.name).cmp(name)) {
-                    siblings.remove(i);
-                }
+            if let Some((siblings, Ok(i))) = siblings_of(&mut self.held, &path) {
+                siblings.remove(i);
             }
             again.push(Target::Level(parent(&path).to_vec()));
             self.deferred.insert(path);
@@ -674,13 +651,22 @@ fn find_entry<'a>(held: &'a Snapshot, rel: &[u8]) -> Option<&'a Entry> {
 static EMPTY: Vec<Entry> = Vec::new();
 
 fn find_entry_mut<'a>(held: &'a mut Snapshot, rel: &[u8]) -> Option<&'a mut Entry> {
+    match siblings_of(held, rel)? {
+        (siblings, Ok(i)) => siblings.get_mut(i),
+        (_, Err(_)) => None,
+    }
+}
+
+/// The held listing that holds (or would hold) `rel`, and where `rel` is or would go
+/// in it. `None` for the root or when the parent is not a held directory.
+fn siblings_of<'a>(held: &'a mut Snapshot, rel: &[u8]) -> Option<(&'a mut Vec<Entry>, Result<usize, usize>)> {
     if rel.is_empty() {
         return None;
     }
-    let name = rel[parent(rel).len()..].strip_prefix(b"/").unwrap_or(&rel[parent(rel).len()..]);
-    let (_, siblings) = held_dir_mut(held, parent(rel))?;
-    let i = siblings.binary_search_by(|e| (*e.name).cmp(name)).ok()?;
-    siblings.get_mut(i)
+    let (dir, name) = split_last(rel);
+    let (_, siblings) = held_dir_mut(held, dir)?;
+    let at = siblings.binary_search_by(|e| (*e.name).cmp(name));
+    Some((siblings, at))
 }
 
 /// Re-reads SOURCE directory `rel` (open as `src`), diffs it against the held

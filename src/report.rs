@@ -434,22 +434,11 @@ impl Reporter {
         drop(last);
         let changed = d.copied + d.mkdirs + d.symlinks + d.metas + d.deleted + d.renamed + d.errors > 0;
         match self.format {
-            Format::Json => self.json(json!({
-                "event": "cycle",
-                "cycle": number,
-                "scanned": d.scanned,
-                "copied": d.copied,
-                "bytes": d.bytes,
-                "mkdir": d.mkdirs,
-                "symlink": d.symlinks,
-                "meta": d.metas,
-                "deleted": d.deleted,
-                "renamed": d.renamed,
-                "unchanged": d.unchanged(),
-                "errors": d.errors,
-                "elapsed_ms": elapsed.as_millis() as u64,
-                "bytes_per_sec": throughput(d.bytes, elapsed),
-            })),
+            Format::Json => {
+                let mut v = json!({ "event": "cycle", "cycle": number });
+                counts_json(&mut v, &d, elapsed);
+                self.json(v);
+            }
             Format::Human if !self.quiet && changed => self.line_err(&format!(
                 "tandem: sync #{number}: {} copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} renamed, {} errors in {:.3}s",
                 d.copied,
@@ -473,24 +462,7 @@ impl Reporter {
         let s = self.summary_counts();
         let elapsed = self.elapsed();
         match self.format {
-            Format::Json => self.json(json!({
-                "event": "summary",
-                "scanned": s.scanned,
-                "copied": s.copied,
-                "bytes": s.bytes,
-                "mkdir": s.mkdirs,
-                "symlink": s.symlinks,
-                "meta": s.metas,
-                "deleted": s.deleted,
-                "renamed": s.renamed,
-                "unchanged": s.unchanged(),
-                "errors": s.errors,
-                "warnings": s.warnings,
-                "bytes_per_sec": throughput(s.bytes, elapsed),
-                "elapsed_ms": elapsed.as_millis() as u64,
-                "dry_run": dry_run,
-                "exit_code": exit_code,
-            })),
+            Format::Json => self.json(summary_json(&s, elapsed, dry_run, exit_code)),
             Format::Human if !self.quiet => self.line_err(&human_summary(&s, elapsed, dry_run)),
             Format::Human => {}
         }
@@ -502,15 +474,33 @@ impl Reporter {
 pub fn json_failure(message: &str, exit_code: i32) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", json!({ "event": "error", "path": "", "side": "", "message": message }));
-    let _ = writeln!(
-        out,
-        "{}",
-        json!({
-            "event": "summary", "scanned": 0, "copied": 0, "bytes": 0, "mkdir": 0, "symlink": 0, "meta": 0,
-            "deleted": 0, "renamed": 0, "unchanged": 0, "errors": 0, "warnings": 0, "bytes_per_sec": 0,
-            "elapsed_ms": 0, "dry_run": false, "exit_code": exit_code,
-        })
-    );
+    let _ = writeln!(out, "{}", summary_json(&Summary::default(), Duration::ZERO, false, exit_code));
+}
+
+/// Adds a sync's counts to a JSON event.
+fn counts_json(v: &mut Value, s: &Summary, elapsed: Duration) {
+    v["scanned"] = json!(s.scanned);
+    v["copied"] = json!(s.copied);
+    v["bytes"] = json!(s.bytes);
+    v["mkdir"] = json!(s.mkdirs);
+    v["symlink"] = json!(s.symlinks);
+    v["meta"] = json!(s.metas);
+    v["deleted"] = json!(s.deleted);
+    v["renamed"] = json!(s.renamed);
+    v["unchanged"] = json!(s.unchanged());
+    v["errors"] = json!(s.errors);
+    v["elapsed_ms"] = json!(elapsed.as_millis() as u64);
+    v["bytes_per_sec"] = json!(throughput(s.bytes, elapsed));
+}
+
+/// The `summary` event: the counts, warnings, whether it was a dry run, the exit status.
+fn summary_json(s: &Summary, elapsed: Duration, dry_run: bool, exit_code: i32) -> Value {
+    let mut v = json!({ "event": "summary" });
+    counts_json(&mut v, s, elapsed);
+    v["warnings"] = json!(s.warnings);
+    v["dry_run"] = json!(dry_run);
+    v["exit_code"] = json!(exit_code);
+    v
 }
 
 /// `1.5 MiB` style sizes.

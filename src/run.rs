@@ -1,8 +1,9 @@
-//! One sync: scan both sides, plan, check the guards, apply (or print), report.
+//! One sync, and the loop of watch mode.
 //!
 //! [`sync_once`] is the whole batch pipeline (scan → snapshot → plan → apply) and
-//! returns the exit status; watch mode will drive the same function (or its parts)
-//! when it decides that SOURCE may have changed.
+//! returns the exit status. [`watch`] starts a strategy, has the mirror
+//! (`crate::mirror`) do a first full sync, then turns the strategy's signals into
+//! debounced cycles until SIGINT/SIGTERM.
 
 use std::time::{Duration, Instant};
 
@@ -99,12 +100,8 @@ fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failu
         }
         _ => Ok(None),
     };
-    let mut src = src.map_err(|e| {
-        Failure::fatal(format!("cannot read SOURCE {}: {}", cfg.source.display(), crate::sys::describe(&e)))
-    })?;
-    let dst = dst.map_err(|e| {
-        Failure::fatal(format!("cannot read DEST {}: {}", cfg.dest.display(), crate::sys::describe(&e)))
-    })?;
+    let mut src = src.map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+    let dst = dst.map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
     let mut dst = match dst {
         Some(d) => d,
         None => {
@@ -127,13 +124,10 @@ fn scan_both(cfg: &Config, rep: &Reporter) -> Result<(Snapshot, Snapshot), Failu
 /// Refuses plans that look like accidents; `Ok` means the plan may run.
 pub fn check_guards(cfg: &Config, src: &Snapshot, dst: &Snapshot, plan: &Plan) -> Result<(), Failure> {
     // What DEST holds beyond tandem's temporaries and excluded (protected) entries.
+    let root_rules = plan::chain_for(&src.rule_files, b"");
     let dest_holds = dst.entries.iter().any(|e| {
         !crate::sys::is_temp_name(&e.name)
-            && !cfg.rules.excluded(
-                &plan::chain_for(&src.rule_files, b""),
-                crate::ignore::rel_path(&e.name),
-                e.is_dir(),
-            )
+            && !cfg.rules.excluded(&root_rules, crate::ignore::rel_path(&e.name), e.is_dir())
     });
     if src.is_empty() && dest_holds && !cfg.allow_empty_source {
         return Err(Failure::refused(format!(
@@ -188,13 +182,8 @@ pub fn sync_once(cfg: &Config, rep: &Reporter) -> Result<i32, Failure> {
         }
     } else if !plan.is_empty() {
         if !cfg.dest.exists() {
-            std::fs::create_dir_all(&cfg.dest).map_err(|e| {
-                Failure::fatal(format!(
-                    "cannot create DEST {}: {}",
-                    cfg.dest.display(),
-                    crate::sys::describe(&e)
-                ))
-            })?;
+            std::fs::create_dir_all(&cfg.dest)
+                .map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
         }
         rep.progress().start_copy(plan.totals.copies, plan.totals.copy_bytes);
         crate::apply::apply(&plan, &cfg.source, &cfg.dest, rep, cfg.plan.owner).map_err(|e| {
@@ -300,26 +289,12 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
         let t0 = Instant::now();
         cycle_no += 1;
         match mirror.cycle(targets, rep) {
-            Ok(again) => {
-                if again.is_empty() {
-                    backoff = Duration::from_secs(1);
-                } else {
-                    retries.extend(again);
-                    // Failures in later cycles must not postpone a retry already due.
-                    if retry_at.is_none() {
-                        retry_at = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(60));
-                    }
-                }
-            }
+            Ok(again) if again.is_empty() => backoff = Duration::from_secs(1),
+            Ok(again) => schedule(&mut retries, &mut retry_at, &mut backoff, again),
             Err(f) if f.code == exit::FATAL => {
                 // SOURCE unreadable (unmounted?): say so, try again later.
                 rep.notice(&format!("{}; retrying in {}s", f.message, backoff.as_secs()));
-                retries.push(Target::Deep(Vec::new()));
-                if retry_at.is_none() {
-                    retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                }
+                schedule(&mut retries, &mut retry_at, &mut backoff, vec![Target::Deep(Vec::new())]);
             }
             Err(f) => return Err(f),
         }
@@ -330,6 +305,16 @@ fn watch(cfg: &Config, w: &WatchConfig, rep: &Reporter) -> Result<i32, Failure> 
     }
     drop(running);
     Ok(exit::OK)
+}
+
+/// Queues `again` for a retry. A retry already scheduled is not postponed by later
+/// failures; a new one waits `backoff`, which doubles up to a minute.
+fn schedule(retries: &mut Vec<Target>, at: &mut Option<Instant>, backoff: &mut Duration, again: Vec<Target>) {
+    retries.extend(again);
+    if at.is_none() {
+        *at = Some(Instant::now() + *backoff);
+        *backoff = (*backoff * 2).min(Duration::from_secs(60));
+    }
 }
 
 /// The watch-mode status line: strategy, time and counts of the last sync.

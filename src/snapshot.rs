@@ -155,6 +155,14 @@ pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
 /// Entries per parallel stat batch in wide directories.
 const STAT_BATCH: usize = 64;
 
+/// The inverse of [`join`]: `a/b/c` → (`a/b`, `c`), `c` → (``, `c`).
+pub fn split_last(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (b"", rel),
+    }
+}
+
 /// `prefix/name`, or `name` at the root: relative paths are bytes joined with `/`.
 pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
