@@ -11,18 +11,20 @@
 //! half-written file under the real name. The source is re-checked (`fstat` before and
 //! after the copy); a file that changed while being copied is copied again, up to
 //! [`COPY_ATTEMPTS`] times, then reported. Every failure is reported with its path and
-//! the run goes on.
+//! the run goes on; what failed (or was not done) comes back to the caller as an
+//! [`Outcome`].
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::plan::{join, ChangeKind, DirPlan, Op, Plan};
+use crate::outcome::{Failures, Outcome};
+use crate::plan::{ChangeKind, DirPlan, Op};
+use crate::relpath::{join, split_last};
 use crate::report::{Reporter, Side};
-use crate::snapshot::split_last;
 use crate::sys::{self, Attrs, Meta, RawKind};
+use crate::tree::LocalTree;
 
 /// How often a file that keeps changing during its copy is tried.
 pub const COPY_ATTEMPTS: usize = 3;
@@ -37,46 +39,40 @@ pub struct ApplyOptions {
     pub vanished_ok: bool,
 }
 
-pub struct Applier<'a> {
+struct Applier<'a> {
     rep: &'a Reporter,
     /// Mirror owner and group (root only).
     owner: bool,
     vanished_ok: bool,
-}
-
-/// Applies `plan` to `dst_root` from `src_root`. Fails only when a root cannot be
-/// opened; everything else is reported per entry.
-pub fn apply(plan: &Plan, src_root: &Path, dst_root: &Path, rep: &Reporter, owner: bool) -> io::Result<()> {
-    apply_at(&plan.root, b"", src_root, dst_root, rep, ApplyOptions { owner, vanished_ok: false })
+    failures: Failures,
 }
 
 /// Applies a directory plan at `base` (a directory relative to both roots, opened
-/// component by component without following symlinks).
+/// component by component without following symlinks). `Err` (not reported) only
+/// when DEST's root or `base` cannot be opened; everything else is reported per entry
+/// and returned in the [`Outcome`].
 pub fn apply_at(
     dp: &DirPlan,
     base: &[u8],
-    src_root: &Path,
-    dst_root: &Path,
+    source: &LocalTree,
+    dest: &LocalTree,
     rep: &Reporter,
     opts: ApplyOptions,
-) -> io::Result<()> {
-    let src = sys::open_root(src_root)?;
-    let dst = sys::open_root(dst_root)?;
-    let dst = sys::open_path_at(dst.as_fd(), base)
-        .inspect_err(|e| rep.error(Side::Dest, base, &sys::describe(e)))?;
-    let src = sys::open_path_at(src.as_fd(), base).ok();
-    let a = Applier { rep, owner: opts.owner, vanished_ok: opts.vanished_ok };
+) -> io::Result<Outcome> {
+    let dst = dest.open_dir(base)?;
+    let src = source.open_dir(base).ok();
+    let a = Applier { rep, owner: opts.owner, vanished_ok: opts.vanished_ok, failures: Failures::default() };
     let attrs_set = a.dir(src.as_ref().map(|f| f.as_fd()), dst.as_fd(), dp, base);
     if attrs_set && dp.meta_changed && !sys::stopping() {
         rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
     }
-    Ok(())
+    Ok(a.failures.into_outcome())
 }
 
 /// Renames `from` to `to` inside DEST (both relative paths; parents opened without
 /// following symlinks). Used by watch mode when SOURCE renamed an entry DEST holds.
-pub fn rename_in_dest(dst_root: &Path, from: &[u8], to: &[u8]) -> io::Result<()> {
-    let root = sys::open_root(dst_root)?;
+pub fn rename_in(dest: &LocalTree, from: &[u8], to: &[u8]) -> io::Result<()> {
+    let root = dest.open()?;
     let (fp, fname) = split_last(from);
     let (tp, tname) = split_last(to);
     let fdir = sys::open_path_at(root.as_fd(), fp)?;
@@ -90,7 +86,12 @@ impl Applier<'_> {
     }
 
     fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
-        self.rep.error(side, path, &sys::describe(err));
+        self.fail_with(side, path, &sys::describe(err));
+    }
+
+    fn fail_with(&self, side: Side, path: &[u8], message: &str) {
+        self.rep.error(side, path, message);
+        self.failures.failed(path);
     }
 
     /// Runs one directory's plan. `src` is `None` when the SOURCE directory could not be
@@ -150,16 +151,16 @@ impl Applier<'_> {
             }
             Op::Copy { name, .. } => {
                 let Some(src) = src else {
-                    return self.rep.error(Side::Source, &path, "source directory could not be read");
+                    return self.fail_with(Side::Source, &path, "source directory could not be read");
                 };
                 self.rep.progress().current(&path);
                 match self.copy(src, dst, name) {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
                     Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
-                        self.rep.note_not_done(&path);
+                        self.failures.not_done(&path);
                         self.rep.debug(&format!(
                             "{}: vanished before it could be copied",
-                            String::from_utf8_lossy(&path)
+                            crate::relpath::shown(&path)
                         ));
                     }
                     Err((side, e)) => self.fail(side, &path, &e),

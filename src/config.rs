@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use crate::cli::Args;
 use crate::exit::Failure;
+use crate::guard::Guards;
 use crate::ignore::{RuleFile, Rules};
 use crate::plan::PlanOptions;
-use crate::report::Format;
+use crate::report::{Format, OutputOptions};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,14 +26,10 @@ pub struct Config {
     /// where it does not.
     pub dest: PathBuf,
     pub plan: PlanOptions,
-    pub max_delete: Option<u64>,
-    pub allow_empty_source: bool,
+    pub guards: Guards,
     pub dry_run: bool,
-    pub format: Format,
-    pub verbose: u8,
-    pub quiet: bool,
+    pub output: OutputOptions,
     pub threads: usize,
-    pub progress: crate::progress::Mode,
     /// Watch mode: None for a single run.
     pub watch: Option<WatchConfig>,
     /// Ignore rules from the command line (`.syncignore` files are read while scanning).
@@ -49,6 +46,16 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub debounce: Duration,
 }
+
+/// Worker threads when SOURCE is on a network or FUSE file system: every stat there is
+/// a round trip, so more requests in flight hide latency (BENCHMARKS.md, sshfs: a
+/// no-op run took 5.24 s with 4 threads, 3.67 s with 16, and no less with 32).
+const REMOTE_THREADS: usize = 16;
+/// The fewest worker threads on a local file system: scanning waits on the kernel
+/// (directory reads, stats) even on one CPU, so a few threads overlap that wait.
+const MIN_THREADS: usize = 4;
+/// The poll interval when polling is chosen without `--poll INTERVAL`.
+const DEFAULT_POLL: Duration = Duration::from_secs(2);
 
 fn describe(e: &io::Error) -> String {
     crate::sys::describe(e)
@@ -97,21 +104,23 @@ impl Config {
                 explain: args.explain_ignored,
                 dest_grain_ns,
             },
-            max_delete: args.max_delete,
-            allow_empty_source: args.allow_empty_source,
+            guards: Guards { max_delete: args.max_delete, allow_empty_source: args.allow_empty_source },
             dry_run: args.dry_run,
-            format: if args.json { Format::Json } else { Format::Human },
-            verbose: args.verbose,
-            quiet: args.quiet,
+            output: OutputOptions {
+                format: if args.json { Format::Json } else { Format::Human },
+                verbose: args.verbose,
+                quiet: args.quiet,
+                dry_run: args.dry_run,
+                progress: args.progress,
+            },
             threads: match args.scan_threads {
                 Some(n) => usize::from(n),
-                None if remote_source => 16,
-                None => cpus.max(4),
+                None if remote_source => REMOTE_THREADS,
+                None => cpus.max(MIN_THREADS),
             },
-            progress: args.progress,
             watch: (args.watch || args.poll.is_some()).then(|| WatchConfig {
                 force_poll: args.poll,
-                interval: args.poll.unwrap_or(Duration::from_secs(2)),
+                interval: args.poll.unwrap_or(DEFAULT_POLL),
                 debounce: args.debounce,
             }),
             rules,
@@ -251,6 +260,6 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         std::fs::write(t.path().join("f"), b"x").expect("write");
         let e = resolve_dest(&t.path().join("f/sub")).expect_err("must fail");
-        assert_eq!(e.code, crate::exit::USAGE);
+        assert_eq!(e.exit(), crate::exit::Exit::Usage);
     }
 }

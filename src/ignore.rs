@@ -458,32 +458,6 @@ impl Rules {
     }
 }
 
-/// The bytes of a path (the inverse of [`rel_path`]).
-pub fn path_bytes(p: &Path) -> &[u8] {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        p.as_os_str().as_bytes()
-    }
-    #[cfg(not(unix))]
-    {
-        p.to_str().map(str::as_bytes).unwrap_or(b"")
-    }
-}
-
-/// A path from relative bytes.
-pub fn rel_path(bytes: &[u8]) -> &Path {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        Path::new(std::ffi::OsStr::from_bytes(bytes))
-    }
-    #[cfg(not(unix))]
-    {
-        Path::new(std::str::from_utf8(bytes).unwrap_or(""))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

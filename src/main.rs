@@ -1,20 +1,39 @@
 //! tandem: keep a destination directory an exact mirror of a source directory.
 //!
-//! `main` only parses the command line, runs, and maps the outcome to an exit status
-//! (see `exit`).
+//! `main` only parses the command line, resolves it into settings, runs, and exits
+//! with the status the run ended with (see `exit`).
+//!
+//! Layers, each depending only on those below it:
+//! - drivers: `run` (pool, signals, the exit status) → `sync` (how each side is
+//!   scanned; the one-shot pipeline) and `watch` (strategies and `watch::schedule`,
+//!   the loop) → `mirror` (watch mode's held tree, refreshes, renames, cycles);
+//! - the seam and the stages: `dest` (the DEST interface; `tree` is the local tree),
+//!   `guard`, `plan`, `apply`, `snapshot`;
+//! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
+//!   failed, handed back to callers);
+//! - foundations: `ignore`, `relpath`, `sys` (every system call), `lock`, `exit`;
+//! - settings: `cli` (arguments as typed) → `config` (resolved, validated).
 
 mod apply;
 mod cli;
 mod config;
+mod counts;
+mod dest;
 mod exit;
+mod guard;
 mod ignore;
+mod lock;
 mod mirror;
+mod outcome;
 mod plan;
 mod progress;
+mod relpath;
 mod report;
 mod run;
 mod snapshot;
+mod sync;
 mod sys;
+mod tree;
 mod watch;
 
 #[cfg(test)]
@@ -22,47 +41,47 @@ mod model_tests;
 
 use clap::Parser;
 
+use crate::exit::Exit;
+
 fn main() {
     let args = match cli::Args::try_parse_from(cli::normalize_args(std::env::args_os())) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
             // --help, --version: clap's own output.
             let _ = e.print();
-            std::process::exit(exit::OK);
+            std::process::exit(Exit::Ok.code());
         }
         Err(e) => {
             eprintln!("tandem: {} (see tandem --help)", cli::one_line(&e.render().to_string()));
-            std::process::exit(exit::USAGE);
+            std::process::exit(Exit::Usage.code());
         }
     };
     if let Some(shell) = args.completions {
         let mut cmd = <cli::Args as clap::CommandFactory>::command();
         clap_complete::generate(shell, &mut cmd, "tandem", &mut std::io::stdout());
-        std::process::exit(exit::OK);
+        std::process::exit(Exit::Ok.code());
     }
     if args.man {
         let cmd = <cli::Args as clap::CommandFactory>::command();
-        let code = match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-            Ok(()) => exit::OK,
+        let exit = match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+            Ok(()) => Exit::Ok,
             Err(e) => {
                 eprintln!("tandem: cannot write the manual page: {e}");
-                exit::FATAL
+                Exit::Fatal
             }
         };
-        std::process::exit(code);
+        std::process::exit(exit.code());
     }
-    let code = match config::Config::from_args(&args) {
+    let exit = match config::Config::from_args(&args) {
         Err(f) => {
-            eprintln!("tandem: {}", f.message);
+            let message = f.to_string();
+            eprintln!("tandem: {message}");
             if args.json {
-                report::json_failure(&f.message, f.code);
+                report::json_failure(&message, f.exit());
             }
-            f.code
+            f.exit()
         }
-        Ok(cfg) => match run::run(&cfg) {
-            Ok(code) => code,
-            Err(f) => f.code,
-        },
+        Ok(cfg) => run::run(&cfg),
     };
-    std::process::exit(code);
+    std::process::exit(exit.code());
 }

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 
 use crate::ignore::{RuleFile, Rules};
 use crate::plan::{plan, DirPlan, Op, PlanOptions};
-use crate::snapshot::{join, Entry, Kind, Snapshot};
+use crate::relpath::join;
+use crate::snapshot::{Entry, Kind, Snapshot};
 use crate::sys::Meta;
 
 const NAMES: &[&str] = &["a", "b", "c.x", ".h", "keep.x"];
@@ -179,7 +180,7 @@ fn rules(case: &Case) -> Option<Arc<Rules>> {
 }
 
 fn excluded(r: &Option<Arc<Rules>>, path: &[u8], is_dir: bool) -> bool {
-    r.as_ref().is_some_and(|r| r.excluded(&[], crate::ignore::rel_path(path), is_dir))
+    r.as_ref().is_some_and(|r| r.excluded(&[], crate::relpath::rel_path(path), is_dir))
 }
 
 /// SOURCE as the scanner would see it: excluded entries left out.
@@ -395,7 +396,7 @@ proptest! {
         };
         let s = snapshot(src_view.clone(), src_root);
         let d = snapshot(dst.clone(), dst_root);
-        let p = plan(&s, &d, &opts);
+        let p = plan(&s, Some(&d), &opts);
 
         let mut got_meta = dst_root;
         let mut got = dst.clone();
@@ -410,7 +411,7 @@ proptest! {
             prop_assert_eq!(normalize(&got, case.owner), normalize(&src_view, case.owner));
         }
         // Planning again from the result is a no-op (idempotence).
-        let again = plan(&s, &snapshot(got.clone(), got_meta), &opts);
+        let again = plan(&s, Some(&snapshot(got.clone(), got_meta)), &opts);
         prop_assert!(again.root.ops.is_empty(), "second plan not empty: {:?}", again.changes());
     }
 }

@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use crate::ignore::{self, Chain, Rules};
-pub use crate::snapshot::join;
+use crate::ignore::{Chain, Rules};
+use crate::relpath::join;
 use crate::snapshot::{Entry, Kind, RuleMap, Snapshot};
 use crate::sys::{self, Meta};
 
@@ -223,11 +223,16 @@ fn flatten(dp: &DirPlan, rel: &[u8], out: &mut Vec<Change>) {
     }
 }
 
-/// Diffs SOURCE against DEST.
-pub fn plan(src: &Snapshot, dst: &Snapshot, opts: &PlanOptions) -> Plan {
+/// Diffs SOURCE against DEST (`None`: DEST does not exist yet, so everything is
+/// created and its root's attributes are set).
+pub fn plan(src: &Snapshot, dst: Option<&Snapshot>, opts: &PlanOptions) -> Plan {
     let chain = chain_in(&src.rule_files, &Vec::new(), b"");
     let level = Level { base: b"", chain: &chain, rule_files: &src.rule_files, deep: true };
-    plan_level(&src.root, &src.entries, &dst.root, &dst.entries, opts, &level)
+    let (dst_meta, dst_entries) = match dst {
+        Some(d) => (Some(&d.root), &d.entries[..]),
+        None => (None, &[][..]),
+    };
+    plan_level(&src.root, &src.entries, dst_meta, dst_entries, opts, &level)
 }
 
 /// Where a plan starts: a directory `base` (relative to the roots; empty for the roots
@@ -243,10 +248,12 @@ pub struct Level<'a> {
 }
 
 /// Diffs one directory (`src_meta`/`src` against `dst_meta`/`dst`) at `level.base`.
+/// `dst_meta` is `None` when DEST's directory is not there yet (its attributes are
+/// then set as a change).
 pub fn plan_level(
     src_meta: &Meta,
     src: &[Entry],
-    dst_meta: &Meta,
+    dst_meta: Option<&Meta>,
     dst: &[Entry],
     opts: &PlanOptions,
     level: &Level<'_>,
@@ -263,7 +270,7 @@ pub fn plan_level(
         conflicts: Vec::new(),
     };
     let mut root = DirPlan { ops: p.diff_dir(src, dst, level.base, level.chain), ..DirPlan::default() };
-    let own = p.dir_meta_differs(src_meta, dst_meta);
+    let own = dst_meta.is_none_or(|d| p.dir_meta_differs(src_meta, d));
     if own || !root.ops.is_empty() {
         root.set_meta = Some(*src_meta);
         root.meta_changed = own;
@@ -335,7 +342,7 @@ impl Planner<'_> {
         if rules.delete_excluded {
             return false;
         }
-        match rules.check(chain, ignore::rel_path(path), d.is_dir()) {
+        match rules.check(chain, crate::relpath::rel_path(path), d.is_dir()) {
             Some(hit) if hit.excluded() => {
                 if self.opts.explain {
                     self.protected.push((path.to_vec(), hit.describe()));
@@ -549,24 +556,10 @@ impl Planner<'_> {
     }
 }
 
-/// One line of the itemized listing (`-v`, `--dry-run`): `copy a/b.txt`, `mkdir a/`,
-/// `symlink a/l -> target`, `meta a/b.txt`, `delete a/old`.
-pub fn itemize(c: &Change) -> String {
-    use crate::report::shown;
-    let path = shown(&c.path);
-    match &c.kind {
-        ChangeKind::Copy { bytes } => format!("copy {path} ({bytes} bytes)"),
-        ChangeKind::Mkdir => format!("mkdir {path}/"),
-        ChangeKind::Symlink { target } => format!("symlink {path} -> {}", shown(target)),
-        ChangeKind::Meta => format!("meta {path}"),
-        ChangeKind::Delete => format!("delete {path}"),
-        ChangeKind::Rename { from } => format!("rename {} -> {path}", shown(from)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::itemize;
 
     fn meta(size: u64, mtime: i64, mode: u32) -> Meta {
         Meta { size, mtime_sec: mtime, mtime_nsec: 0, mode, ..Meta::default() }
@@ -604,7 +597,7 @@ mod tests {
     #[test]
     fn identical_trees_give_an_empty_plan() {
         let t = || snap(vec![file("a", 1, 1), dir("d", vec![file("x", 2, 2), link("l", "x")])]);
-        let p = plan(&t(), &t(), &opts());
+        let p = plan(&t(), Some(&t()), &opts());
         assert!(p.is_empty(), "{:?}", lines(&p));
         assert_eq!(p.totals, Totals::default());
     }
@@ -612,7 +605,7 @@ mod tests {
     #[test]
     fn new_entries_are_created_parents_first() {
         let src = snap(vec![dir("d", vec![dir("e", vec![file("f", 3, 1)])]), link("l", "d/e/f")]);
-        let p = plan(&src, &snap(vec![]), &opts());
+        let p = plan(&src, Some(&snap(vec![])), &opts());
         assert_eq!(lines(&p), vec!["mkdir d/", "mkdir d/e/", "copy d/e/f (3 bytes)", "symlink l -> d/e/f"]);
         assert_eq!(p.totals.mkdirs, 2);
         assert_eq!(p.totals.copies, 1);
@@ -628,7 +621,7 @@ mod tests {
         let src = snap(vec![file("a", 5, 1), file("b", 1, 2), file("c", 1, 1)]);
         let mut dst = snap(vec![file("a", 4, 1), file("b", 1, 1), file("c", 1, 1)]);
         dst.entries[2].meta.mode = 0o600;
-        let p = plan(&src, &dst, &opts());
+        let p = plan(&src, Some(&dst), &opts());
         assert_eq!(lines(&p), vec!["copy a (5 bytes)", "copy b (1 bytes)", "meta c"]);
     }
 
@@ -637,7 +630,7 @@ mod tests {
         let src = snap(vec![file("a", 1, 1)]);
         let mut dst = snap(vec![file("a", 1, 1)]);
         dst.entries[0].meta.mtime_nsec = 1;
-        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["copy a (1 bytes)"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &opts())), vec!["copy a (1 bytes)"]);
     }
 
     #[test]
@@ -647,13 +640,13 @@ mod tests {
         src.entries[1].meta.mtime_nsec = 987_654_321;
         let dst = snap(vec![file("a", 1, 10), file("b", 1, 10)]);
         // Exact by default: both differ.
-        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["copy a (1 bytes)", "copy b (1 bytes)"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &opts())), vec!["copy a (1 bytes)", "copy b (1 bytes)"]);
         // DEST on FAT (2 s): both are SOURCE's times as FAT keeps them.
         let fat = PlanOptions { dest_grain_ns: Some(2_000_000_000), ..opts() };
-        assert!(plan(&src, &dst, &fat).is_empty());
+        assert!(plan(&src, Some(&dst), &fat).is_empty());
         // sshfs (1 s): 11.0000005 kept as 11, not 10.
         let sec = PlanOptions { dest_grain_ns: Some(1_000_000_000), ..opts() };
-        assert_eq!(lines(&plan(&src, &dst, &sec)), vec!["copy a (1 bytes)"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &sec)), vec!["copy a (1 bytes)"]);
         // A later DEST mtime is never a truncation.
         assert!(!truncated_equal(10_000_000_000, 10_000_000_001, 100));
     }
@@ -663,7 +656,7 @@ mod tests {
         let src = snap(vec![file("a", 1, 10), file("b", 1, 10)]);
         let dst = snap(vec![file("a", 1, 11), file("b", 1, 13)]);
         let o = PlanOptions { modify_window_ns: 2_000_000_000, ..opts() };
-        assert_eq!(lines(&plan(&src, &dst, &o)), vec!["copy b (1 bytes)"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &o)), vec!["copy b (1 bytes)"]);
     }
 
     #[test]
@@ -679,7 +672,7 @@ mod tests {
         let o = PlanOptions { checksum: true, ..opts() };
         // equal content with another mtime: only the mtime is fixed.
         assert_eq!(
-            lines(&plan(&src, &dst, &o)),
+            lines(&plan(&src, Some(&dst), &o)),
             vec!["copy diff (3 bytes)", "meta same", "copy size (3 bytes)"]
         );
     }
@@ -688,7 +681,7 @@ mod tests {
     fn deletions_children_before_parents_and_first_in_directory() {
         let src = snap(vec![file("z", 1, 1)]);
         let dst = snap(vec![dir("old", vec![dir("sub", vec![file("f", 1, 1)]), file("g", 1, 1)])]);
-        let p = plan(&src, &dst, &opts());
+        let p = plan(&src, Some(&dst), &opts());
         assert_eq!(
             lines(&p),
             vec!["delete old/g", "delete old/sub/f", "delete old/sub", "delete old", "copy z (1 bytes)"]
@@ -701,7 +694,7 @@ mod tests {
         let src = snap(vec![file("a", 1, 1)]);
         let dst = snap(vec![file("a", 1, 1), dir("extra", vec![file("x", 1, 1)])]);
         let o = PlanOptions { delete: false, ..opts() };
-        let p = plan(&src, &dst, &o);
+        let p = plan(&src, Some(&dst), &o);
         assert!(p.is_empty(), "{:?}", lines(&p));
     }
 
@@ -725,7 +718,7 @@ mod tests {
         ]);
         // Type changes happen even with --no-delete.
         let o = PlanOptions { delete: false, ..opts() };
-        let p = plan(&src, &dst, &o);
+        let p = plan(&src, Some(&dst), &o);
         assert_eq!(
             lines(&p),
             vec![
@@ -762,7 +755,7 @@ mod tests {
         let src = snap(vec![link("a", "new"), link("b", "same")]);
         let mut dst = snap(vec![link("a", "old"), link("b", "same")]);
         dst.entries[1].meta.mtime_sec = 5;
-        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["symlink a -> new", "meta b"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &opts())), vec!["symlink a -> new", "meta b"]);
     }
 
     #[test]
@@ -772,7 +765,7 @@ mod tests {
         if let Some(e) = src.entries.first_mut() {
             e.meta.mode = 0o700;
         }
-        let p = plan(&src, &dst, &opts());
+        let p = plan(&src, Some(&dst), &opts());
         assert_eq!(lines(&p), vec!["copy d/f (2 bytes)", "meta d"]);
         match &p.root.ops[0] {
             Op::Enter { sub, .. } => {
@@ -788,7 +781,7 @@ mod tests {
         let src = snap(vec![]);
         let mut dst = snap(vec![]);
         dst.root.mode = 0o700;
-        let p = plan(&src, &dst, &opts());
+        let p = plan(&src, Some(&dst), &opts());
         assert_eq!(lines(&p), vec!["meta ."]);
     }
 
@@ -796,25 +789,25 @@ mod tests {
     fn leftover_temporaries_removed_even_without_delete() {
         let src = snap(vec![file("a", 1, 1)]);
         let dst = snap(vec![file("a", 1, 1), file(".tandem-1f-2.tmp", 9, 1)]);
-        let p = plan(&src, &dst, &PlanOptions { delete: false, ..opts() });
+        let p = plan(&src, Some(&dst), &PlanOptions { delete: false, ..opts() });
         assert_eq!(lines(&p), vec!["delete .tandem-1f-2.tmp"]);
         assert_eq!(p.totals.temporaries, 1);
         assert_eq!(p.totals.deletes, 0);
         // A SOURCE file with a temporary-looking name is an ordinary file.
         let src = snap(vec![file(".tandem-1f-2.tmp", 9, 1)]);
-        assert!(plan(&src, &dst, &opts()).changes().iter().all(|c| c.path != b".tandem-1f-2.tmp"));
+        assert!(plan(&src, Some(&dst), &opts()).changes().iter().all(|c| c.path != b".tandem-1f-2.tmp"));
     }
 
     #[test]
     fn special_files_skipped_and_dest_counterpart_left_alone() {
         let src = snap(vec![special("fifo"), special("p")]);
         let dst = snap(vec![file("p", 1, 1)]);
-        let p = plan(&src, &dst, &opts());
+        let p = plan(&src, Some(&dst), &opts());
         assert!(p.is_empty(), "{:?}", lines(&p));
         // A special file in DEST where SOURCE has a file is replaced.
         let src = snap(vec![file("s", 1, 1)]);
         let dst = snap(vec![special("s")]);
-        assert_eq!(lines(&plan(&src, &dst, &opts())), vec!["delete s", "copy s (1 bytes)"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &opts())), vec!["delete s", "copy s (1 bytes)"]);
     }
 
     #[test]
@@ -822,16 +815,16 @@ mod tests {
         let src = snap(vec![file("a", 1, 1)]);
         let mut dst = snap(vec![file("a", 1, 1)]);
         dst.entries[0].meta.uid = 1000;
-        assert!(plan(&src, &dst, &opts()).is_empty());
+        assert!(plan(&src, Some(&dst), &opts()).is_empty());
         let o = PlanOptions { owner: true, ..opts() };
-        assert_eq!(lines(&plan(&src, &dst, &o)), vec!["meta a"]);
+        assert_eq!(lines(&plan(&src, Some(&dst), &o)), vec!["meta a"]);
     }
 
     #[test]
     fn non_utf8_names_itemize_lossily() {
         let mut e = file("x", 1, 1);
         e.name = b"bad\xffname".to_vec().into();
-        let p = plan(&snap(vec![e]), &snap(vec![]), &opts());
+        let p = plan(&snap(vec![e]), Some(&snap(vec![])), &opts());
         assert_eq!(lines(&p), vec!["copy bad\u{fffd}name (1 bytes)"]);
     }
 }

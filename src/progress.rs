@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{human_bytes, Counters};
+use crate::counts::{clock, human_bytes, thousands, Counters};
+use crate::lock::lock;
 
 /// `--progress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +43,13 @@ impl Mode {
         }
     }
 }
+
+/// How often `--progress lines` prints: once a second is what a log can bear.
+const LINE_PERIOD: Duration = Duration::from_secs(1);
+/// How often the bar is redrawn (10 Hz, indicatif's own refresh rate for stderr).
+const BAR_PERIOD: Duration = Duration::from_millis(100);
+/// How often the ticker thread wakes: short enough that `finish` never waits long.
+const TICKER_STEP: Duration = Duration::from_millis(50);
 
 pub trait Progress: Send + Sync {
     /// Scanning has started (a spinner with the entry count).
@@ -107,8 +115,8 @@ impl Display {
         let ticker = std::thread::Builder::new()
             .name("tandem-progress".into())
             .spawn(move || {
-                let period = if t.lines { Duration::from_secs(1) } else { Duration::from_millis(100) };
-                let step = Duration::from_millis(50);
+                let period = if t.lines { LINE_PERIOD } else { BAR_PERIOD };
+                let step = TICKER_STEP;
                 let mut waited = Duration::ZERO;
                 while !t.stop.load(Relaxed) {
                     std::thread::sleep(step);
@@ -132,32 +140,9 @@ fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{bar:30} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// `1,234,567`
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `0:27`, `1:02:03`
-pub fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
 impl Inner {
     fn tick(&self) {
-        let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        let phase = lock(&self.phase);
         match &*phase {
             Phase::Idle => {}
             Phase::Scanning => {
@@ -229,7 +214,7 @@ impl Inner {
     }
 
     fn set(&self, p: Phase) {
-        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
+        *lock(&self.phase) = p;
     }
 }
 
@@ -266,11 +251,9 @@ impl Progress for Display {
         if self.inner.bar.is_none() {
             return;
         }
-        if let Phase::Copying { current, .. } =
-            &mut *self.inner.phase.lock().unwrap_or_else(|e| e.into_inner())
-        {
+        if let Phase::Copying { current, .. } = &mut *lock(&self.inner.phase) {
             current.clear();
-            current.push_str(&crate::report::shown(path));
+            current.push_str(&crate::relpath::shown(path));
         }
     }
 
@@ -291,7 +274,7 @@ impl Progress for Display {
 
     fn finish(&self) {
         self.inner.stop.store(true, Relaxed);
-        if let Some(t) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(t) = lock(&self.ticker).take() {
             let _ = t.join();
         }
         if let Some(b) = &self.inner.bar {
@@ -303,19 +286,5 @@ impl Progress for Display {
 impl Drop for Display {
     fn drop(&mut self) {
         self.finish();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_naturally() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(clock(Duration::from_secs(27)), "0:27");
-        assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
     }
 }

@@ -1,26 +1,30 @@
-//! Reporting: everything tandem tells the user about a sync, and the counts behind the
-//! summary and the exit status.
+//! Reporting: everything tandem tells the user about a sync.
 //!
 //! A [`Reporter`] is shared by all worker threads. Each change (`copy`, `mkdir`,
-//! `symlink`, `meta`, `delete`), warning and per-entry error goes through it; it counts
-//! them and renders them in the chosen [`Format`]: human lines (itemized with `-v`,
-//! errors only with `-q`) or one JSON object per line on stdout. Errors are remembered
-//! (counted) so the run can go on and the exit status is decided at the end.
+//! `symlink`, `meta`, `delete`, `rename`), warning and per-entry error goes through it;
+//! it counts them (see `counts`) and renders them in the chosen [`Format`]: human
+//! lines (itemized with `-v`, errors only with `-q`) or one JSON object per line on
+//! stdout. It is only output: it keeps no list of what failed (callers that act on
+//! failures get an `outcome::Outcome` from the code that failed), and it knows only
+//! the output options ([`OutputOptions`]), not the run's configuration.
 //! Output goes through [`Reporter::line_out`] / [`Reporter::line_err`] so a progress
-//! display can later interleave with it.
+//! display can interleave with it.
 
 use std::io::IsTerminal;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::config::Config;
-use crate::plan::ChangeKind;
-use crate::progress::{thousands, Display, Mode, NoProgress, Progress};
+use crate::counts::{counts_json, human_cycle, human_summary, summary_json, Counters, Summary};
+use crate::exit::Exit;
+use crate::lock::lock;
+use crate::outcome::Failures;
+use crate::plan::{Change, ChangeKind};
+use crate::progress::{Display, Mode, NoProgress, Progress};
+use crate::relpath::{shown, text};
 use crate::snapshot::ScanSink;
 
 /// How output is rendered.
@@ -46,123 +50,76 @@ impl Side {
     }
 }
 
-/// The counters of one sync.
-#[derive(Default, Debug)]
-pub struct Counters {
-    pub scanned: AtomicU64,
-    pub copied: AtomicU64,
-    pub bytes: AtomicU64,
-    pub mkdirs: AtomicU64,
-    pub symlinks: AtomicU64,
-    pub metas: AtomicU64,
-    pub deleted: AtomicU64,
-    pub renamed: AtomicU64,
-    /// Attribute fixes of DEST's root itself (not a scanned entry).
-    pub root_metas: AtomicU64,
-    pub errors: AtomicU64,
-    pub warnings: AtomicU64,
-    pub pattern_errors: AtomicU64,
-    /// See [`Reporter::set_planned`]; `u64::MAX` until set.
-    pub planned: AtomicU64,
-}
-
-/// A plain copy of the counters, for the summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub scanned: u64,
-    pub copied: u64,
-    pub bytes: u64,
-    pub mkdirs: u64,
-    pub symlinks: u64,
-    pub metas: u64,
-    pub deleted: u64,
-    pub renamed: u64,
-    pub root_metas: u64,
-    pub errors: u64,
-    pub warnings: u64,
-    /// Entries the plan had to change (one-shot runs; unknown in watch cycles).
-    pub planned: Option<u64>,
+/// What the user asked of the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub format: Format,
+    /// `-v` (1) or `-vv` (2).
+    pub verbose: u8,
+    pub quiet: bool,
+    /// Changes are only planned: itemize them even without `-v`, and say so in the
+    /// summary.
+    pub dry_run: bool,
+    pub progress: Mode,
 }
 
 pub struct Reporter {
-    format: Format,
-    verbose: u8,
-    quiet: bool,
-    /// Changes are only planned: itemize them even without `-v`.
-    dry_run: bool,
-    src_root: PathBuf,
-    dst_root: PathBuf,
+    opts: OutputOptions,
+    /// SOURCE and DEST as shown in front of a relative path.
+    src_shown: String,
+    dst_shown: String,
     counters: Arc<Counters>,
     start: Instant,
     progress: Box<dyn Progress>,
     /// Colour for human messages on stderr (a terminal, and no NO_COLOR).
     colour: bool,
     out_lock: Mutex<()>,
-    /// Paths that failed since the last [`Reporter::take_failed`] (watch mode retries them).
-    failed: Mutex<Vec<Vec<u8>>>,
-    /// Operations skipped without an error (watch mode).
-    not_done: Mutex<Vec<Vec<u8>>>,
     /// Counts at the end of the previous watch cycle.
     last_cycle: Mutex<Summary>,
 }
 
-/// Lossy text for a path that may not be UTF-8 (for JSON, which escapes the rest).
-pub fn text(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
-}
-
-/// A name as shown in human output: lossy UTF-8 with control characters escaped
-/// (`\n`, `\t`, `\x1b`, …), so a hostile name can neither split a line nor send
-/// escape sequences to a terminal.
-pub fn shown(path: &[u8]) -> String {
-    let lossy = String::from_utf8_lossy(path);
-    if !lossy.chars().any(char::is_control) {
-        return lossy.into_owned();
+/// One line of the itemized listing (`-v`, `--dry-run`): `copy a/b.txt (3 bytes)`,
+/// `mkdir a/`, `symlink a/l -> target`, `meta a/b.txt`, `delete a/old`,
+/// `rename a -> b`.
+pub fn itemize(c: &Change) -> String {
+    let path = shown(&c.path);
+    match &c.kind {
+        ChangeKind::Copy { bytes } => format!("copy {path} ({bytes} bytes)"),
+        ChangeKind::Mkdir => format!("mkdir {path}/"),
+        ChangeKind::Symlink { target } => format!("symlink {path} -> {}", shown(target)),
+        ChangeKind::Meta => format!("meta {path}"),
+        ChangeKind::Delete => format!("delete {path}"),
+        ChangeKind::Rename { from } => format!("rename {} -> {path}", shown(from)),
     }
-    let mut out = String::with_capacity(lossy.len() + 8);
-    for c in lossy.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 impl Reporter {
-    pub fn new(cfg: &Config) -> Self {
-        let counters = Arc::new(Counters { planned: AtomicU64::new(u64::MAX), ..Counters::default() });
+    /// A reporter for a run from `source` to `dest` (as they are shown to people).
+    pub fn new(opts: OutputOptions, source: &str, dest: &str) -> Self {
+        let counters = Arc::new(Counters::default());
         // A bar needs a terminal: asked for elsewhere, plain lines are what fits.
-        let mode = match cfg.progress.resolve() {
+        let mode = match opts.progress.resolve() {
             Mode::Bar if !std::io::stderr().is_terminal() => Mode::Lines,
             m => m,
         };
-        let quiet_progress = cfg.quiet && cfg.format == Format::Human;
+        let quiet_progress = opts.quiet && opts.format == Format::Human;
         let progress: Box<dyn Progress> = match mode {
             Mode::Bar | Mode::Lines if !quiet_progress => {
-                Box::new(Display::new(mode, cfg.format == Format::Json, counters.clone()))
+                Box::new(Display::new(mode, opts.format == Format::Json, counters.clone()))
             }
             _ => Box::new(NoProgress),
         };
         let colour =
             std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Reporter {
-            format: cfg.format,
-            verbose: cfg.verbose,
-            quiet: cfg.quiet,
-            dry_run: cfg.dry_run,
-            src_root: cfg.source.clone(),
-            dst_root: cfg.dest.clone(),
+            opts,
+            src_shown: shown(source.as_bytes()),
+            dst_shown: shown(dest.as_bytes()),
             counters,
             start: Instant::now(),
             progress,
             colour,
             out_lock: Mutex::new(()),
-            failed: Mutex::new(Vec::new()),
-            not_done: Mutex::new(Vec::new()),
             last_cycle: Mutex::new(Summary::default()),
         }
     }
@@ -174,7 +131,7 @@ impl Reporter {
 
     /// `-vv` detail on stderr.
     pub fn debug(&self, message: &str) {
-        if self.verbose >= 2 && !self.quiet {
+        if self.opts.verbose >= 2 && !self.opts.quiet {
             self.line_err(&format!("tandem: debug: {message}"));
         }
     }
@@ -197,7 +154,7 @@ impl Reporter {
 
     /// Writes one line to stdout, whole.
     pub fn line_out(&self, line: &str) {
-        let _g = self.out_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = lock(&self.out_lock);
         self.progress.suspend(&mut || {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
@@ -206,7 +163,7 @@ impl Reporter {
 
     /// Writes one line to stderr, whole.
     pub fn line_err(&self, line: &str) {
-        let _g = self.out_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = lock(&self.out_lock);
         self.progress.suspend(&mut || {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
@@ -219,13 +176,13 @@ impl Reporter {
 
     fn full_path(&self, side: Side, rel: &[u8]) -> String {
         let root = match side {
-            Side::Source => &self.src_root,
-            Side::Dest => &self.dst_root,
+            Side::Source => &self.src_shown,
+            Side::Dest => &self.dst_shown,
         };
         if rel.is_empty() || rel == b"." {
-            return shown(root.as_os_str().as_encoded_bytes());
+            return root.clone();
         }
-        format!("{}/{}", shown(root.as_os_str().as_encoded_bytes()), shown(rel))
+        format!("{root}/{}", shown(rel))
     }
 
     /// One change done (or, in a dry run, planned).
@@ -255,7 +212,7 @@ impl Reporter {
                 c.renamed.fetch_add(1, Relaxed);
             }
         }
-        match self.format {
+        match self.opts.format {
             Format::Json => {
                 let mut v = json!({ "event": kind.event(), "path": text(path) });
                 match kind {
@@ -267,11 +224,8 @@ impl Reporter {
                 self.json(v);
             }
             Format::Human => {
-                if (self.verbose > 0 || self.dry_run) && !self.quiet {
-                    self.line_out(&crate::plan::itemize(&crate::plan::Change {
-                        path: path.to_vec(),
-                        kind: kind.clone(),
-                    }));
+                if (self.opts.verbose > 0 || self.opts.dry_run) && !self.opts.quiet {
+                    self.line_out(&itemize(&Change { path: path.to_vec(), kind: kind.clone() }));
                 }
             }
         }
@@ -280,8 +234,7 @@ impl Reporter {
     /// A per-entry error: counted (exit status 3) and shown with its full path.
     pub fn error(&self, side: Side, rel: &[u8], message: &str) {
         self.counters.errors.fetch_add(1, Relaxed);
-        self.failed.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_vec());
-        match self.format {
+        match self.opts.format {
             Format::Json => self.json(json!({
                 "event": "error",
                 "path": text(rel),
@@ -299,14 +252,14 @@ impl Reporter {
     /// Something skipped that is not a failure (special files).
     pub fn warning(&self, side: Side, rel: &[u8], message: &str) {
         self.counters.warnings.fetch_add(1, Relaxed);
-        match self.format {
+        match self.opts.format {
             Format::Json => self.json(json!({
                 "event": "warning",
                 "path": text(rel),
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human if !self.quiet => self.line_err(&format!(
+            Format::Human if !self.opts.quiet => self.line_err(&format!(
                 "tandem: {} {}: {message}",
                 self.paint("33", "warning:"),
                 self.full_path(side, rel)
@@ -318,14 +271,14 @@ impl Reporter {
     /// An entry left out by an ignore rule (`--explain-ignored`): `exclude PATH (RULE)`
     /// on stdout, or an `excluded` JSON event.
     pub fn excluded(&self, side: Side, rel: &[u8], rule: &str) {
-        match self.format {
+        match self.opts.format {
             Format::Json => self.json(json!({
                 "event": "excluded",
                 "path": text(rel),
                 "side": side.name(),
                 "rule": rule,
             })),
-            Format::Human if !self.quiet => {
+            Format::Human if !self.opts.quiet => {
                 self.line_out(&format!("exclude {} ({})", shown(rel), shown(rule.as_bytes())))
             }
             Format::Human => {}
@@ -345,68 +298,38 @@ impl Reporter {
 
     /// A problem that stops the run before or instead of applying (guards, fatal errors).
     pub fn fatal(&self, message: &str) {
-        if self.format == Format::Json {
+        if self.opts.format == Format::Json {
             self.json(json!({ "event": "error", "path": "", "side": "", "message": message }));
         }
         self.line_err(&format!("tandem: {message}"));
     }
 
+    /// The counts so far.
     pub fn summary_counts(&self) -> Summary {
-        let c = &self.counters;
-        Summary {
-            scanned: c.scanned.load(Relaxed),
-            copied: c.copied.load(Relaxed),
-            bytes: c.bytes.load(Relaxed),
-            mkdirs: c.mkdirs.load(Relaxed),
-            symlinks: c.symlinks.load(Relaxed),
-            metas: c.metas.load(Relaxed),
-            deleted: c.deleted.load(Relaxed),
-            renamed: c.renamed.load(Relaxed),
-            root_metas: c.root_metas.load(Relaxed),
-            errors: c.errors.load(Relaxed),
-            warnings: c.warnings.load(Relaxed),
-            planned: match c.planned.load(Relaxed) {
-                u64::MAX => None,
-                n => Some(n),
-            },
-        }
+        self.counters.summary()
     }
 
     /// A one-shot run's plan: how many SOURCE entries it changes (for `unchanged`).
     pub fn set_planned(&self, entries: u64) {
-        self.counters.planned.store(entries, Relaxed);
-    }
-
-    /// Records that `rel`'s operation did not happen, without reporting an error (a
-    /// SOURCE file that vanished before it could be copied, in watch mode).
-    pub fn note_not_done(&self, rel: &[u8]) {
-        self.not_done.lock().unwrap_or_else(|e| e.into_inner()).push(rel.to_vec());
-    }
-
-    /// Paths noted by [`Reporter::note_not_done`] since the last call.
-    pub fn take_not_done(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.not_done.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Paths whose operation failed since the last call.
-    pub fn take_failed(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.failed.lock().unwrap_or_else(|e| e.into_inner()))
+        let _ = self.counters.planned.set(entries);
     }
 
     /// Watch mode: which strategy runs, and why (stderr line, or a `strategy` event).
     pub fn strategy(&self, name: &str, reason: &str) {
-        match self.format {
+        match self.opts.format {
             Format::Json => self.json(json!({ "event": "strategy", "name": name, "reason": reason })),
-            Format::Human if !self.quiet => self.line_err(&format!("tandem: watching with {name}: {reason}")),
+            Format::Human if !self.opts.quiet => {
+                self.line_err(&format!("tandem: watching with {name}: {reason}"))
+            }
             Format::Human => {}
         }
     }
 
     /// Watch mode: a non-fatal notice (fallbacks, skipped cycles).
     pub fn notice(&self, message: &str) {
-        match self.format {
+        match self.opts.format {
             Format::Json => self.json(json!({ "event": "notice", "message": message })),
-            Format::Human if !self.quiet => self.line_err(&format!("tandem: {message}")),
+            Format::Human if !self.opts.quiet => self.line_err(&format!("tandem: {message}")),
             Format::Human => {}
         }
     }
@@ -415,55 +338,34 @@ impl Reporter {
     /// anything): a `cycle` JSON event, or one line on stderr.
     pub fn cycle(&self, number: u64, elapsed: Duration) {
         let now = self.summary_counts();
-        let mut last = self.last_cycle.lock().unwrap_or_else(|e| e.into_inner());
-        let d = Summary {
-            scanned: now.scanned - last.scanned,
-            copied: now.copied - last.copied,
-            bytes: now.bytes - last.bytes,
-            mkdirs: now.mkdirs - last.mkdirs,
-            symlinks: now.symlinks - last.symlinks,
-            metas: now.metas - last.metas,
-            deleted: now.deleted - last.deleted,
-            renamed: now.renamed - last.renamed,
-            root_metas: now.root_metas - last.root_metas,
-            errors: now.errors - last.errors,
-            warnings: now.warnings - last.warnings,
-            planned: None,
+        let d = {
+            let mut last = lock(&self.last_cycle);
+            let d = now.since(&last);
+            *last = now;
+            d
         };
-        *last = now;
-        drop(last);
-        let changed = d.copied + d.mkdirs + d.symlinks + d.metas + d.deleted + d.renamed + d.errors > 0;
-        match self.format {
+        match self.opts.format {
             Format::Json => {
                 let mut v = json!({ "event": "cycle", "cycle": number });
                 counts_json(&mut v, &d, elapsed);
                 self.json(v);
             }
-            Format::Human if !self.quiet && changed => self.line_err(&format!(
-                "tandem: sync #{number}: {} copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} renamed, {} errors in {:.3}s",
-                d.copied,
-                human_bytes(d.bytes),
-                d.mkdirs,
-                d.symlinks,
-                d.metas,
-                d.deleted,
-                d.renamed,
-                d.errors,
-                elapsed.as_secs_f64()
-            )),
+            Format::Human if !self.opts.quiet && d.changed_anything() => {
+                self.line_err(&human_cycle(number, &d, elapsed))
+            }
             Format::Human => {}
         }
     }
 
     /// The end-of-run summary: one line on stderr, or a `summary` JSON event.
-    pub fn summary(&self, exit_code: i32) {
+    pub fn summary(&self, exit: Exit) {
         self.progress.finish();
-        let dry_run = self.dry_run;
+        let dry_run = self.opts.dry_run;
         let s = self.summary_counts();
         let elapsed = self.elapsed();
-        match self.format {
-            Format::Json => self.json(summary_json(&s, elapsed, dry_run, exit_code)),
-            Format::Human if !self.quiet => self.line_err(&human_summary(&s, elapsed, dry_run)),
+        match self.opts.format {
+            Format::Json => self.json(summary_json(&s, elapsed, dry_run, exit.code())),
+            Format::Human if !self.opts.quiet => self.line_err(&human_summary(&s, elapsed, dry_run)),
             Format::Human => {}
         }
     }
@@ -471,101 +373,10 @@ impl Reporter {
 
 /// With `--json`, a run that stops before it starts (a configuration error) still
 /// ends stdout with an `error` and a `summary` event.
-pub fn json_failure(message: &str, exit_code: i32) {
+pub fn json_failure(message: &str, exit: Exit) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", json!({ "event": "error", "path": "", "side": "", "message": message }));
-    let _ = writeln!(out, "{}", summary_json(&Summary::default(), Duration::ZERO, false, exit_code));
-}
-
-/// Adds a sync's counts to a JSON event.
-fn counts_json(v: &mut Value, s: &Summary, elapsed: Duration) {
-    v["scanned"] = json!(s.scanned);
-    v["copied"] = json!(s.copied);
-    v["bytes"] = json!(s.bytes);
-    v["mkdir"] = json!(s.mkdirs);
-    v["symlink"] = json!(s.symlinks);
-    v["meta"] = json!(s.metas);
-    v["deleted"] = json!(s.deleted);
-    v["renamed"] = json!(s.renamed);
-    v["unchanged"] = json!(s.unchanged());
-    v["errors"] = json!(s.errors);
-    v["elapsed_ms"] = json!(elapsed.as_millis() as u64);
-    v["bytes_per_sec"] = json!(throughput(s.bytes, elapsed));
-}
-
-/// The `summary` event: the counts, warnings, whether it was a dry run, the exit status.
-fn summary_json(s: &Summary, elapsed: Duration, dry_run: bool, exit_code: i32) -> Value {
-    let mut v = json!({ "event": "summary" });
-    counts_json(&mut v, s, elapsed);
-    v["warnings"] = json!(s.warnings);
-    v["dry_run"] = json!(dry_run);
-    v["exit_code"] = json!(exit_code);
-    v
-}
-
-/// `1.5 MiB` style sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-impl Summary {
-    /// Entries that needed nothing.
-    /// Entries that needed nothing: scanned, minus those that were changed or had to
-    /// be (done, failed, or refused), minus special files skipped.
-    pub fn unchanged(&self) -> u64 {
-        let done = self.copied
-            + self.mkdirs
-            + self.symlinks
-            + self.metas.saturating_sub(self.root_metas)
-            + self.renamed
-            + self.errors;
-        let not_in_sync = self.planned.map_or(done, |p| p.max(done));
-        self.scanned.saturating_sub(not_in_sync + self.warnings)
-    }
-}
-
-/// Bytes per second over `elapsed`.
-fn throughput(bytes: u64, elapsed: Duration) -> u64 {
-    let secs = elapsed.as_secs_f64();
-    if secs <= 0.0 {
-        0
-    } else {
-        (bytes as f64 / secs) as u64
-    }
-}
-
-fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
-    let mut line = format!(
-        "tandem: {}{} entries scanned, {} unchanged, {} files copied ({}, {}/s), {} dirs created, {} symlinks, {} attribute fixes, {} renamed, {} deleted, {} errors in {:.2}s",
-        if dry_run { "dry run: " } else { "" },
-        thousands(s.scanned),
-        thousands(s.unchanged()),
-        thousands(s.copied),
-        human_bytes(s.bytes),
-        human_bytes(throughput(s.bytes, elapsed)),
-        thousands(s.mkdirs),
-        thousands(s.symlinks),
-        thousands(s.metas),
-        thousands(s.renamed),
-        thousands(s.deleted),
-        thousands(s.errors),
-        elapsed.as_secs_f64()
-    );
-    if s.warnings > 0 {
-        line.push_str(&format!(", {} skipped", thousands(s.warnings)));
-    }
-    line
+    let _ = writeln!(out, "{}", summary_json(&Summary::default(), Duration::ZERO, false, exit.code()));
 }
 
 /// Adapts the reporter to one side's scan.
@@ -574,11 +385,17 @@ pub struct SideSink<'a> {
     pub side: Side,
     /// Count scanned entries (SOURCE only, so the summary counts what is mirrored).
     pub count: bool,
+    /// Where the paths that could not be read are recorded, for a caller that acts on
+    /// them (watch mode); `None` when nobody does.
+    pub failures: Option<&'a Failures>,
 }
 
 impl ScanSink for SideSink<'_> {
     fn scan_error(&self, path: &[u8], err: &std::io::Error) {
         self.reporter.error(self.side, path, &crate::sys::describe(err));
+        if let Some(f) = self.failures {
+            f.failed(path);
+        }
     }
 
     fn special(&self, path: &[u8], what: &str) {
@@ -597,26 +414,5 @@ impl ScanSink for SideSink<'_> {
 
     fn excluded(&self, path: &[u8], hit: &crate::ignore::Hit<'_>) {
         self.reporter.excluded(self.side, path, &hit.describe());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostile_names_are_escaped_for_people() {
-        assert_eq!(shown(b"plain name"), "plain name");
-        assert_eq!(shown(b"a\nb"), "a\\nb");
-        assert_eq!(shown(b"esc\x1b[31mred"), "esc\\x1b[31mred");
-        assert_eq!(shown(b"bad\xffname"), "bad\u{fffd}name");
-    }
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
     }
 }

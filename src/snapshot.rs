@@ -19,6 +19,8 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::ignore::{self, Chain, Hit, PatternError, RuleFile, Rules};
+use crate::lock::{into_inner, lock};
+use crate::relpath::{join, rel_path};
 use crate::sys::{self, Meta, RawKind};
 
 /// A content digest (BLAKE3), computed only with `--checksum`.
@@ -89,10 +91,6 @@ impl Snapshot {
     pub fn count(&self) -> u64 {
         self.entries.iter().map(Entry::count).sum()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// Where a scan reports what it could not read, and the special files it skipped.
@@ -155,25 +153,6 @@ pub fn scan(root: &Path, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
 /// Entries per parallel stat batch in wide directories.
 const STAT_BATCH: usize = 64;
 
-/// The inverse of [`join`]: `a/b/c` → (`a/b`, `c`), `c` → (``, `c`).
-pub fn split_last(rel: &[u8]) -> (&[u8], &[u8]) {
-    match rel.iter().rposition(|b| *b == b'/') {
-        Some(i) => (&rel[..i], &rel[i + 1..]),
-        None => (b"", rel),
-    }
-}
-
-/// `prefix/name`, or `name` at the root: relative paths are bytes joined with `/`.
-pub fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
-    if !prefix.is_empty() {
-        p.extend_from_slice(prefix);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
 impl<'a> Scanner<'a> {
     pub fn new(opts: ScanOptions<'a>) -> Self {
         Scanner { opts, found: Mutex::new(FxHashMap::default()) }
@@ -186,7 +165,7 @@ impl<'a> Scanner<'a> {
 
     /// The `.syncignore` files read by this scanner.
     pub fn into_rule_files(self) -> RuleMap {
-        self.found.into_inner().unwrap_or_else(|e| e.into_inner())
+        into_inner(self.found)
     }
 
     /// Reads one directory level (already open): its entries, stat'ed, excluded ones
@@ -214,7 +193,7 @@ impl<'a> Scanner<'a> {
                     None => opts.previous_rules.and_then(|m| m.get(rel)).cloned(),
                 };
                 if let Some(file) = file {
-                    self.found.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.to_vec(), file.clone());
+                    lock(&self.found).insert(rel.to_vec(), file.clone());
                     chain.push(file);
                 }
             }
@@ -258,7 +237,7 @@ impl<'a> Scanner<'a> {
         let prune = self.opts.prune.and(self.opts.rules);
         entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
             let path = join(rel, &e.name);
-            if prune.is_some_and(|rules| rules.excluded(&chain, ignore::rel_path(&path), true)) {
+            if prune.is_some_and(|rules| rules.excluded(&chain, rel_path(&path), true)) {
                 e.kind = Kind::Unreadable;
                 return;
             }
@@ -281,7 +260,7 @@ impl<'a> Scanner<'a> {
 
     fn is_excluded(&self, rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool) -> bool {
         let path = join(rel, name);
-        match rules.check(chain, ignore::rel_path(&path), is_dir) {
+        match rules.check(chain, rel_path(&path), is_dir) {
             Some(hit) if hit.excluded() => {
                 if self.opts.explain {
                     self.opts.sink.excluded(&path, &hit);
@@ -319,7 +298,7 @@ fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Op
         }
     };
     let origin = String::from_utf8_lossy(&path).into_owned();
-    match RuleFile::parse(ignore::rel_path(rel), &origin, &String::from_utf8_lossy(&text)) {
+    match RuleFile::parse(rel_path(rel), &origin, &String::from_utf8_lossy(&text)) {
         Ok(f) => Ok(Some(f)),
         Err(e) => {
             sink.pattern_error(&e);
@@ -362,33 +341,9 @@ fn stat_entry(dir: BorrowedFd<'_>, rel: &[u8], name: Box<[u8]>, opts: ScanOption
 }
 
 /// With `--checksum`: computes digests for every pair of regular files at the same path
-/// on both sides whose sizes are equal (files of different sizes differ anyway).
-pub fn fill_digests(
-    src_root: &Path,
-    src: &mut Snapshot,
-    dst_root: &Path,
-    dst: &mut Snapshot,
-    sink: &dyn ScanSink,
-) -> io::Result<()> {
-    fill_digests_at(src_root, &mut src.entries, dst_root, &mut dst.entries, b"", sink)
-}
-
-/// [`fill_digests`] for the directory `rel` below both roots.
-pub fn fill_digests_at(
-    src_root: &Path,
-    src: &mut [Entry],
-    dst_root: &Path,
-    dst: &mut [Entry],
-    rel: &[u8],
-    sink: &dyn ScanSink,
-) -> io::Result<()> {
-    let s = sys::open_path_at(sys::open_root(src_root)?.as_fd(), rel)?;
-    let d = sys::open_path_at(sys::open_root(dst_root)?.as_fd(), rel)?;
-    digest_dir(s.as_fd(), src, d.as_fd(), dst, rel, sink);
-    Ok(())
-}
-
-fn digest_dir(
+/// in directory `rel` of both trees (open as `sfd` and `dfd`) and below, whose sizes
+/// are equal (files of different sizes differ anyway).
+pub fn digest_dir(
     sfd: BorrowedFd<'_>,
     src: &mut [Entry],
     dfd: BorrowedFd<'_>,

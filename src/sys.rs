@@ -2,8 +2,9 @@
 //!
 //! Every operation tandem performs inside SOURCE or DEST goes through a directory file
 //! descriptor and a single path component (`openat`, `fstatat`, `mkdirat`, `renameat`, …),
-//! never through a joined path. This is both faster (no repeated path lookups, see
-//! `shared/notes/measurements.md`) and safer: a directory in DEST that is swapped for a
+//! never through a joined path. This is both faster (no repeated path lookups: path-based
+//! calls cost about 30 % more kernel CPU, see BENCHMARKS.md, "Measured limits on this
+//! machine") and safer: a directory in DEST that is swapped for a
 //! symlink can never redirect a write outside DEST, because every open uses `O_NOFOLLOW`.
 //!
 //! This module owns the unix system calls; the rest of the crate speaks in terms of
@@ -121,13 +122,17 @@ pub fn stopping() -> bool {
     stop_flag().load(Ordering::Relaxed)
 }
 
+/// The status of a process ended by a second SIGINT/SIGTERM while the first one is
+/// still being handled: 128 + SIGINT, as shells report a process killed by Ctrl-C.
+pub const SECOND_SIGNAL_EXIT: i32 = 130;
+
 /// Installs the SIGINT/SIGTERM handlers that set [`stop_flag`]; a second signal ends the
 /// process at once.
 pub fn install_stop_handlers() {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = stop_flag().clone();
     for sig in [SIGINT, SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, SECOND_SIGNAL_EXIT, flag.clone());
         let _ = signal_hook::flag::register(sig, flag.clone());
     }
 }
@@ -148,6 +153,11 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<rfs::Stat> {
 pub fn read_link_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
     Ok(rfs::readlinkat(dir, cname(name)?.as_c_str(), Vec::new())?.into_bytes())
 }
+
+/// The `getdents64` buffer: a few hundred names per call (one call lists most
+/// directories whole).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const LIST_BUF: usize = 64 << 10;
 
 /// A name read from a directory, with the kind its directory entry reports, if any.
 pub type Listed = (Box<[u8]>, Option<RawKind>);
@@ -172,7 +182,7 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         // getdents64 straight on the borrowed descriptor: no extra open per directory.
-        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
         let mut raw = rfs::RawDir::new(dir, &mut buf);
         while let Some(entry) = raw.next() {
             let entry = entry?;
@@ -517,13 +527,12 @@ pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, meta: &Meta) -> io::R
     }
     // Sparse source: copy only the data extents, then extend to full length.
     let mut off = 0u64;
-    let mut copied = 0u64;
     while off < len {
         let data = match rfs::seek(src, rfs::SeekFrom::Data(off)) {
             Ok(d) => d,
             Err(rustix::io::Errno::NXIO) => break,
             Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::OPNOTSUPP) => {
-                copied += copy_range(src, dst, off, len - off)?;
+                copy_range(src, dst, off, len - off)?;
                 break;
             }
             Err(e) => return Err(e.into()),
@@ -532,13 +541,20 @@ pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, meta: &Meta) -> io::R
             break;
         }
         let hole = rfs::seek(src, rfs::SeekFrom::Hole(data))?.min(len);
-        copied += copy_range(src, dst, data, hole - data)?;
+        copy_range(src, dst, data, hole - data)?;
         off = hole;
     }
     rfs::ftruncate(dst, len)?;
-    let _ = copied;
     Ok(len)
 }
+
+/// The most one `copy_file_range` call is asked for: between calls the stop flag is
+/// checked, so SIGINT abandons even a huge file within a fraction of a second, and the
+/// progress display moves.
+const COPY_CHUNK: u64 = 64 << 20;
+/// The buffer of plain reads and writes where `copy_file_range` is not supported:
+/// large enough that system calls cost little per byte, small enough per thread.
+const READ_BUF: usize = 256 << 10;
 
 /// Copies `[off, off+len)` from `src` to the same offsets in `dst`: `copy_file_range`
 /// first (reflinks and server-side copies where the file system offers them), plain
@@ -550,7 +566,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
         if stopping() {
             return Err(interrupted());
         }
-        let want = (len - done).min(64 << 20) as usize;
+        let want = (len - done).min(COPY_CHUNK) as usize;
         if use_cfr {
             let mut in_off = off + done;
             let mut out_off = off + done;
@@ -577,8 +593,8 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
         }
         let n = BUF.with(|b| -> io::Result<usize> {
             let mut buf = b.borrow_mut();
-            if buf.len() < 256 * 1024 {
-                buf.resize(256 * 1024, 0);
+            if buf.len() < READ_BUF {
+                buf.resize(READ_BUF, 0);
             }
             let chunk = want.min(buf.len());
             let n = loop {

@@ -1,7 +1,7 @@
 //! Watch strategies: deciding *when* and *where* to look again.
 //!
 //! Both strategies feed one channel of [`Signal`]s: "these paths may have changed" or
-//! "rescan everything"; neither copies anything. `run::watch` turns them into
+//! "rescan everything"; neither copies anything. The loop (`schedule`) turns them into
 //! [`Target`](crate::mirror::Target)s for the mirror's next cycle.
 //!
 //! - [`native`]: notify's recommended watcher (inotify on Linux), recursive.
@@ -15,6 +15,7 @@
 pub mod fstype;
 pub mod native;
 pub mod poll;
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};

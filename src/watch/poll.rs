@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use super::{send, Signal};
 
+/// How often the timer thread checks whether it is to stop: dropping a `Poll` ends its
+/// thread within this.
+const STEP: Duration = Duration::from_millis(50);
+
 pub struct Poll {
     stop: Arc<AtomicBool>,
     /// Set when the last requested rescan is done: the next interval starts then, so
@@ -22,7 +26,7 @@ impl Poll {
         let ready = Arc::new(AtomicBool::new(true));
         let (s, r) = (stop.clone(), ready.clone());
         let spawned = std::thread::Builder::new().name("tandem-poll".into()).spawn(move || {
-            let step = Duration::from_millis(50).min(interval.max(Duration::from_millis(1)));
+            let step = STEP.min(interval.max(Duration::from_millis(1)));
             while !s.load(Ordering::Relaxed) {
                 while !r.load(Ordering::Relaxed) && !s.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(1).min(step));

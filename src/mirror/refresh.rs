@@ -1,0 +1,258 @@
+//! One-sided refresh: re-reading SOURCE directories and diffing them against the held
+//! tree, without reading DEST.
+//!
+//! A [`Look`] re-reads one SOURCE directory level (and, when deep, every directory
+//! below it, in parallel), plans that level against what is held with the same
+//! planner as batch mode, and updates the held listing to what SOURCE has now. New
+//! directories, and directories that are another directory than the one held (a new
+//! inode), are read whole and diffed against what DEST holds there.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::config::Config;
+use crate::guard::Refusal;
+use crate::ignore::Chain;
+use crate::lock::lock;
+use crate::plan::{self, DirPlan, Level, Op, PlanOptions};
+use crate::relpath::join;
+use crate::snapshot::{Entry, Kind, RuleMap, Scanner};
+use crate::sys::{self, Meta};
+
+/// What all the looks of one cycle share.
+pub struct Ctx<'a> {
+    pub cfg: &'a Config,
+    /// DEST as shown to people (for the empty-SOURCE guard's message).
+    pub dest_shown: String,
+    /// Plan options against the held snapshot (SOURCE's own timestamps: exact).
+    pub held_opts: PlanOptions,
+    pub scanner: &'a Scanner<'a>,
+    /// Entries that vanished from a directory DEST has (for rename matching).
+    pub removed: Mutex<Vec<(Vec<u8>, Entry)>>,
+    /// Directories to sync two-sided next (they were unreadable before).
+    pub verify: Mutex<Vec<Vec<u8>>>,
+    /// SOURCE's root became empty while DEST holds entries (an unmounted share?): the
+    /// cycle changes nothing.
+    pub refused: Mutex<Option<Refusal>>,
+}
+
+/// One target's look at SOURCE.
+pub struct Look<'a> {
+    pub ctx: &'a Ctx<'a>,
+    /// SOURCE's rule files in force (the target's own forgotten: it is read again).
+    pub rule_files: &'a RuleMap,
+    /// Refresh subdirectories present on both sides too.
+    pub deep: bool,
+}
+
+/// Per new entry of a level: what the refresh knows about it besides the entry.
+#[derive(Default)]
+struct Slot {
+    /// The entry's directory, opened to be read (deep, new, or another directory).
+    fd: Option<OwnedFd>,
+    /// The index of the held entry of the same name.
+    held: Option<usize>,
+    /// A directory to read whole: new, or another directory than the one held.
+    whole: bool,
+}
+
+impl Look<'_> {
+    /// Re-reads SOURCE directory `rel` (open as `src`, `chain_above` the rules in
+    /// force above it), diffs it against the held `meta`/`held` and updates them to
+    /// what SOURCE has now. Returns the plan for this directory.
+    pub fn dir(
+        &self,
+        src: BorrowedFd<'_>,
+        rel: &[u8],
+        chain_above: &Chain,
+        meta: &mut Meta,
+        held: &mut Vec<Entry>,
+    ) -> DirPlan {
+        let ctx = self.ctx;
+        let src_meta = match sys::fstat(src) {
+            Ok(st) => sys::from_stat(&st).1,
+            Err(_) => *meta,
+        };
+        // Unreadable now (reported): keep what is held, change nothing.
+        let Ok((listed, chain)) = ctx.scanner.level(src, rel, chain_above) else { return DirPlan::default() };
+        if rel.is_empty() && listed.is_empty() && !held.is_empty() {
+            // (Counted only here: this runs at every look at SOURCE's root.)
+            let dest_entries = held.iter().map(Entry::count).sum();
+            let guard = ctx.cfg.guards.empty_source(
+                &ctx.cfg.source,
+                &ctx.dest_shown,
+                listed.is_empty(),
+                !held.is_empty(),
+                dest_entries,
+            );
+            if let Err(r) = guard {
+                *lock(&ctx.refused) = Some(r);
+                return DirPlan::default();
+            }
+        }
+        let (mut new, mut slots) = self.open_subdirs(src, rel, listed, held);
+        // Directories read whole.
+        new.par_iter_mut().zip(slots.par_iter_mut()).filter(|(_, s)| s.whole).for_each(|(e, s)| {
+            if let Some(fd) = s.fd.take() {
+                let path = join(rel, &e.name);
+                e.kind = match ctx.scanner.subtree(fd, &path, &chain) {
+                    Some(children) => Kind::Dir(children),
+                    None => Kind::Unreadable,
+                };
+            }
+        });
+        // Plan this level (directory pairs: their own attributes only).
+        let level = Level { base: rel, chain: &chain, rule_files: self.rule_files, deep: false };
+        let mut dp = plan::plan_level(&src_meta, &new, Some(meta), held, &ctx.held_opts, &level).root;
+        // A directory replaced by another one (new inode): diff the new tree against
+        // what DEST holds there.
+        for (e, s) in new.iter().zip(&slots) {
+            let Some(j) = s.held else { continue };
+            if !(s.whole && held[j].is_dir()) {
+                continue;
+            }
+            dp.ops.retain(|op| !matches!(op, Op::Enter { name: n, .. } if *n == e.name));
+            if matches!(e.kind, Kind::Unreadable) {
+                // Cannot read it now: leave DEST's copy alone.
+                continue;
+            }
+            let path = join(rel, &e.name);
+            if matches!(held[j].kind, Kind::Unreadable) {
+                // Readable again: what DEST holds there is unknown; check it both sides.
+                lock(&ctx.verify).push(path.clone());
+            }
+            let sub_chain = plan::chain_in(self.rule_files, &chain, &path);
+            let level = Level { base: &path, chain: &sub_chain, rule_files: self.rule_files, deep: true };
+            let h = &held[j];
+            let sp =
+                plan::plan_level(&e.meta, e.children(), Some(&h.meta), h.children(), &ctx.held_opts, &level);
+            if !sp.root.is_empty() {
+                dp.ops.push(Op::Enter { name: e.name.clone(), sub: sp.root });
+            }
+        }
+        // Directories present on both sides as the same directory: held index → new.
+        let same_dirs: FxHashMap<usize, usize> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.held.map(|j| (j, i)))
+            .filter(|(j, i)| held[*j].is_dir() && new[*i].is_dir() && !slots[*i].whole)
+            .collect();
+        if self.deep {
+            self.refresh_same_dirs(rel, &chain, held, &same_dirs, &mut slots, &mut dp);
+            if !dp.ops.is_empty() && dp.set_meta.is_none() {
+                dp.set_meta = Some(src_meta);
+            }
+        }
+        // The held listing becomes SOURCE's, keeping the (refreshed) children of the
+        // same directories. Anything else paired by name (type changes, replaced
+        // directories) is no rename source; unpaired held entries were removed.
+        let mut old: Vec<Option<Entry>> = std::mem::take(held).into_iter().map(Some).collect();
+        for (e, s) in new.iter_mut().zip(&slots) {
+            let Some(h) = s.held.and_then(|j| old[j].take()) else { continue };
+            if let (true, Kind::Dir(c)) = (s.held.is_some_and(|j| same_dirs.contains_key(&j)), h.kind) {
+                e.kind = Kind::Dir(c);
+            }
+        }
+        let removed: Vec<(Vec<u8>, Entry)> =
+            old.into_iter().flatten().map(|h| (join(rel, &h.name), h)).collect();
+        if !removed.is_empty() {
+            lock(&ctx.removed).extend(removed);
+        }
+        *held = new;
+        *meta = src_meta;
+        dp
+    }
+
+    /// Opens the subdirectories to read (when deep all of them, otherwise the ones not
+    /// held as the same directory) and pairs each entry with the held one of its name.
+    /// One that vanished since the listing (renamed away, removed) is left out, so it
+    /// counts as gone.
+    fn open_subdirs(
+        &self,
+        src: BorrowedFd<'_>,
+        rel: &[u8],
+        listed: Vec<Entry>,
+        held: &[Entry],
+    ) -> (Vec<Entry>, Vec<Slot>) {
+        let held_index = |name: &[u8]| held.binary_search_by(|h| (*h.name).cmp(name)).ok();
+        let same_dir = |e: &Entry| {
+            held_index(&e.name).is_some_and(|j| held[j].is_dir() && held[j].meta.ino == e.meta.ino)
+        };
+        let opened: Vec<Result<Option<OwnedFd>, ()>> = listed
+            .par_iter()
+            .map(|e| {
+                if !e.is_dir() || (!self.deep && same_dir(e)) {
+                    return Ok(None);
+                }
+                match sys::open_dir_at(src, &e.name) {
+                    Ok(fd) => Ok(Some(fd)),
+                    Err(err)
+                        if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) =>
+                    {
+                        Err(())
+                    }
+                    Err(err) => {
+                        self.ctx.scanner.error(&join(rel, &e.name), &err);
+                        Ok(None)
+                    }
+                }
+            })
+            .collect();
+        let mut new = Vec::with_capacity(listed.len());
+        let mut slots = Vec::with_capacity(listed.len());
+        for (e, o) in listed.into_iter().zip(opened) {
+            let Ok(fd) = o else { continue };
+            let j = held_index(&e.name);
+            let whole = e.is_dir()
+                && match j {
+                    Some(j) => !matches!(held[j].kind, Kind::Dir(_)) || held[j].meta.ino != e.meta.ino,
+                    None => true,
+                };
+            new.push(e);
+            slots.push(Slot { fd, held: j, whole });
+        }
+        (new, slots)
+    }
+
+    /// Deep looks: refreshes, in parallel, the held directories that SOURCE still has
+    /// as the same directory, and puts their plans into `dp`.
+    fn refresh_same_dirs(
+        &self,
+        rel: &[u8],
+        chain: &Chain,
+        held: &mut [Entry],
+        same_dirs: &FxHashMap<usize, usize>,
+        slots: &mut [Slot],
+        dp: &mut DirPlan,
+    ) {
+        let mut fds: FxHashMap<usize, OwnedFd> = FxHashMap::default();
+        for (j, i) in same_dirs {
+            if let Some(fd) = slots[*i].fd.take() {
+                fds.insert(*j, fd);
+            }
+        }
+        let subplans: Vec<(Box<[u8]>, DirPlan)> = held
+            .par_iter_mut()
+            .enumerate()
+            .filter_map(|(j, h)| {
+                let fd = fds.get(&j)?;
+                let path = join(rel, &h.name);
+                let name = h.name.clone();
+                let Kind::Dir(children) = &mut h.kind else { return None };
+                let mut m = h.meta;
+                let sub = self.dir(fd.as_fd(), &path, chain, &mut m, children);
+                h.meta = m;
+                Some((name, sub))
+            })
+            .collect();
+        for (name, sub) in subplans {
+            dp.ops.retain(|op| !matches!(op, Op::Enter { name: n, .. } if *n == name));
+            if !sub.is_empty() {
+                dp.ops.push(Op::Enter { name, sub });
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! How each side is scanned, and the one-shot pipeline: scan → snapshot → plan → apply.
+//!
+//! [`sync_once`] is a whole batch run against a [`Dest`]. The pieces it is made of
+//! ([`source_scan`], [`dest_scan`], [`refuse`], [`report_plan_notes`]) are also what
+//! watch mode's two-sided verification (`mirror`) uses, so that both judge, guard and
+//! report a plan the same way.
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::dest::Dest;
+use crate::exit::{Exit, Failure};
+use crate::guard::Refusal;
+use crate::plan::{self, Plan};
+use crate::report::{Reporter, Side, SideSink};
+use crate::snapshot::{RuleMap, ScanOptions, Snapshot};
+use crate::tree::LocalTree;
+
+/// How SOURCE is scanned: special files reported, ignore rules applied (and explained),
+/// `previous` rules kept for a `.syncignore` that no longer parses (watch mode).
+pub fn source_scan<'a>(
+    cfg: &'a Config,
+    sink: &'a SideSink<'a>,
+    previous: Option<&'a RuleMap>,
+) -> ScanOptions<'a> {
+    ScanOptions {
+        report_special: true,
+        sink,
+        rules: Some(&cfg.rules),
+        explain: cfg.explain_ignored,
+        previous_rules: previous,
+        prune: None,
+    }
+}
+
+/// How DEST is scanned: everything as it is; with `prune` (SOURCE's rule files),
+/// excluded directories are not read (they are protected anyway), unless
+/// `--delete-excluded` needs them.
+pub fn dest_scan<'a>(cfg: &'a Config, sink: &'a SideSink<'a>, prune: Option<&'a RuleMap>) -> ScanOptions<'a> {
+    ScanOptions {
+        report_special: false,
+        sink,
+        rules: prune.and((!cfg.rules.delete_excluded).then_some(&*cfg.rules)),
+        explain: false,
+        previous_rules: None,
+        prune,
+    }
+}
+
+/// A plan refused by a guard, before anything was changed.
+pub fn refuse(r: Refusal) -> Failure {
+    Failure::refused(format!("{r}; nothing was changed"))
+}
+
+/// Reports what a two-sided plan found besides changes: protected DEST entries
+/// (`--explain-ignored`) and conflicts (errors, each in `plan.conflicts`).
+pub fn report_plan_notes(rep: &Reporter, plan: &Plan) {
+    for (path, rule) in &plan.protected {
+        rep.excluded(Side::Dest, path, rule);
+    }
+    for (path, why) in &plan.conflicts {
+        rep.error(Side::Dest, path, why);
+    }
+}
+
+/// Scans SOURCE, then DEST (`None` when it does not exist yet).
+fn scan_both(
+    cfg: &Config,
+    source: &LocalTree,
+    dest: &dyn Dest,
+    rep: &Reporter,
+) -> Result<(Snapshot, Option<Snapshot>), Failure> {
+    let src_sink = SideSink { reporter: rep, side: Side::Source, count: true, failures: None };
+    let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false, failures: None };
+    let src = source.scan(source_scan(cfg, &src_sink, None));
+    // DEST is read after SOURCE, so that SOURCE's rules can keep the scan out of
+    // excluded directories (protected anyway, unless --delete-excluded).
+    let dst = match &src {
+        Ok(s) if dest.exists() => dest.scan(dest_scan(cfg, &dst_sink, Some(&s.rule_files))).map(Some),
+        _ => Ok(None),
+    };
+    let mut src = src.map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+    let mut dst = dst.map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
+    if let (true, Some(d)) = (cfg.plan.checksum, dst.as_mut()) {
+        dest.fill_digests(source, &mut src.entries, &mut d.entries, b"", &src_sink)
+            .map_err(|e| Failure::fatal(format!("cannot compare contents: {}", crate::sys::describe(&e))))?;
+    }
+    Ok((src, dst))
+}
+
+/// The batch pipeline. Returns how it ended: in sync, or with per-entry errors.
+pub fn sync_once(cfg: &Config, source: &LocalTree, dest: &dyn Dest, rep: &Reporter) -> Result<Exit, Failure> {
+    rep.progress().scanning();
+    let t = Instant::now();
+    let (src, dst) = scan_both(cfg, source, dest, rep)?;
+    rep.debug(&format!(
+        "scanned {} + {} entries in {:.3}s",
+        src.count(),
+        dst.as_ref().map_or(0, Snapshot::count),
+        t.elapsed().as_secs_f64()
+    ));
+    if rep.pattern_errors() > 0 {
+        // Each bad pattern was reported (file, line, pattern); nothing was changed.
+        return Err(Failure::Reported(Exit::Usage));
+    }
+    let t = Instant::now();
+    let plan = plan::plan(&src, dst.as_ref(), &cfg.plan);
+    rep.debug(&format!("planned in {:.3}s: {:?}", t.elapsed().as_secs_f64(), plan.totals));
+    let t = &plan.totals;
+    rep.set_planned(t.copies + t.mkdirs + t.symlinks + t.metas + plan.conflicts.len() as u64);
+    let dst_entries = dst.as_ref().map_or(&[][..], |d| &d.entries[..]);
+    cfg.guards
+        .check_plan(
+            &cfg.rules,
+            &cfg.source,
+            &dest.shown(),
+            &src.entries,
+            &src.rule_files,
+            dst_entries,
+            t.deletes,
+        )
+        .map_err(refuse)?;
+    drop((src, dst));
+    report_plan_notes(rep, &plan);
+    if cfg.dry_run {
+        for c in plan.changes() {
+            rep.change(&c.path, &c.kind);
+        }
+    } else if !plan.is_empty() {
+        dest.create().map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
+        rep.progress().start_copy(plan.totals.copies, plan.totals.copy_bytes);
+        let opts = crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false };
+        dest.apply(&plan.root, b"", source, rep, opts).map_err(|e| {
+            Failure::fatal(format!(
+                "cannot open {} or {}: {}",
+                cfg.source.display(),
+                dest.shown(),
+                crate::sys::describe(&e)
+            ))
+        })?;
+    }
+    Ok(if rep.errors() > 0 { Exit::Partial } else { Exit::Ok })
+}
