@@ -41,8 +41,7 @@ if [[ ${SKIP_BUILD:-0} != 1 && -z ${TANDEM:-} ]]; then
   (cd "$REPO" && cargo build --release --quiet)
 fi
 
-MKTREE=$REPO/../shared/bench/mktree.py
-[[ -f $MKTREE ]] || MKTREE=$HERE/mktree.py
+MKTREE=$HERE/mktree.py
 export MKTREE
 
 exec python3 "$HERE/bench.py" "$@"
