@@ -12,7 +12,7 @@
 # Named cases also read POLL_CYCLES, POLL_WRITES, LAT_FILES, LAT_SAMPLES, MEM_FILES, MEM_MAX, MEM_POLL,
 # MEM_CYCLES, MEM_MODES, RENAME_N, RENAME_SIZE, RENAME_DIR_FILES, SSHFS_FILES, WALK_THREADS,
 # WALK_NET_THREADS, WALK_SSHFS. latency wants lsyncd, sshfs/walkers want sshfs + openssh-server
-# (netfs.sh installs those), walkers builds bench/walkers with cargo.
+# (bench/netfs.sh installs those), walkers builds bench/walkers with cargo.
 # Tables print to stdout and go to bench/results/<case>-<date>.md (ignored by git).
 set -euo pipefail
 
@@ -41,8 +41,7 @@ if [[ ${SKIP_BUILD:-0} != 1 && -z ${TANDEM:-} ]]; then
   (cd "$REPO" && cargo build --release --quiet)
 fi
 
-MKTREE=$REPO/../shared/bench/mktree.py
-[[ -f $MKTREE ]] || MKTREE=$HERE/mktree.py
+MKTREE=$HERE/mktree.py
 export MKTREE
 
 exec python3 "$HERE/bench.py" "$@"

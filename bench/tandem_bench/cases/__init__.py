@@ -1,0 +1,41 @@
+"""The cases: a function returning a Report (or printing its own tables and returning None),
+registered in CASES. bench.py runs them by name; batch=False keeps a case out of the default run."""
+from dataclasses import dataclass
+from typing import Callable, Dict
+
+from ..report import Report
+from .batch import case_excluded, case_first, case_large, case_noop, case_onechange
+from .latency import case_latency
+from .memory import case_memory
+from .poll import case_poll
+from .rename import case_rename
+from .sshfs import case_sshfs
+from .walkers import case_walkers
+
+
+@dataclass
+class Case:
+    fn: Callable[[], Report]
+    help: str
+    batch: bool = True  # part of the default run
+
+
+CASES: Dict[str, Case] = {
+    "first": Case(case_first, "first mirror of FILES files: tandem, cp -a, rsync -a, rclone sync"),
+    "noop": Case(case_noop, "re-run with nothing to do: tandem, rsync -a --delete, rclone sync"),
+    "onechange": Case(case_onechange, "one file changed among FILES: tandem, rsync -a --delete, rclone sync"),
+    "large": Case(case_large, "first mirror of LARGE_COUNT x LARGE_SIZE: tandem, cp -a, rsync -a"),
+    "excluded": Case(case_excluded, "no-op with an excluded directory of FILES files vs the tree without it",
+                     batch=False),
+    "poll": Case(case_poll, "CPU per idle --poll 1s cycle on FILES files vs find and rsync; poll latency",
+                 batch=False),
+    "latency": Case(case_latency, "native watch latency, small files: tandem --debounce 0 / 50ms, lsyncd",
+                    batch=False),
+    "memory": Case(case_memory, "RSS per tracked entry while watching MEM_FILES (1,000,000) files", batch=False),
+    "rename": Case(case_rename, "a 1 GiB file and a 10,000-file dir renamed while watching (native, poll)",
+                   batch=False),
+    "sshfs": Case(case_sshfs, "no-op run with SOURCE on sshfs: tandem (--scan-threads 4..32) vs rsync; "
+                  "one poll cycle", batch=False),
+    "walkers": Case(case_walkers, "directory walkers (bench/walkers: rayon, jwalk, ignore, dua-core) on "
+                    "tmpfs and sshfs", batch=False),
+}

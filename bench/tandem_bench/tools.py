@@ -1,0 +1,45 @@
+"""The tools under test: a label, a command line for (SOURCE, DEST), the executable it needs."""
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Callable, List
+
+from .settings import RCLONE_ARGS, TANDEM, TANDEM_ARGS, TOOLS
+from .util import log
+
+
+@dataclass
+class Tool:
+    label: str                            # shown in tables; also what TOOLS matches
+    argv: Callable[[str, str], List[str]]  # (src, dst) -> command line
+    needs: str                            # executable that must exist
+
+
+def tandem():
+    return Tool("tandem", lambda s, d: [TANDEM, *TANDEM_ARGS, s, d], TANDEM)
+
+
+def cp_a():
+    return Tool("cp -a", lambda s, d: ["cp", "-a", s + "/.", d], "cp")
+
+
+def rsync(delete=False):
+    flags = ["-a", "--delete"] if delete else ["-a"]
+    return Tool("rsync " + " ".join(flags), lambda s, d: ["rsync", *flags, s + "/", d + "/"], "rsync")
+
+
+def rclone():
+    # --links: rclone skips symlinks otherwise (local->local it recreates them as symlinks).
+    return Tool("rclone sync", lambda s, d: ["rclone", "sync", *RCLONE_ARGS, s, d], "rclone")
+
+
+def available(tools):
+    out = []
+    for t in tools:
+        if TOOLS and not any(t.label.startswith(w) for w in TOOLS):
+            continue
+        if shutil.which(t.needs) is None and not os.access(t.needs, os.X_OK):
+            log(f"  skip {t.label}: {t.needs} not found")
+            continue
+        out.append(t)
+    return out
