@@ -105,6 +105,16 @@ def has_content(path, data):
         return False
 
 
+def write_and_time(sub, dsub, name, data, timeout, dw: Optional[DirWatch] = None):
+    """Writes `data` to SOURCE's `sub/name`; returns the seconds until DEST's `dsub/name`
+    holds it, or None when it did not within `timeout`."""
+    t0 = time.perf_counter()
+    with open(os.path.join(sub, name), "wb") as f:
+        f.write(data)
+    t1 = wait_until(lambda: has_content(os.path.join(dsub, name), data), timeout, dw)
+    return None if t1 is None else t1 - t0
+
+
 class Watcher:
     """`tandem --json --watch ... SRC DST` with its JSON events collected by a reader thread."""
 

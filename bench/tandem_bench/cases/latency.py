@@ -4,7 +4,7 @@ import shutil
 import statistics
 import time
 
-from ..procs import DirWatch, Lsyncd, Watcher, has_content, wait_until
+from ..procs import DirWatch, Lsyncd, Watcher, wait_until, write_and_time
 from ..report import emit_table, target_text, version
 from ..settings import LAT_FILES, LAT_SAMPLES, ROUNDS, TOOLS
 from ..timing import ToolFailed
@@ -31,11 +31,7 @@ def latency_samples(tag, src, dst, n, rng, start, stop):
             time.sleep(rng.uniform(0.03, 0.12))  # let the last change settle (debounce, rsync exit)
             name = f"f{base + i:05}.txt"
             data = (f"{tag} {i} {time.time()} ".encode() * 8)[: rng.randint(100, 4000)]
-            t0 = time.perf_counter()
-            with open(os.path.join(sub, name), "wb") as f:
-                f.write(data)
-            t1 = wait_until(lambda: has_content(os.path.join(dsub, name), data), 10, dw)
-            out.append(None if t1 is None else t1 - t0)
+            out.append(write_and_time(sub, dsub, name, data, 10, dw))
         dw.close()
     finally:
         stop(h)

@@ -3,7 +3,7 @@ import os
 import statistics
 import time
 
-from ..procs import DirWatch, Watcher, has_content, proc_cpu, wait_until
+from ..procs import DirWatch, Watcher, proc_cpu, wait_until, write_and_time
 from ..report import emit_table, target_text
 from ..settings import FILES, POLL_CYCLES, POLL_WRITES, ROUNDS, TANDEM
 from ..timing import ToolFailed, run_timed
@@ -69,11 +69,7 @@ def case_poll():
                 time.sleep(rng.uniform(0.1, 1.1))  # a random phase against the poll timer
                 data = f"poll sample {i} {time.time()}\n".encode() * 20
                 name = f"w{i:03}.txt"
-                t0 = time.perf_counter()
-                with open(os.path.join(sub, name), "wb") as f:
-                    f.write(data)
-                t1 = wait_until(lambda: has_content(os.path.join(dsub, name), data), 30, dw)
-                lat.append(None if t1 is None else t1 - t0)
+                lat.append(write_and_time(sub, dsub, name, data, 30, dw))
             dw.close()
         finally:
             w.stop()
