@@ -144,7 +144,7 @@ fn kill9_at_random_moments_never_tears_files() {
     }
     t.stamp_all();
     // ctime is part of the fingerprint: any write to SOURCE would show.
-    let before_meta = meta_fingerprint(&src);
+    let before_meta = snapshot_meta(&src);
 
     // Calibrate: how long does a full mirror take here?
     let started = Instant::now();
@@ -186,7 +186,7 @@ fn kill9_at_random_moments_never_tears_files() {
             "seed {seed}, iteration {it}: killed after {delay:?}; DEST has incomplete entries under final names:\n  {}",
             bad.join("\n  ")
         );
-        assert_unchanged(&format!("SOURCE after iteration {it}"), &before_meta, &meta_fingerprint(&src));
+        assert_unchanged(&format!("SOURCE after iteration {it}"), &before_meta, &snapshot_meta(&src));
     }
     eprintln!("{ITERATIONS} iterations: {killed} killed mid-run ({with_temps} left temporaries)");
     assert!(killed > 0, "seed {seed}: tandem always finished before the kill; the test exercised nothing");
@@ -194,7 +194,7 @@ fn kill9_at_random_moments_never_tears_files() {
     run_timeout([&src, &dst], Duration::from_secs(120)).ok();
     assert_trees_equal(&src, &dst);
     assert_no_temps(&dst, "after the final run");
-    assert_unchanged("SOURCE (metadata incl. ctime)", &before_meta, &meta_fingerprint(&src));
+    assert_unchanged("SOURCE (metadata incl. ctime)", &before_meta, &snapshot_meta(&src));
 }
 
 /// SOURCE files whose content is a `stamped` version of their name; writes
@@ -301,7 +301,7 @@ fn kill9_during_watch_sync_never_tears_files() {
                 std::thread::sleep(Duration::from_millis(rng.below(100) as u64));
             }
         }
-        let src_state = meta_fingerprint(&src);
+        let src_state = snapshot_meta(&src);
         assert!(p.kill9(), "iteration {it}: the watcher exited by itself\n{}", p.dump());
         if !temp_files(&dst).is_empty() {
             killed_during_sync += 1;
@@ -312,7 +312,7 @@ fn kill9_during_watch_sync_never_tears_files() {
             "seed {seed}, iteration {it}: after SIGKILL DEST holds files that are no complete version:\n  {}",
             bad.join("\n  ")
         );
-        assert_unchanged(&format!("SOURCE after iteration {it}"), &src_state, &meta_fingerprint(&src));
+        assert_unchanged(&format!("SOURCE after iteration {it}"), &src_state, &snapshot_meta(&src));
         assert_no_panic(&p.stderr().join("\n"), &p.dump());
     }
     eprintln!("{ITERATIONS} iterations, {killed_during_sync} killed with temporaries in flight");

@@ -7,13 +7,11 @@
 //! helper is used by every crate.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -178,42 +176,6 @@ pub fn stream(seed: u64, off: u64, len: usize) -> Vec<u8> {
 /// Is `data` a prefix of the stream with `seed`?
 pub fn is_stream_prefix(data: &[u8], seed: u64) -> bool {
     data.chunks(CHUNK).enumerate().all(|(i, c)| stream(seed, (i * CHUNK) as u64, c.len()) == c)
-}
-
-// ---------------------------------------------------------------------------
-// Fingerprints
-// ---------------------------------------------------------------------------
-
-/// Per entry: kind, inode, mode, owner, size, mtime, ctime, symlink target.
-/// Any write, chmod, chown, utimes, rename or replacement shows (ctime
-/// cannot be set from user space). Cheap: no contents read.
-pub fn meta_fingerprint(dir: &Path) -> BTreeMap<PathBuf, String> {
-    walk(dir)
-        .into_iter()
-        .map(|(rel, m)| {
-            let k = kind_of(&m);
-            let target = if k == Kind::Symlink {
-                format!(" -> {:?}", fs::read_link(dir.join(&rel)).unwrap())
-            } else {
-                String::new()
-            };
-            let desc = format!(
-                "{:?} ino={} mode={:o} owner={}:{} size={} mtime={}.{:09} ctime={}.{:09}{}",
-                k,
-                m.ino(),
-                m.mode(),
-                m.uid(),
-                m.gid(),
-                if k == Kind::Dir { 0 } else { m.len() },
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec(),
-                target
-            );
-            (rel, desc)
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------

@@ -536,13 +536,26 @@ pub fn ctimes(dir: &Path) -> BTreeMap<PathBuf, i128> {
 /// owner, size, mtime, ctime, symlink target, a content checksum); used to
 /// assert that a run changed nothing at all.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-    ctimes(dir); // settle the clock, see there
+    fingerprint(dir, true)
+}
+
+/// `snapshot` without the content checksum: metadata only, no file is read,
+/// so it is cheap enough for large trees fingerprinted again and again (the
+/// SOURCE of the kill and fault tests). Any write, chmod, chown, utimes,
+/// rename or replacement shows in the ctime, which user space cannot set,
+/// except one case that only `snapshot` sees: an in-place rewrite of the
+/// same size within the same tick of the file system's (coarse) clock.
+pub fn snapshot_meta(dir: &Path) -> BTreeMap<PathBuf, String> {
+    fingerprint(dir, false)
+}
+
+fn fingerprint(dir: &Path, content: bool) -> BTreeMap<PathBuf, String> {
     walk(dir)
         .into_iter()
         .map(|(rel, m)| {
             let k = kind_of(&m);
             let extra = match k {
-                Kind::File => format!("sum={:016x}", checksum(&dir.join(&rel))),
+                Kind::File if content => format!("sum={:016x}", checksum(&dir.join(&rel))),
                 Kind::Symlink => format!("-> {:?}", fs::read_link(dir.join(&rel)).unwrap()),
                 _ => String::new(),
             };
