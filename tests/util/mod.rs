@@ -4,6 +4,11 @@
 //! test crate; hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod proc;
+
+#[allow(unused_imports)] // not every test crate drives a long-running child
+pub use proc::Proc;
+
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
@@ -765,18 +770,58 @@ where
     run
 }
 
-/// Poll `cond` every few milliseconds until it holds or `timeout` elapses.
-/// Returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+// ---------------------------------------------------------------------------
+// Waiting for a condition
+// ---------------------------------------------------------------------------
+
+/// The one wait: polls `cond` until it holds; after `timeout` it fails the
+/// test with a message naming `what`. (`Proc::wait_for` is the same with a
+/// process: it also fails when the process exits first, and adds its dump.)
+///
+/// To prove that something does *not* happen, do not sleep for a while and
+/// look: make a marker change after it and wait for the marker to arrive,
+/// which shows that a later cycle ran.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    wait_for_explained(what, timeout, cond, String::new)
+}
+
+/// `wait_for`, whose failure message also carries `explain()`: the state
+/// that is still wrong (computed only on failure).
+#[track_caller]
+pub fn wait_for_explained(
+    what: &str,
+    timeout: Duration,
+    cond: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
+    if !holds_within(timeout, cond) {
+        let detail = explain();
+        let sep = if detail.is_empty() { "" } else { "\n" };
+        panic!("timed out after {timeout:?} waiting for {what}{sep}{detail}");
+    }
+}
+
+/// Polls `cond` until it holds or `timeout` elapses; returns whether it held.
+/// It does not fail the test: only for a test that branches on the outcome
+/// (a best-effort trigger); everything else uses `wait_for`.
+///
+/// Between two checks it sleeps about twice as long as a check took (1 to
+/// 50 ms), so that cheap checks react at once while expensive ones (tree
+/// comparisons) leave the CPU to the process under test.
+pub fn holds_within(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
+        let started = Instant::now();
         if cond() {
             return true;
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        let pause = ((now - started) * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        std::thread::sleep(pause.min(deadline - now));
     }
 }
 
