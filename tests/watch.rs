@@ -1,6 +1,7 @@
 //! Watch mode (`--watch`, `--poll`): real `tandem` processes on real temporary
 //! trees, driven through `util::Proc`. Every test waits for conditions with a
-//! timeout (`Proc::wait_for`), never for a fixed time.
+//! timeout (`Proc::wait_for`), never for a fixed time: what must *not* be
+//! synced is checked after a marker change made later has arrived.
 //!
 //! Strategies under test: native (`--watch --debounce 0`, inotify) and
 //! polling (`--poll 100ms`); a bindfs FUSE mount stands in for a network
@@ -196,6 +197,18 @@ fn wait_synced_ignoring(w: &Proc, src: &Path, dst: &Path, ignore: &[&Path], what
             )
         },
     );
+}
+
+/// Proves that a sync cycle ran after everything done so far: writes a new
+/// marker file `name` into SOURCE and waits until DEST has it. What must not
+/// be synced can then be checked at once, without an observation window.
+#[track_caller]
+fn sync_marker(w: &Proc, src: &Path, dst: &Path, name: &str) {
+    let content = format!("marker {name}\n");
+    fs::write(src.join(name), &content).unwrap_or_else(|e| panic!("write marker {name}: {e}"));
+    w.wait_for(&format!("the marker {name} in DEST (a later cycle)"), SYNC_TIMEOUT, |_| {
+        fs::read(dst.join(name)).is_ok_and(|d| d == content.as_bytes())
+    });
 }
 
 fn ino(path: &Path) -> u64 {
@@ -1065,18 +1078,41 @@ fn burst_of_writes_is_grouped() {
         t.rewrite("burst.txt", format!("write number {i} {}\n", "x".repeat(i)));
     }
     wait_synced(&w, &src, &dst, "after the burst");
-    // An observation window for late cycles (not a synchronisation).
-    std::thread::sleep(Duration::from_millis(800));
-    let evs = w.events_since(mark);
+    // No late cycle of the burst is still to come once a later change (the
+    // marker) has been synced: look at the events up to the end of its cycle.
+    sync_marker(&w, &src, &dst, "marker.txt");
+    let to_marker_cycle_end = |evs: &[Value]| {
+        let m = evs.iter().position(|e| event_name(e) == "copy" && s(e, "path") == "marker.txt")?;
+        evs[m..].iter().position(|e| event_name(e) == "cycle").map(|c| m + c + 1)
+    };
+    w.wait_for("the end of the marker's cycle", SYNC_TIMEOUT, |w| {
+        to_marker_cycle_end(&w.events_since(mark)).is_some()
+    });
+    let mut evs = w.events_since(mark);
+    evs.truncate(to_marker_cycle_end(&evs).unwrap());
     let copies = events_named(&evs, "copy").into_iter().filter(|e| s(e, "path") == "burst.txt").count();
-    let busy_cycles = events_named(&evs, "cycle")
-        .into_iter()
-        .filter(|c| {
+    // Each cycle: the change events before its `cycle` event.
+    let mut cycles: Vec<(Vec<&Value>, &Value)> = Vec::new();
+    let mut changes = Vec::new();
+    for e in &evs {
+        if event_name(e) == "cycle" {
+            cycles.push((std::mem::take(&mut changes), e));
+        } else {
+            changes.push(e);
+        }
+    }
+    // The marker's own cycle is busy with the burst only if it touched burst.txt.
+    let (marker_changes, _) = cycles.pop().unwrap();
+    let late = marker_changes.iter().any(|e| s(e, "path") == "burst.txt");
+    let busy_cycles = cycles
+        .iter()
+        .filter(|(_, c)| {
             ["copied", "mkdir", "symlink", "meta", "deleted", "renamed"]
                 .iter()
                 .any(|k| c[*k].as_u64() > Some(0))
         })
-        .count();
+        .count()
+        + usize::from(late);
     assert!(
         copies <= 2 && busy_cycles <= 2,
         "50 quick writes gave {copies} copies of burst.txt in {busy_cycles} cycles (expected 1, at most 2)\n{}",
@@ -1255,8 +1291,8 @@ fn syncignore_edits(strategy: Strategy) {
     t.file("after.txt", "created last\n");
     let ignored = [Path::new("x.log"), Path::new("old.log")];
     wait_synced_ignoring(&w, &src, &dst, &ignored, &format!("{tag} / changes after the rule"), SYNC_TIMEOUT);
-    // A short observation window for a late (wrong) copy.
-    std::thread::sleep(Duration::from_millis(500));
+    // A later cycle (the marker's) has run: a late (wrong) copy would be there by now.
+    sync_marker(&w, &src, &dst, "marker.txt");
     assert!(
         !exists_nofollow(&dst.join("x.log")),
         "[{tag}] x.log was copied although *.log is ignored\n{}",
@@ -1387,8 +1423,10 @@ fn native_changes_inside_excluded_dir_trigger_no_sync() {
     let outside = sb.path().join("b.tmp");
     fs::write(&outside, "b").unwrap();
     fs::rename(&outside, src.join("b.txt")).unwrap();
-    holds_within(Duration::from_secs(10), || dst.join("b.txt").exists());
-    holds_within(Duration::from_secs(5), || {
+    // Events arrive in order: once the cycle that copied b.txt has ended, any
+    // cycle caused by the events before it has been reported too.
+    w.wait_for("b.txt in DEST", Duration::from_secs(10), |_| dst.join("b.txt").exists());
+    w.wait_for("the end of the cycle that copied b.txt", Duration::from_secs(5), |w| {
         events_named(&w.events_since(mark), "cycle").iter().any(|c| c["copied"].as_u64() == Some(1))
     });
     let evs = w.events_since(mark);
