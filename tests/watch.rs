@@ -7,6 +7,7 @@
 //! polling (`--poll 100ms`); a bindfs FUSE mount stands in for a network
 //! share (auto-detected as "poll").
 
+mod robust;
 mod util;
 
 use std::ffi::{OsStr, OsString};
@@ -18,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use robust::{seed_for, Rng};
 use serde_json::Value;
 use util::*;
 
@@ -623,41 +625,6 @@ fn poll_symlink_touched_then_moved() {
 // ---------------------------------------------------------------------------
 // 3. Randomized sequences converge
 // ---------------------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
-        if v.is_empty() {
-            None
-        } else {
-            Some(&v[self.below(v.len())])
-        }
-    }
-}
-
-fn seed_for(test: &str) -> u64 {
-    let seed = std::env::var("TANDEM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    eprintln!("{test}: seed {seed} (rerun with TANDEM_SEED={seed})");
-    println!("{test}: seed {seed} (rerun with TANDEM_SEED={seed})");
-    seed
-}
 
 /// Applies random operations to SOURCE. Every content write gives the file a
 /// size it never had before, so that "same size, same coarse mtime" (which no
