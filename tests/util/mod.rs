@@ -34,9 +34,23 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Print a skip reason in a way that shows up with `--nocapture` and in the
-/// captured output of the test harness.
+/// Whether `TANDEM_REQUIRE_ALL` is set (to anything but "" or "0"): then no
+/// test may skip. CI sets it, so that a missing tool or privilege shows as a
+/// failure there instead of a silent pass.
+pub fn require_all() -> bool {
+    std::env::var_os("TANDEM_REQUIRE_ALL").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The one way to skip: `test` (or the part of it that needs what is
+/// missing) cannot run here, because of `why`. Prints the reason (it shows
+/// with `--nocapture` and in the captured output of a failing test) and
+/// returns, and the caller returns or leaves out the checks concerned; under
+/// `TANDEM_REQUIRE_ALL=1` it fails the test with the reason instead.
+#[track_caller]
 pub fn skip(test: &str, why: &str) {
+    if require_all() {
+        panic!("{test} cannot run here: {why} (a skip, but TANDEM_REQUIRE_ALL is set)");
+    }
     eprintln!("SKIP {test}: {why}");
     println!("SKIP {test}: {why}");
 }
