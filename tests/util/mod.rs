@@ -38,7 +38,12 @@ pub fn is_root() -> bool {
 /// test may skip. CI sets it, so that a missing tool or privilege shows as a
 /// failure there instead of a silent pass.
 pub fn require_all() -> bool {
-    std::env::var_os("TANDEM_REQUIRE_ALL").is_some_and(|v| !v.is_empty() && v != "0")
+    flag_set(std::env::var_os("TANDEM_REQUIRE_ALL").as_deref())
+}
+
+/// How a flag variable reads: set, and neither empty nor "0".
+pub fn flag_set(value: Option<&OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// The one way to skip: `test` (or the part of it that needs what is
@@ -48,7 +53,14 @@ pub fn require_all() -> bool {
 /// `TANDEM_REQUIRE_ALL=1` it fails the test with the reason instead.
 #[track_caller]
 pub fn skip(test: &str, why: &str) {
-    if require_all() {
+    skip_under(require_all(), test, why)
+}
+
+/// `skip`, with the value of `TANDEM_REQUIRE_ALL` given (for the tests of
+/// the harness itself).
+#[track_caller]
+pub fn skip_under(require_all: bool, test: &str, why: &str) {
+    if require_all {
         panic!("{test} cannot run here: {why} (a skip, but TANDEM_REQUIRE_ALL is set)");
     }
     eprintln!("SKIP {test}: {why}");
