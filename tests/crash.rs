@@ -3,11 +3,10 @@
 
 mod util;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use util::*;
@@ -64,44 +63,22 @@ fn scan_names(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn spawn(src: &Path, dst: &Path) -> Child {
-    Command::new(bin_path())
-        .arg("-q")
-        .arg(src)
-        .arg(dst)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tandem")
-}
-
 /// Start a run, SIGKILL it as soon as `trigger(names in DEST)` holds, and
 /// return whether it was actually killed mid-run.
 fn run_and_kill(src: &Path, dst: &Path, trigger: impl Fn(&[PathBuf]) -> bool) -> bool {
-    let mut child = spawn(src, dst);
-    let mut finished = false;
-    let fired = wait_until(Duration::from_secs(60), || {
-        if trigger(&scan_names(dst)) {
-            return true;
-        }
-        if child.try_wait().unwrap().is_some() {
-            finished = true;
-            return true;
-        }
-        false
+    let p = Proc::spawn(&[OsStr::new("-q"), src.as_os_str(), dst.as_os_str()]);
+    // Ending on its own first is an outcome too (the caller decides).
+    p.wait_for("a temp file or a final file in DEST (or the end of the run)", Duration::from_secs(60), |p| {
+        trigger(&scan_names(dst)) || p.exited().is_some()
     });
-    if finished {
-        eprintln!("note: tandem finished before it could be killed");
+    if !p.kill9() {
+        eprintln!("note: tandem finished before it could be killed ({:?})", p.exited());
         return false;
     }
-    assert!(fired, "neither a temp file nor a final file appeared within 60s");
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
     let names = scan_names(dst);
     let temps = names.iter().filter(|n| n.file_name().map(is_temp_name).unwrap_or(false)).count();
-    eprintln!("killed tandem ({status:?}); DEST now has {} entries, {temps} temp files", names.len());
-    status.code().is_none()
+    eprintln!("killed tandem ({:?}); DEST now has {} entries, {temps} temp files", p.exited(), names.len());
+    true
 }
 
 /// Every non-temporary file in DEST must be complete and identical to its
@@ -176,32 +153,21 @@ fn sigint_during_one_shot_copy_exits_1_without_temporaries() {
     for (i, name) in big_names().iter().enumerate() {
         write_big(&src.join(name), i, &block);
     }
-    let child = Command::new(bin_path())
-        .arg(&src)
-        .arg(&dst)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tandem");
-    let pid = child.id() as i32;
+    let p = Proc::spawn(&[&src, &dst]);
     // Interrupt while a temporary is being written.
-    let seen = wait_until(Duration::from_secs(60), || {
+    p.wait_for("a temporary file in DEST", Duration::from_secs(60), |_| {
         scan_names(&dst).iter().any(|n| n.file_name().map(is_temp_name).unwrap_or(false))
     });
-    assert!(seen, "no temporary file appeared in DEST");
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(0) {
+    let status = p.stop(libc::SIGINT, RUN_TIMEOUT);
+    let stderr = p.stderr().join("\n");
+    if status.code() == Some(0) {
         skip(
             "sigint_during_one_shot_copy_exits_1_without_temporaries",
             "the copy finished before the signal",
         );
         return;
     }
-    assert_eq!(out.status.code(), Some(1), "interrupted run must exit 1; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(1), "interrupted run must exit 1; stderr:\n{stderr}");
     assert!(stderr.contains("interrupted"), "no word of the interruption:\n{stderr}");
     let temps: Vec<PathBuf> =
         scan_names(&dst).into_iter().filter(|n| n.file_name().map(is_temp_name).unwrap_or(false)).collect();

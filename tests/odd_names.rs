@@ -390,10 +390,10 @@ fn make_sparse(path: &Path, len: u64, data_at: &[u64]) {
 }
 
 /// Skips (returning false) when the file system cannot make sparse files.
-fn sparse_supported(path: &Path) -> bool {
+fn sparse_supported(test: &str, path: &Path) -> bool {
     let blocks = lstat(path).blocks();
     if blocks * 512 > 64 << 20 {
-        skip("sparse", &format!("{} is not sparse here ({} blocks)", path.display(), blocks));
+        skip(test, &format!("{} is not sparse here ({} blocks)", path.display(), blocks));
         return false;
     }
     true
@@ -428,7 +428,7 @@ fn sparse_1gib_file_keeps_its_holes() {
     const GIB: u64 = 1 << 30;
     make_sparse(&f, GIB, &[0, 300 << 20, (700 << 20) + 12345, GIB - 8192]);
     src.file("small.txt", "small\n").stamp_all();
-    if !sparse_supported(&f) {
+    if !sparse_supported("sparse_1gib_file_keeps_its_holes", &f) {
         return;
     }
     let r = run_timeout([sb.src(), sb.dst()], Duration::from_secs(120));
@@ -451,7 +451,7 @@ fn file_larger_than_4gib() {
     // Data at the start, straddling 4 GiB (where a 32-bit offset wraps), and at the end.
     make_sparse(&f, len, &[0, 4 * GIB - 4096, len - 8192]);
     src.stamp_all();
-    if !sparse_supported(&f) {
+    if !sparse_supported("file_larger_than_4gib", &f) {
         return;
     }
     let r = run_timeout(

@@ -153,7 +153,7 @@ fn soak(strategy: &[&str], test: &str) {
     let mut args: Vec<&OsStr> = vec![OsStr::new("--json")];
     args.extend(strategy.iter().map(OsStr::new));
     args.extend([src.as_os_str(), dst.as_os_str()]);
-    let mut p = Proc::spawn(&args);
+    let p = Proc::spawn(&args);
     p.wait_initial_sync(Duration::from_secs(30));
     let pid = p.pid();
     let mut ops = Ops { root: src.clone(), rng: Rng::new(seed), serial: 0, done: 0, log: Vec::new() };
@@ -172,9 +172,7 @@ fn soak(strategy: &[&str], test: &str) {
         // Quiet: DEST must converge.
         let q = Instant::now();
         let phase_ops = ops.log.split_off(0);
-        let ok = wait_until(CONVERGE, || trees_equal_now(&src, &dst) || p.exited().is_some());
-        assert!(p.exited().is_none(), "seed {seed}: the watcher exited during phase {phase}\n{}", p.dump());
-        if !ok {
+        let explain = || {
             let diffs = tree_diff(&src, &dst, &[]);
             // tandem's events about the entries that differ
             let names: Vec<String> = diffs
@@ -190,14 +188,19 @@ fn soak(strategy: &[&str], test: &str) {
                 })
                 .take(40)
                 .collect();
-            panic!(
-                "seed {seed}, phase {phase}: DEST did not converge within {CONVERGE:?}:\n  {}\nthis phase's operations: {}\ntandem's events about those entries:\n  {}\n{}",
+            format!(
+                "  {}\nthis phase's operations: {}\ntandem's events about those entries:\n  {}",
                 diffs.into_iter().take(30).collect::<Vec<_>>().join("\n  "),
                 phase_ops.join("; "),
                 related.join("\n  "),
-                p.dump()
-            );
-        }
+            )
+        };
+        p.wait_for_explained(
+            &format!("seed {seed}, phase {phase}: DEST to converge"),
+            CONVERGE,
+            |_| trees_equal_now(&src, &dst),
+            explain,
+        );
         // A poll cycle (or a sync) may be running right now and hold a few
         // directory fds for a moment: take the least of several readings
         // spread over more than one poll interval.

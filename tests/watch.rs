@@ -1,23 +1,25 @@
 //! Watch mode (`--watch`, `--poll`): real `tandem` processes on real temporary
-//! trees. Every test waits for conditions with a timeout (polling the trees),
-//! never for a fixed time, and kills its child in a `Drop` guard.
+//! trees, driven through `util::Proc`. Every test waits for conditions with a
+//! timeout (`Proc::wait_for`), never for a fixed time: what must *not* be
+//! synced is checked after a marker change made later has arrived.
 //!
 //! Strategies under test: native (`--watch --debounce 0`, inotify) and
 //! polling (`--poll 100ms`); a bindfs FUSE mount stands in for a network
 //! share (auto-detected as "poll").
 
+mod robust;
 mod util;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use robust::{seed_for, Rng};
 use serde_json::Value;
 use util::*;
 
@@ -25,8 +27,6 @@ use util::*;
 const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopped watcher may take to exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the trees are compared while waiting.
-const POLL_EVERY: Duration = Duration::from_millis(20);
 
 // ---------------------------------------------------------------------------
 // Test gate: timing-sensitive tests run alone, everything else shares.
@@ -71,246 +71,59 @@ impl Strategy {
 }
 
 // ---------------------------------------------------------------------------
-// A running watcher
+// A running watcher (`util::Proc`)
 // ---------------------------------------------------------------------------
 
-/// A `tandem` child process whose stdout and stderr are collected line by
-/// line in the background. Dropping it kills the process.
-struct Watch {
-    child: Option<Child>,
-    args: Vec<OsString>,
-    out: Arc<Mutex<Vec<String>>>,
-    err: Arc<Mutex<Vec<String>>>,
-    readers: Vec<JoinHandle<()>>,
+/// `tandem --json STRATEGY-ARGS EXTRA... SOURCE DEST`, waiting for the
+/// initial sync (cycle 0) and checking the strategy chosen.
+fn start_json(strategy: Strategy, extra: &[&str], src: &Path, dst: &Path) -> Proc {
+    let mut args: Vec<OsString> = vec!["--json".into()];
+    args.extend(strategy.args().into_iter().map(OsString::from));
+    args.extend(extra.iter().map(OsString::from));
+    args.push(src.into());
+    args.push(dst.into());
+    let w = Proc::spawn(&args);
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    expect_strategy(&w, strategy.name());
+    w
 }
 
-/// How a watcher ended.
-struct Stopped {
-    code: Option<i32>,
-    stdout: Vec<String>,
-    stderr: Vec<String>,
-    dump: String,
+fn expect_strategy(w: &Proc, name: &str) {
+    let evs = w.events();
+    let strat = events_named(&evs, "strategy");
+    assert_eq!(strat.len(), 1, "expected one strategy event\n{}", w.dump());
+    assert_eq!(
+        strat[0]["name"].as_str(),
+        Some(name),
+        "wrong strategy (expected {name}): {}\n{}",
+        strat[0],
+        w.dump()
+    );
+    assert!(
+        strat[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "strategy without reason: {}",
+        strat[0]
+    );
 }
 
-fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut br = BufReader::new(&mut r);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match br.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
-                    into.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                }
-            }
-        }
-    })
+/// The human strategy line on stderr (`tandem: watching with ...`), once printed.
+fn strategy_line(w: &Proc) -> String {
+    let is_it = |l: &str| l.starts_with("tandem: watching with ");
+    w.wait_for("the strategy line on stderr", SYNC_TIMEOUT, |w| w.any_stderr(is_it));
+    w.stderr().into_iter().find(|l| is_it(l)).unwrap()
 }
 
-impl Watch {
-    fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Watch {
-        let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
-        let mut child = Command::new(bin_path())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tandem");
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), out.clone()),
-            collect(child.stderr.take().unwrap(), err.clone()),
-        ];
-        Watch { child: Some(child), args, out, err, readers }
-    }
-
-    /// `tandem --json STRATEGY-ARGS EXTRA... SOURCE DEST`, waiting for the
-    /// initial sync (cycle 0) and checking the strategy chosen.
-    fn start_json(strategy: Strategy, extra: &[&str], src: &Path, dst: &Path) -> Watch {
-        let mut args: Vec<OsString> = vec!["--json".into()];
-        args.extend(strategy.args().into_iter().map(OsString::from));
-        args.extend(extra.iter().map(OsString::from));
-        args.push(src.into());
-        args.push(dst.into());
-        let w = Watch::spawn(&args);
-        w.wait_initial_sync();
-        w.expect_strategy(strategy.name());
-        w
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().expect("child already reaped").id() as i32
-    }
-
-    fn stdout(&self) -> Vec<String> {
-        self.out.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn stderr(&self) -> Vec<String> {
-        self.err.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The JSON events printed so far (panics on a non-JSON stdout line).
-    fn events(&self) -> Vec<Value> {
-        self.stdout()
-            .iter()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}\n{}", self.dump()))
-            })
-            .collect()
-    }
-
-    fn events_since(&self, mark: usize) -> Vec<Value> {
-        let mut evs = self.events();
-        evs.split_off(mark.min(evs.len()))
-    }
-
-    fn mark(&self) -> usize {
-        self.stdout().len()
-    }
-
-    /// Has the process exited? (Reaps it if so.)
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().expect("try_wait"))
-    }
-
-    /// Everything known about the run, for failure messages (tails only).
-    fn dump(&self) -> String {
-        let tail = |v: Vec<String>| {
-            let n = v.len();
-            // TANDEM_TEST_FULL_OUTPUT=1 shows every line.
-            let keep = if std::env::var_os("TANDEM_TEST_FULL_OUTPUT").is_some() { n } else { 60 };
-            let skip = n.saturating_sub(keep);
-            let mut s = if skip > 0 { format!("    ... ({skip} earlier lines)\n") } else { String::new() };
-            for l in &v[skip..] {
-                s.push_str("    ");
-                s.push_str(l);
-                s.push('\n');
-            }
-            s
-        };
-        format!(
-            "tandem {:?}\n  --- stdout (tail) ---\n{}  --- stderr (tail) ---\n{}",
-            self.args,
-            tail(self.stdout()),
-            tail(self.stderr())
-        )
-    }
-
-    /// Waits for a stdout/stderr condition, failing if the process exits first.
-    fn wait_for(&mut self, what: &str, timeout: Duration, mut cond: impl FnMut(&Watch) -> bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if cond(self) {
-                return;
-            }
-            if let Some(st) = self.exited() {
-                // Let the readers drain, then look once more.
-                std::thread::sleep(Duration::from_millis(50));
-                if cond(self) {
-                    return;
-                }
-                panic!("tandem exited ({st}) while waiting for {what}\n{}", self.dump());
-            }
-            if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.dump());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn wait_initial_sync(&self) {
-        // `wait_for` needs &mut for try_wait; use a local poll instead.
-        let deadline = Instant::now() + SYNC_TIMEOUT;
-        loop {
-            let done = self.stdout().iter().any(|l| {
-                serde_json::from_str::<Value>(l)
-                    .map(|v| event_name(&v) == "cycle" && v["cycle"].as_u64() == Some(0))
-                    .unwrap_or(false)
-            });
-            if done {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no initial sync (cycle 0) within {SYNC_TIMEOUT:?}\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn expect_strategy(&self, name: &str) {
-        let evs = self.events();
-        let strat = events_named(&evs, "strategy");
-        assert_eq!(strat.len(), 1, "expected one strategy event\n{}", self.dump());
-        assert_eq!(
-            strat[0]["name"].as_str(),
-            Some(name),
-            "wrong strategy (expected {name}): {}\n{}",
-            strat[0],
-            self.dump()
-        );
-        assert!(
-            strat[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
-            "strategy without reason: {}",
-            strat[0]
-        );
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(rc, 0, "kill({sig}): {}", std::io::Error::last_os_error());
-    }
-
-    /// Sends `sig` and waits (at most STOP_TIMEOUT) for the process to exit.
-    fn stop(mut self, sig: i32) -> Stopped {
-        self.signal(sig);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let status = loop {
-            if let Some(st) = self.exited() {
-                break st;
-            }
-            if Instant::now() >= deadline {
-                panic!("tandem did not exit within {STOP_TIMEOUT:?} after signal {sig}\n{}", self.dump());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.child = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        let dump = format!("exit status: {status}\n{}", self.dump());
-        Stopped { code: status.code(), stdout: self.stdout(), stderr: self.stderr(), dump }
-    }
-
-    /// SIGINT, then: exit 0, a JSON summary as the last line, no temp files.
-    fn finish_json(self, dst: &Path) -> Stopped {
-        let s = self.stop(libc::SIGINT);
-        assert_eq!(s.code, Some(0), "watcher did not exit 0 after SIGINT\n{}", s.dump);
-        let last: Value = serde_json::from_str(s.stdout.last().map(String::as_str).unwrap_or(""))
-            .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e})\n{}", s.dump));
-        assert_eq!(event_name(&last), "summary", "last line is not the summary\n{}", s.dump);
-        assert_eq!(last["exit_code"].as_i64(), Some(0), "summary exit_code\n{}", s.dump);
-        let tmp = temp_files(dst);
-        assert!(tmp.is_empty(), "temporary files left in DEST: {tmp:?}\n{}", s.dump);
-        s
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// SIGINT, then: exit 0, a JSON summary as the last line, no temp files.
+fn finish_json(w: Proc, dst: &Path) {
+    let st = w.stop(libc::SIGINT, STOP_TIMEOUT);
+    assert_eq!(st.code(), Some(0), "watcher did not exit 0 after SIGINT\n{}", w.dump());
+    let out = w.stdout();
+    let last: Value = serde_json::from_str(out.last().map(String::as_str).unwrap_or(""))
+        .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e})\n{}", w.dump()));
+    assert_eq!(event_name(&last), "summary", "last line is not the summary\n{}", w.dump());
+    assert_eq!(last["exit_code"].as_i64(), Some(0), "summary exit_code\n{}", w.dump());
+    let tmp = temp_files(dst);
+    assert!(tmp.is_empty(), "temporary files left in DEST: {tmp:?}\n{}", w.dump());
 }
 
 // ---------------------------------------------------------------------------
@@ -365,40 +178,39 @@ fn synced(src: &Path, dst: &Path, ignore: &[&Path]) -> bool {
 /// Waits until DEST equals SOURCE (util comparison: types, modes, ns mtimes,
 /// contents, targets); fails with the remaining differences.
 #[track_caller]
-fn wait_synced(w: &mut Watch, src: &Path, dst: &Path, what: &str) {
+fn wait_synced(w: &Proc, src: &Path, dst: &Path, what: &str) {
     wait_synced_ignoring(w, src, dst, &[], what, SYNC_TIMEOUT);
 }
 
 #[track_caller]
-fn wait_synced_ignoring(
-    w: &mut Watch,
-    src: &Path,
-    dst: &Path,
-    ignore: &[&Path],
-    what: &str,
-    timeout: Duration,
-) {
-    let start = Instant::now();
-    loop {
-        if synced(src, dst, ignore) {
-            return;
-        }
-        if let Some(st) = w.exited() {
-            panic!("[{what}] tandem exited ({st}) before DEST caught up\n{}", w.dump());
-        }
-        if start.elapsed() >= timeout {
+fn wait_synced_ignoring(w: &Proc, src: &Path, dst: &Path, ignore: &[&Path], what: &str, timeout: Duration) {
+    w.wait_for_explained(
+        &format!("[{what}] DEST to converge to SOURCE"),
+        timeout,
+        |_| synced(src, dst, ignore),
+        || {
             let diffs = diff_now(src, dst, ignore);
-            panic!(
-                "[{what}] DEST did not converge to SOURCE within {timeout:?}; {} differences (SOURCE vs DEST):\n  - {}\n  SOURCE = {}\n  DEST   = {}\n{}",
+            format!(
+                "{} differences (SOURCE vs DEST):\n  - {}\n  SOURCE = {}\n  DEST   = {}",
                 diffs.len(),
                 diffs.join("\n  - "),
                 src.display(),
                 dst.display(),
-                w.dump()
-            );
-        }
-        std::thread::sleep(POLL_EVERY);
-    }
+            )
+        },
+    );
+}
+
+/// Proves that a sync cycle ran after everything done so far: writes a new
+/// marker file `name` into SOURCE and waits until DEST has it. What must not
+/// be synced can then be checked at once, without an observation window.
+#[track_caller]
+fn sync_marker(w: &Proc, src: &Path, dst: &Path, name: &str) {
+    let content = format!("marker {name}\n");
+    fs::write(src.join(name), &content).unwrap_or_else(|e| panic!("write marker {name}: {e}"));
+    w.wait_for(&format!("the marker {name} in DEST (a later cycle)"), SYNC_TIMEOUT, |_| {
+        fs::read(dst.join(name)).is_ok_and(|d| d == content.as_bytes())
+    });
 }
 
 fn ino(path: &Path) -> u64 {
@@ -436,8 +248,8 @@ fn every_change(strategy: Strategy) {
         .symlink("link0", "keep.txt");
     t.stamp_all();
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::start_json(strategy, &[], &src, &dst);
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    let w = start_json(strategy, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
 
     type Step = (&'static str, Box<dyn Fn(&Tree)>);
     let steps: Vec<Step> = vec![
@@ -607,9 +419,9 @@ fn every_change(strategy: Strategy) {
     ];
     for (label, step) in &steps {
         step(&t);
-        wait_synced(&mut w, &src, &dst, &format!("{} / {label}", strategy.name()));
+        wait_synced(&w, &src, &dst, &format!("{} / {label}", strategy.name()));
     }
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }
 
 #[test]
@@ -650,19 +462,30 @@ fn renames_are_renames(strategy: Strategy, extra: &[&str]) {
     let dsts = dst.to_str().unwrap().to_string();
     args.push(&srcs);
     args.push(&dsts);
-    let mut w = Watch::spawn(&args);
-    w.wait_initial_sync();
-    w.expect_strategy(strategy.name());
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    let w = Proc::spawn(&args);
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    expect_strategy(&w, strategy.name());
+    wait_synced(&w, &src, &dst, "initial sync");
 
-    let check = |w: &Watch, mark: usize, from: &str, to: &str| {
+    let check = |w: &Proc, mark: usize, from: &str, to: &str| {
         // DEST can match before tandem has printed the events of that cycle: wait for
         // the end of the cycle that did the rename.
-        wait_until(Duration::from_secs(10), || {
-            let evs = w.events_since(mark);
-            events_named(&evs, "rename").iter().any(|e| s(e, "path") == to)
-                && events_named(&evs, "cycle").iter().any(|c| c["renamed"].as_u64().unwrap_or(0) > 0)
-        });
+        w.wait_for_explained(
+            &format!("[{}] a rename event to {to} and the end of its cycle", strategy.name()),
+            Duration::from_secs(10),
+            |w| {
+                let evs = w.events_since(mark);
+                events_named(&evs, "rename").iter().any(|e| s(e, "path") == to)
+                    && events_named(&evs, "cycle").iter().any(|c| c["renamed"].as_u64().unwrap_or(0) > 0)
+            },
+            || {
+                let evs = w.events_since(mark);
+                format!(
+                    "events after the rename:\n  {}",
+                    evs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  ")
+                )
+            },
+        );
         let evs = w.events_since(mark);
         let renames: Vec<&Value> = events_named(&evs, "rename");
         assert!(
@@ -690,7 +513,7 @@ fn renames_are_renames(strategy: Strategy, extra: &[&str]) {
         let before = ino(&dst.join(from));
         let mark = w.mark();
         mv(&t, from, to);
-        wait_synced(&mut w, &src, &dst, &format!("{} / rename {from} -> {to}", strategy.name()));
+        wait_synced(&w, &src, &dst, &format!("{} / rename {from} -> {to}", strategy.name()));
         check(&w, mark, from, to);
         assert_eq!(
             ino(&dst.join(to)),
@@ -705,7 +528,7 @@ fn renames_are_renames(strategy: Strategy, extra: &[&str]) {
     let dir_ino = ino(&dst.join("many"));
     let mark = w.mark();
     mv(&t, "many", "b/many-moved");
-    wait_synced(&mut w, &src, &dst, &format!("{} / rename many -> b/many-moved", strategy.name()));
+    wait_synced(&w, &src, &dst, &format!("{} / rename many -> b/many-moved", strategy.name()));
     check(&w, mark, "many", "b/many-moved");
     assert_eq!(
         ino(&dst.join("b/many-moved")),
@@ -718,7 +541,7 @@ fn renames_are_renames(strategy: Strategy, extra: &[&str]) {
     let changed: Vec<&PathBuf> =
         before.iter().zip(&after).filter(|(a, b)| a != b).map(|(a, _)| &a.0).collect();
     assert!(changed.is_empty(), "[{}] entries with new inodes after the move: {changed:?}", strategy.name());
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }
 
 #[test]
@@ -746,15 +569,15 @@ fn rename_over_other_type(strategy: Strategy) {
         .dir("e");
     t.stamp_all();
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::start_json(strategy, &[], &src, &dst);
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    let w = start_json(strategy, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
     mv(&t, "d/sub", "e"); // a directory replaces an empty directory
-    wait_synced(&mut w, &src, &dst, &format!("{} / mv d/sub e (dir over an empty dir)", strategy.name()));
+    wait_synced(&w, &src, &dst, &format!("{} / mv d/sub e (dir over an empty dir)", strategy.name()));
     mv(&t, "d/link", "b"); // a symlink replaces a file
-    wait_synced(&mut w, &src, &dst, &format!("{} / mv d/link b (symlink over a file)", strategy.name()));
+    wait_synced(&w, &src, &dst, &format!("{} / mv d/link b (symlink over a file)", strategy.name()));
     mv(&t, "d/file", "g"); // a file replaces a symlink
-    wait_synced(&mut w, &src, &dst, &format!("{} / mv d/file g (file over a symlink)", strategy.name()));
-    w.finish_json(&dst);
+    wait_synced(&w, &src, &dst, &format!("{} / mv d/file g (file over a symlink)", strategy.name()));
+    finish_json(w, &dst);
 }
 
 #[test]
@@ -780,13 +603,13 @@ fn symlink_touched_then_moved(watch_args: &[&str], tag: &str) {
     args.extend(watch_args.iter().map(OsString::from));
     args.push(src.clone().into());
     args.push(dst.clone().into());
-    let mut w = Watch::spawn(&args);
-    w.wait_initial_sync();
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    let w = Proc::spawn(&args);
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    wait_synced(&w, &src, &dst, "initial sync");
     t.mtime("a/link", BASE_SECS + 12_345, 678_901_234);
     mv(&t, "a/link", "b/moved");
-    wait_synced(&mut w, &src, &dst, &format!("{tag} / touch -h a/link; mv a/link b/moved"));
-    w.finish_json(&dst);
+    wait_synced(&w, &src, &dst, &format!("{tag} / touch -h a/link; mv a/link b/moved"));
+    finish_json(w, &dst);
 }
 
 #[test]
@@ -802,41 +625,6 @@ fn poll_symlink_touched_then_moved() {
 // ---------------------------------------------------------------------------
 // 3. Randomized sequences converge
 // ---------------------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
-        if v.is_empty() {
-            None
-        } else {
-            Some(&v[self.below(v.len())])
-        }
-    }
-}
-
-fn seed_for(test: &str) -> u64 {
-    let seed = std::env::var("TANDEM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    eprintln!("{test}: seed {seed} (rerun with TANDEM_SEED={seed})");
-    println!("{test}: seed {seed} (rerun with TANDEM_SEED={seed})");
-    seed
-}
 
 /// Applies random operations to SOURCE. Every content write gives the file a
 /// size it never had before, so that "same size, same coarse mtime" (which no
@@ -1039,8 +827,8 @@ fn randomized(strategy: Strategy) {
     let t = sb.src_tree();
     t.file("anchor", "never touched\n").file("seed.txt", "x").file("d/one", "1").dir("d/e");
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::start_json(strategy, &[], &src, &dst);
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    let w = start_json(strategy, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
     let mut fz = Fuzzer { rng: Rng::new(seed), root: src.clone(), writes: 0, names: 0, log: Vec::new() };
     const ROUNDS: usize = 6;
     const OPS: usize = 150;
@@ -1058,14 +846,14 @@ fn randomized(strategy: Strategy) {
         let keep = if std::env::var_os("TANDEM_TEST_FULL_OUTPUT").is_some() { ops.len() } else { 40 };
         let last = ops[ops.len().saturating_sub(keep)..].join("; ");
         wait_synced(
-            &mut w,
+            &w,
             &src,
             &dst,
             &format!("{test} seed {seed} round {round}, {} ops; the last ones: {last}", ops.len()),
         );
     }
     eprintln!("{test}: {} operations mirrored in {:?}", fz.log.len(), started.elapsed());
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }
 
 #[test]
@@ -1163,41 +951,38 @@ fn fuse_source_is_polled_and_changes_underneath_are_mirrored() {
     // (a) --watch picks polling by itself: JSON strategy event ...
     let dst_a = sb.join("dst-a");
     {
-        let mut w =
-            Watch::spawn(&[OsStr::new("--watch"), OsStr::new("--json"), mnt.as_os_str(), dst_a.as_os_str()]);
-        w.wait_initial_sync();
-        w.expect_strategy("poll");
-        wait_synced(&mut w, &lower.root, &dst_a, "fuse / initial sync (auto)");
-        w.finish_json(&dst_a);
+        let w =
+            Proc::spawn(&[OsStr::new("--watch"), OsStr::new("--json"), mnt.as_os_str(), dst_a.as_os_str()]);
+        w.wait_initial_sync(SYNC_TIMEOUT);
+        expect_strategy(&w, "poll");
+        wait_synced(&w, &lower.root, &dst_a, "fuse / initial sync (auto)");
+        finish_json(w, &dst_a);
     }
     // ... and the human line on stderr.
     {
-        let mut w = Watch::spawn(&[OsStr::new("--watch"), mnt.as_os_str(), dst_a.as_os_str()]);
-        w.wait_for("the strategy line on stderr", SYNC_TIMEOUT, |w| {
-            w.stderr().iter().any(|l| l.starts_with("tandem: watching with "))
-        });
-        let line = w.stderr().into_iter().find(|l| l.starts_with("tandem: watching with ")).unwrap();
+        let w = Proc::spawn(&[OsStr::new("--watch"), mnt.as_os_str(), dst_a.as_os_str()]);
+        let line = strategy_line(&w);
         assert!(
             line.starts_with("tandem: watching with poll:"),
             "expected polling on FUSE, got: {line}\n{}",
             w.dump()
         );
-        let st = w.stop(libc::SIGTERM);
-        assert_eq!(st.code, Some(0), "{}", st.dump);
+        let st = w.stop(libc::SIGTERM, STOP_TIMEOUT);
+        assert_eq!(st.code(), Some(0), "{}", w.dump());
     }
 
     // (b) changes made underneath the mount are mirrored by polling.
     let dst = sb.join("dst-b");
-    let mut w = Watch::spawn(&[
+    let w = Proc::spawn(&[
         OsStr::new("--poll"),
         OsStr::new("200ms"),
         OsStr::new("--json"),
         mnt.as_os_str(),
         dst.as_os_str(),
     ]);
-    w.wait_initial_sync();
-    w.expect_strategy("poll");
-    wait_synced(&mut w, &lower.root, &dst, "fuse / initial sync (--poll 200ms)");
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    expect_strategy(&w, "poll");
+    wait_synced(&w, &lower.root, &dst, "fuse / initial sync (--poll 200ms)");
     type Step = (&'static str, Box<dyn Fn(&Tree)>);
     let steps: Vec<Step> = vec![
         (
@@ -1228,9 +1013,9 @@ fn fuse_source_is_polled_and_changes_underneath_are_mirrored() {
     ];
     for (label, step) in &steps {
         step(&lower);
-        wait_synced(&mut w, &lower.root, &dst, &format!("fuse / {label} underneath the mount"));
+        wait_synced(&w, &lower.root, &dst, &format!("fuse / {label} underneath the mount"));
     }
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }
 
 // ---------------------------------------------------------------------------
@@ -1244,7 +1029,7 @@ fn burst_of_writes_is_grouped() {
     let t = sb.src_tree();
     t.file("burst.txt", "initial\n").file("other.txt", "other\n");
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::spawn(&[
+    let w = Proc::spawn(&[
         OsStr::new("--watch"),
         OsStr::new("--debounce"),
         OsStr::new("300ms"),
@@ -1252,26 +1037,49 @@ fn burst_of_writes_is_grouped() {
         src.as_os_str(),
         dst.as_os_str(),
     ]);
-    w.wait_initial_sync();
-    w.expect_strategy("native");
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    expect_strategy(&w, "native");
+    wait_synced(&w, &src, &dst, "initial sync");
     let mark = w.mark();
     for i in 0..50 {
         t.rewrite("burst.txt", format!("write number {i} {}\n", "x".repeat(i)));
     }
-    wait_synced(&mut w, &src, &dst, "after the burst");
-    // An observation window for late cycles (not a synchronisation).
-    std::thread::sleep(Duration::from_millis(800));
-    let evs = w.events_since(mark);
+    wait_synced(&w, &src, &dst, "after the burst");
+    // No late cycle of the burst is still to come once a later change (the
+    // marker) has been synced: look at the events up to the end of its cycle.
+    sync_marker(&w, &src, &dst, "marker.txt");
+    let to_marker_cycle_end = |evs: &[Value]| {
+        let m = evs.iter().position(|e| event_name(e) == "copy" && s(e, "path") == "marker.txt")?;
+        evs[m..].iter().position(|e| event_name(e) == "cycle").map(|c| m + c + 1)
+    };
+    w.wait_for("the end of the marker's cycle", SYNC_TIMEOUT, |w| {
+        to_marker_cycle_end(&w.events_since(mark)).is_some()
+    });
+    let mut evs = w.events_since(mark);
+    evs.truncate(to_marker_cycle_end(&evs).unwrap());
     let copies = events_named(&evs, "copy").into_iter().filter(|e| s(e, "path") == "burst.txt").count();
-    let busy_cycles = events_named(&evs, "cycle")
-        .into_iter()
-        .filter(|c| {
+    // Each cycle: the change events before its `cycle` event.
+    let mut cycles: Vec<(Vec<&Value>, &Value)> = Vec::new();
+    let mut changes = Vec::new();
+    for e in &evs {
+        if event_name(e) == "cycle" {
+            cycles.push((std::mem::take(&mut changes), e));
+        } else {
+            changes.push(e);
+        }
+    }
+    // The marker's own cycle is busy with the burst only if it touched burst.txt.
+    let (marker_changes, _) = cycles.pop().unwrap();
+    let late = marker_changes.iter().any(|e| s(e, "path") == "burst.txt");
+    let busy_cycles = cycles
+        .iter()
+        .filter(|(_, c)| {
             ["copied", "mkdir", "symlink", "meta", "deleted", "renamed"]
                 .iter()
                 .any(|k| c[*k].as_u64() > Some(0))
         })
-        .count();
+        .count()
+        + usize::from(late);
     assert!(
         copies <= 2 && busy_cycles <= 2,
         "50 quick writes gave {copies} copies of burst.txt in {busy_cycles} cycles (expected 1, at most 2)\n{}",
@@ -1279,7 +1087,7 @@ fn burst_of_writes_is_grouped() {
     );
     assert!(copies >= 1, "burst.txt was never copied\n{}", w.dump());
     assert_eq!(read(&dst.join("burst.txt")), read(&src.join("burst.txt")));
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }
 
 // ---------------------------------------------------------------------------
@@ -1293,7 +1101,7 @@ fn continuous_writes_do_not_starve_syncs() {
     let t = sb.src_tree();
     t.file("grow.log", "start\n");
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::spawn(&[
+    let w = Proc::spawn(&[
         OsStr::new("--watch"),
         OsStr::new("--debounce"),
         OsStr::new("1s"),
@@ -1301,8 +1109,8 @@ fn continuous_writes_do_not_starve_syncs() {
         src.as_os_str(),
         dst.as_os_str(),
     ]);
-    w.wait_initial_sync();
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    wait_synced(&w, &src, &dst, "initial sync");
     let dst_file = dst.join("grow.log");
     let len = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let mut f = fs::OpenOptions::new().append(true).open(t.p("grow.log")).unwrap();
@@ -1330,8 +1138,8 @@ fn continuous_writes_do_not_starve_syncs() {
         "DEST was not updated for {worst:?} while SOURCE changed every 50ms (--debounce 1s); updates at {updates:?} within {end:?}\n{}",
         w.dump()
     );
-    wait_synced(&mut w, &src, &dst, "after the writes stop");
-    w.finish_json(&dst);
+    wait_synced(&w, &src, &dst, "after the writes stop");
+    finish_json(w, &dst);
 }
 
 // ---------------------------------------------------------------------------
@@ -1372,47 +1180,37 @@ fn stop_while_copying(sig: i32, json: bool) {
     }
     args.push(src.as_os_str());
     args.push(dst.as_os_str());
-    let mut w = Watch::spawn(&args);
+    let w = Proc::spawn(&args);
     if json {
-        w.wait_initial_sync();
+        w.wait_initial_sync(SYNC_TIMEOUT);
     } else {
-        w.wait_for("the strategy line", SYNC_TIMEOUT, |w| {
-            w.stderr().iter().any(|l| l.starts_with("tandem: watching with native"))
-        });
+        w.wait_stderr("the strategy line", SYNC_TIMEOUT, |l| l.starts_with("tandem: watching with native"));
     }
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    wait_synced(&w, &src, &dst, "initial sync");
     // Large files appear in SOURCE after the start.
     for i in 0..STOP_FILES {
         let name = format!("big{i}.bin");
         fs::rename(staging.join(&name), src.join(&name)).unwrap();
     }
-    let deadline = Instant::now() + SYNC_TIMEOUT;
-    while !dest_has_temp(&dst) {
-        assert!(
-            Instant::now() < deadline,
-            "never saw tandem copying (no .tandem-*.tmp in DEST) within {SYNC_TIMEOUT:?}\n{}",
-            w.dump()
-        );
-        std::thread::sleep(Duration::from_micros(500));
-    }
+    w.wait_for("tandem copying (a .tandem-*.tmp in DEST)", SYNC_TIMEOUT, |_| dest_has_temp(&dst));
     let sent = Instant::now();
-    let st = w.stop(sig);
+    let st = w.stop(sig, STOP_TIMEOUT);
     let took = sent.elapsed();
-    assert_eq!(st.code, Some(0), "expected exit 0 after signal {sig} (took {took:?})\n{}", st.dump);
+    assert_eq!(st.code(), Some(0), "expected exit 0 after signal {sig} (took {took:?})\n{}", w.dump());
     if json {
-        let last: Value = serde_json::from_str(st.stdout.last().map(String::as_str).unwrap_or(""))
-            .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e})\n{}", st.dump));
-        assert_eq!(event_name(&last), "summary", "no JSON summary at the end\n{}", st.dump);
+        let last: Value = serde_json::from_str(w.stdout().last().map(String::as_str).unwrap_or(""))
+            .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e})\n{}", w.dump()));
+        assert_eq!(event_name(&last), "summary", "no JSON summary at the end\n{}", w.dump());
     } else {
-        let last = st.stderr.last().cloned().unwrap_or_default();
+        let last = w.stderr().last().cloned().unwrap_or_default();
         assert!(
             last.starts_with("tandem: ") && last.contains("entries scanned"),
             "no summary line on stderr at the end\n{}",
-            st.dump
+            w.dump()
         );
     }
     let tmp = temp_files(&dst);
-    assert!(tmp.is_empty(), "temporary files left in DEST after signal {sig}: {tmp:?}\n{}", st.dump);
+    assert!(tmp.is_empty(), "temporary files left in DEST after signal {sig}: {tmp:?}\n{}", w.dump());
     // Whatever was copied is whole.
     for i in 0..STOP_FILES {
         let name = format!("big{i}.bin");
@@ -1420,7 +1218,7 @@ fn stop_while_copying(sig: i32, json: bool) {
             assert!(
                 same_content(&src.join(&name), &dst.join(&name)).unwrap(),
                 "DEST {name} is torn after signal {sig}\n{}",
-                st.dump
+                w.dump()
             );
         }
     }
@@ -1447,28 +1245,21 @@ fn syncignore_edits(strategy: Strategy) {
     let t = sb.src_tree();
     t.file("old.log", "old\n").file("keep.txt", "keep\n");
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::start_json(strategy, &[], &src, &dst);
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    let w = start_json(strategy, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
     let tag = strategy.name();
 
     // Add the rule; wait until tandem has mirrored the rule file itself.
     t.file(".syncignore", "*.log\n");
-    wait_synced(&mut w, &src, &dst, &format!("{tag} / .syncignore added"));
+    wait_synced(&w, &src, &dst, &format!("{tag} / .syncignore added"));
 
     t.file("x.log", "new log\n");
     t.rewrite("old.log", "old, modified after the rule\n");
     t.file("after.txt", "created last\n");
     let ignored = [Path::new("x.log"), Path::new("old.log")];
-    wait_synced_ignoring(
-        &mut w,
-        &src,
-        &dst,
-        &ignored,
-        &format!("{tag} / changes after the rule"),
-        SYNC_TIMEOUT,
-    );
-    // A short observation window for a late (wrong) copy.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_synced_ignoring(&w, &src, &dst, &ignored, &format!("{tag} / changes after the rule"), SYNC_TIMEOUT);
+    // A later cycle (the marker's) has run: a late (wrong) copy would be there by now.
+    sync_marker(&w, &src, &dst, "marker.txt");
     assert!(
         !exists_nofollow(&dst.join("x.log")),
         "[{tag}] x.log was copied although *.log is ignored\n{}",
@@ -1483,8 +1274,8 @@ fn syncignore_edits(strategy: Strategy) {
 
     // Remove the rule: everything converges, x.log appears, old.log is updated.
     t.rewrite(".syncignore", "");
-    wait_synced(&mut w, &src, &dst, &format!("{tag} / rule removed"));
-    w.finish_json(&dst);
+    wait_synced(&w, &src, &dst, &format!("{tag} / rule removed"));
+    finish_json(w, &dst);
 }
 
 #[test]
@@ -1552,7 +1343,7 @@ fn human_output_in_watch_mode() {
     let sb = Sandbox::new_fast();
     sb.src_tree().file("first.txt", "1\n");
     let (src, dst) = (sb.src(), sb.dst());
-    let mut w = Watch::spawn(&[
+    let w = Proc::spawn(&[
         OsStr::new("--watch"),
         OsStr::new("--debounce"),
         OsStr::new("0"),
@@ -1560,21 +1351,20 @@ fn human_output_in_watch_mode() {
         src.as_os_str(),
         dst.as_os_str(),
     ]);
-    w.wait_for("the strategy line", SYNC_TIMEOUT, |w| {
-        w.stderr().iter().any(|l| l.starts_with("tandem: watching with "))
-    });
-    let line = w.stderr().into_iter().find(|l| l.starts_with("tandem: watching with ")).unwrap();
+    let line = strategy_line(&w);
     assert!(line.starts_with("tandem: watching with native: "), "{line}\n{}", w.dump());
-    wait_synced(&mut w, &src, &dst, "initial sync");
+    wait_synced(&w, &src, &dst, "initial sync");
     fs::write(src.join("second.txt"), "2\n").unwrap();
-    wait_synced(&mut w, &src, &dst, "second file");
-    w.wait_for("second.txt itemized on stdout", SYNC_TIMEOUT, |w| {
-        w.stdout().iter().any(|l| l.contains("second.txt"))
-    });
-    let st = w.stop(libc::SIGTERM);
-    assert_eq!(st.code, Some(0), "{}", st.dump);
-    let last = st.stderr.last().cloned().unwrap_or_default();
-    assert!(last.starts_with("tandem: ") && last.contains("entries scanned"), "no summary line\n{}", st.dump);
+    wait_synced(&w, &src, &dst, "second file");
+    w.wait_stdout("second.txt itemized on stdout", SYNC_TIMEOUT, |l| l.contains("second.txt"));
+    let st = w.stop(libc::SIGTERM, STOP_TIMEOUT);
+    assert_eq!(st.code(), Some(0), "{}", w.dump());
+    let last = w.stderr().last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with("tandem: ") && last.contains("entries scanned"),
+        "no summary line\n{}",
+        w.dump()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1590,7 +1380,7 @@ fn native_changes_inside_excluded_dir_trigger_no_sync() {
         .file("node_modules/pkg/index.js", "x")
         .file("a.txt", "a");
     let (src, dst) = (sb.src(), sb.dst());
-    let w = Watch::start_json(Strategy::Native, &[], &src, &dst);
+    let w = start_json(Strategy::Native, &[], &src, &dst);
     let mark = w.mark();
     for i in 0..200 {
         fs::write(src.join(format!("node_modules/pkg/f{i}.js")), format!("{i}")).unwrap();
@@ -1600,15 +1390,17 @@ fn native_changes_inside_excluded_dir_trigger_no_sync() {
     let outside = sb.path().join("b.tmp");
     fs::write(&outside, "b").unwrap();
     fs::rename(&outside, src.join("b.txt")).unwrap();
-    wait_until(Duration::from_secs(10), || dst.join("b.txt").exists());
-    wait_until(Duration::from_secs(5), || {
+    // Events arrive in order: once the cycle that copied b.txt has ended, any
+    // cycle caused by the events before it has been reported too.
+    w.wait_for("b.txt in DEST", Duration::from_secs(10), |_| dst.join("b.txt").exists());
+    w.wait_for("the end of the cycle that copied b.txt", Duration::from_secs(5), |w| {
         events_named(&w.events_since(mark), "cycle").iter().any(|c| c["copied"].as_u64() == Some(1))
     });
     let evs = w.events_since(mark);
     let cycles = events_named(&evs, "cycle");
     assert_eq!(cycles.len(), 1, "events inside the excluded dir caused syncs:\n{}", w.dump());
     assert!(!dst.join("node_modules").exists(), "excluded dir was mirrored");
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }
 
 // ---------------------------------------------------------------------------
@@ -1621,17 +1413,18 @@ fn poll_with_checksum_idle_cycles_copy_nothing() {
     let sb = Sandbox::new_fast();
     sb.src_tree().file("d/a", "same size 1").file("d/b", "same size 2").file("c", "c");
     let (src, dst) = (sb.src(), sb.dst());
-    let w = Watch::start_json(Strategy::Poll, &["--checksum"], &src, &dst);
+    let w = start_json(Strategy::Poll, &["--checksum"], &src, &dst);
     let mark = w.mark();
-    wait_until(Duration::from_secs(10), || events_named(&w.events_since(mark), "cycle").len() >= 3);
+    w.wait_for("3 poll cycles", Duration::from_secs(10), |w| {
+        events_named(&w.events_since(mark), "cycle").len() >= 3
+    });
     let evs = w.events_since(mark);
     assert!(events_named(&evs, "cycle").len() >= 3, "no poll cycles:\n{}", w.dump());
     assert!(events_named(&evs, "copy").is_empty(), "idle cycles copied files:\n{}", w.dump());
     // A real change is still synced.
     fs::write(src.join("d/a"), "same size X").unwrap();
-    let mut w = w;
-    wait_synced(&mut w, &src, &dst, "checksum change");
-    w.finish_json(&dst);
+    wait_synced(&w, &src, &dst, "checksum change");
+    finish_json(w, &dst);
 }
 
 /// A broken `.syncignore` stops watch mode before anything changes: exit 2 and DEST
@@ -1661,12 +1454,14 @@ fn poll_zero_rescans_continuously_and_stops_on_sigint() {
     let sb = Sandbox::new_fast();
     sb.src_tree().file("a", "a");
     let (src, dst) = (sb.src(), sb.dst());
-    let w = Watch::start_json(Strategy::Poll, &["--poll=0"], &src, &dst);
+    let w = start_json(Strategy::Poll, &["--poll=0"], &src, &dst);
     let mark = w.mark();
-    wait_until(Duration::from_secs(10), || events_named(&w.events_since(mark), "cycle").len() >= 50);
+    w.wait_for("continuous rescans (50 cycles)", Duration::from_secs(10), |w| {
+        events_named(&w.events_since(mark), "cycle").len() >= 50
+    });
     assert!(events_named(&w.events_since(mark), "cycle").len() >= 50, "no continuous rescans:\n{}", w.dump());
     fs::write(src.join("b"), "b").unwrap();
-    wait_until(Duration::from_secs(10), || dst.join("b").exists());
+    w.wait_for("a change synced (b in DEST)", Duration::from_secs(10), |_| dst.join("b").exists());
     assert!(dst.join("b").exists(), "a change was not synced:\n{}", w.dump());
-    w.finish_json(&dst);
+    finish_json(w, &dst);
 }

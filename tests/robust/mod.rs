@@ -1,24 +1,21 @@
 //! Helpers shared by the reliability and security tests (`faults.rs`,
-//! `hostile.rs`, `odd_names.rs`, `soak.rs`): a seeded PRNG, a background
-//! `tandem` process, self-verifying file contents, /proc readings and
-//! directory-relative (openat) file operations for paths beyond PATH_MAX.
+//! `hostile.rs`, `odd_names.rs`, `soak.rs`, `watch.rs`): a seeded PRNG,
+//! self-verifying file contents, /proc readings, directory-relative (openat)
+//! file operations for paths beyond PATH_MAX and a tmpfs mount. Processes,
+//! waits, fingerprints and skips are in `util`.
 //!
 //! Each of those test crates does `mod util; mod robust;`, so not every
 //! helper is used by every crate.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -181,229 +178,8 @@ pub fn is_stream_prefix(data: &[u8], seed: u64) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Fingerprints
+// Output checks
 // ---------------------------------------------------------------------------
-
-/// Per entry: kind, inode, mode, owner, size, mtime, ctime, symlink target.
-/// Any write, chmod, chown, utimes, rename or replacement shows (ctime
-/// cannot be set from user space). Cheap: no contents read.
-pub fn meta_fingerprint(dir: &Path) -> BTreeMap<PathBuf, String> {
-    walk(dir)
-        .into_iter()
-        .map(|(rel, m)| {
-            let k = kind_of(&m);
-            let target = if k == Kind::Symlink {
-                format!(" -> {:?}", fs::read_link(dir.join(&rel)).unwrap())
-            } else {
-                String::new()
-            };
-            let desc = format!(
-                "{:?} ino={} mode={:o} owner={}:{} size={} mtime={}.{:09} ctime={}.{:09}{}",
-                k,
-                m.ino(),
-                m.mode(),
-                m.uid(),
-                m.gid(),
-                if k == Kind::Dir { 0 } else { m.len() },
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec(),
-                target
-            );
-            (rel, desc)
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------
-// A tandem process in the background
-// ---------------------------------------------------------------------------
-
-/// A `tandem` child whose stdout and stderr are collected line by line.
-/// Dropping it kills the process (SIGKILL).
-pub struct Proc {
-    child: Option<Child>,
-    pub args: Vec<OsString>,
-    out: Arc<Mutex<Vec<String>>>,
-    err: Arc<Mutex<Vec<String>>>,
-    readers: Vec<JoinHandle<()>>,
-    pub status: Option<ExitStatus>,
-}
-
-fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut br = BufReader::new(&mut r);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match br.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
-                    into.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                }
-            }
-        }
-    })
-}
-
-impl Proc {
-    pub fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Proc {
-        Self::spawn_cmd(Command::new(bin_path()), args)
-    }
-
-    pub fn spawn_cmd<S: AsRef<OsStr>>(mut cmd: Command, args: &[S]) -> Proc {
-        let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
-        let mut child = cmd
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tandem");
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), out.clone()),
-            collect(child.stderr.take().unwrap(), err.clone()),
-        ];
-        Proc { child: Some(child), args, out, err, readers, status: None }
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("child already reaped").id() as i32
-    }
-
-    pub fn stdout(&self) -> Vec<String> {
-        self.out.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn stderr(&self) -> Vec<String> {
-        self.err.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Has the process exited? (Reaps it if so.)
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            if let Some(c) = self.child.as_mut() {
-                self.status = c.try_wait().expect("try_wait");
-            }
-        }
-        self.status
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    /// Waits (at most `timeout`) for the process to exit on its own.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.exited() {
-                self.join_readers();
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// SIGKILL and reap; returns whether it was still running.
-    pub fn kill9(&mut self) -> bool {
-        let running = self.exited().is_none();
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            self.status = Some(c.wait().expect("wait"));
-        }
-        self.join_readers();
-        running
-    }
-
-    /// Sends `sig` and waits for the exit (panics after `timeout`).
-    pub fn stop(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
-        if self.exited().is_none() {
-            self.signal(sig);
-        }
-        self.wait_timeout(timeout).unwrap_or_else(|| {
-            panic!("tandem did not exit within {timeout:?} after signal {sig}\n{}", self.dump())
-        })
-    }
-
-    fn join_readers(&mut self) {
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-    }
-
-    /// Waits until some stdout line satisfies `pred`; panics on timeout or
-    /// when the process exits first.
-    pub fn wait_stdout(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.stdout().iter().any(|l| pred(l)) {
-                return;
-            }
-            if let Some(st) = self.exited() {
-                self.join_readers();
-                if self.stdout().iter().any(|l| pred(l)) {
-                    return;
-                }
-                panic!("tandem exited ({st}) while waiting for {what}\n{}", self.dump());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(3));
-        }
-    }
-
-    /// Waits for the JSON `cycle` event of the initial sync.
-    pub fn wait_initial_sync(&mut self, timeout: Duration) {
-        self.wait_stdout("the initial sync (cycle 0)", timeout, |l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .map(|v| v["event"] == "cycle" && v["cycle"].as_u64() == Some(0))
-                .unwrap_or(false)
-        });
-    }
-
-    pub fn dump(&self) -> String {
-        let tail = |v: Vec<String>| {
-            let skip = v.len().saturating_sub(40);
-            let mut s = if skip > 0 { format!("    ... ({skip} earlier lines)\n") } else { String::new() };
-            for l in &v[skip..] {
-                s.push_str("    ");
-                s.push_str(l);
-                s.push('\n');
-            }
-            s
-        };
-        format!(
-            "tandem {:?}\n  status: {:?}\n  --- stdout (tail) ---\n{}  --- stderr (tail) ---\n{}",
-            self.args,
-            self.status,
-            tail(self.stdout()),
-            tail(self.stderr())
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if self.status.is_none() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
 
 /// No sign of a Rust panic or backtrace in some output.
 #[track_caller]

@@ -4,6 +4,11 @@
 //! test crate; hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod proc;
+
+#[allow(unused_imports)] // not every test crate drives a long-running child
+pub use proc::Proc;
+
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt::Write as _;
@@ -29,9 +34,35 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Print a skip reason in a way that shows up with `--nocapture` and in the
-/// captured output of the test harness.
+/// Whether `TANDEM_REQUIRE_ALL` is set (to anything but "" or "0"): then no
+/// test may skip. CI sets it, so that a missing tool or privilege shows as a
+/// failure there instead of a silent pass.
+pub fn require_all() -> bool {
+    flag_set(std::env::var_os("TANDEM_REQUIRE_ALL").as_deref())
+}
+
+/// How a flag variable reads: set, and neither empty nor "0".
+pub fn flag_set(value: Option<&OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The one way to skip: `test` (or the part of it that needs what is
+/// missing) cannot run here, because of `why`. Prints the reason (it shows
+/// with `--nocapture` and in the captured output of a failing test) and
+/// returns, and the caller returns or leaves out the checks concerned; under
+/// `TANDEM_REQUIRE_ALL=1` it fails the test with the reason instead.
+#[track_caller]
 pub fn skip(test: &str, why: &str) {
+    skip_under(require_all(), test, why)
+}
+
+/// `skip`, with the value of `TANDEM_REQUIRE_ALL` given (for the tests of
+/// the harness itself).
+#[track_caller]
+pub fn skip_under(require_all: bool, test: &str, why: &str) {
+    if require_all {
+        panic!("{test} cannot run here: {why} (a skip, but TANDEM_REQUIRE_ALL is set)");
+    }
     eprintln!("SKIP {test}: {why}");
     println!("SKIP {test}: {why}");
 }
@@ -536,13 +567,26 @@ pub fn ctimes(dir: &Path) -> BTreeMap<PathBuf, i128> {
 /// owner, size, mtime, ctime, symlink target, a content checksum); used to
 /// assert that a run changed nothing at all.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-    ctimes(dir); // settle the clock, see there
+    fingerprint(dir, true)
+}
+
+/// `snapshot` without the content checksum: metadata only, no file is read,
+/// so it is cheap enough for large trees fingerprinted again and again (the
+/// SOURCE of the kill and fault tests). Any write, chmod, chown, utimes,
+/// rename or replacement shows in the ctime, which user space cannot set,
+/// except one case that only `snapshot` sees: an in-place rewrite of the
+/// same size within the same tick of the file system's (coarse) clock.
+pub fn snapshot_meta(dir: &Path) -> BTreeMap<PathBuf, String> {
+    fingerprint(dir, false)
+}
+
+fn fingerprint(dir: &Path, content: bool) -> BTreeMap<PathBuf, String> {
     walk(dir)
         .into_iter()
         .map(|(rel, m)| {
             let k = kind_of(&m);
             let extra = match k {
-                Kind::File => format!("sum={:016x}", checksum(&dir.join(&rel))),
+                Kind::File if content => format!("sum={:016x}", checksum(&dir.join(&rel))),
                 Kind::Symlink => format!("-> {:?}", fs::read_link(dir.join(&rel)).unwrap()),
                 _ => String::new(),
             };
@@ -752,18 +796,58 @@ where
     run
 }
 
-/// Poll `cond` every few milliseconds until it holds or `timeout` elapses.
-/// Returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+// ---------------------------------------------------------------------------
+// Waiting for a condition
+// ---------------------------------------------------------------------------
+
+/// The one wait: polls `cond` until it holds; after `timeout` it fails the
+/// test with a message naming `what`. (`Proc::wait_for` is the same with a
+/// process: it also fails when the process exits first, and adds its dump.)
+///
+/// To prove that something does *not* happen, do not sleep for a while and
+/// look: make a marker change after it and wait for the marker to arrive,
+/// which shows that a later cycle ran.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    wait_for_explained(what, timeout, cond, String::new)
+}
+
+/// `wait_for`, whose failure message also carries `explain()`: the state
+/// that is still wrong (computed only on failure).
+#[track_caller]
+pub fn wait_for_explained(
+    what: &str,
+    timeout: Duration,
+    cond: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
+    if !holds_within(timeout, cond) {
+        let detail = explain();
+        let sep = if detail.is_empty() { "" } else { "\n" };
+        panic!("timed out after {timeout:?} waiting for {what}{sep}{detail}");
+    }
+}
+
+/// Polls `cond` until it holds or `timeout` elapses; returns whether it held.
+/// It does not fail the test: only for a test that branches on the outcome
+/// (a best-effort trigger); everything else uses `wait_for`.
+///
+/// Between two checks it sleeps about twice as long as a check took (1 to
+/// 50 ms), so that cheap checks react at once while expensive ones (tree
+/// comparisons) leave the CPU to the process under test.
+pub fn holds_within(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
+        let started = Instant::now();
         if cond() {
             return true;
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        let pause = ((now - started) * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        std::thread::sleep(pause.min(deadline - now));
     }
 }
 
