@@ -51,9 +51,22 @@ pub struct Args {
     pub poll: Option<Duration>,
 
     /// Group a burst of changes into one sync: wait until SOURCE has been quiet this
-    /// long (but at most 2s). `0` syncs as soon as a change is seen.
+    /// long (any duration: `15s` batches as lsyncd's `delay = 15` does). A file written
+    /// without pause is still synced at least every max(2s, DURATION). `0` syncs as
+    /// soon as a change is seen.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "200ms", help_heading = "Watch mode")]
     pub debounce: Duration,
+
+    /// Compare all of DEST with SOURCE this often and repair every difference, as a
+    /// one-shot run would (`0`: never). SIGHUP asks for one at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", help_heading = "Watch mode")]
+    pub verify_every: Duration,
+
+    /// Do not watch DEST for changes made by others (by default, a DEST on a local file
+    /// system is watched and what others change there is repaired within about a
+    /// second).
+    #[arg(long, help_heading = "Watch mode")]
+    pub no_watch_dest: bool,
 
     /// Keep entries that DEST has and SOURCE lacks.
     #[arg(long, help_heading = "What to sync")]

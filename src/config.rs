@@ -5,7 +5,7 @@
 //! resolving symlinks and `..`) and turns flags into the options of each stage. Every
 //! problem here is a usage error (exit status 2) and nothing has been changed yet.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::{Component, Path, PathBuf};
 
 use std::sync::Arc;
@@ -45,6 +45,10 @@ pub struct WatchConfig {
     /// Poll interval when polling is chosen automatically.
     pub interval: Duration,
     pub debounce: Duration,
+    /// `--verify-every`: a full two-sided verification this often (`None`: never).
+    pub verify_every: Option<Duration>,
+    /// Watch DEST for changes made by others (not `--no-watch-dest`).
+    pub watch_dest: bool,
 }
 
 /// Worker threads when SOURCE is on a network or FUSE file system: every stat there is
@@ -91,6 +95,7 @@ impl Config {
         let rules = Arc::new(build_rules(args)?);
         let remote_source = crate::watch::fstype::of(&source).remote;
         let dest_grain_ns = dest_grain(&dest);
+        let watching = args.watch || args.poll.is_some();
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
@@ -112,16 +117,19 @@ impl Config {
                 quiet: args.quiet,
                 dry_run: args.dry_run,
                 progress: args.progress,
+                timestamps: watching && !std::io::stderr().is_terminal(),
             },
             threads: match args.scan_threads {
                 Some(n) => usize::from(n),
                 None if remote_source => REMOTE_THREADS,
                 None => cpus.max(MIN_THREADS),
             },
-            watch: (args.watch || args.poll.is_some()).then(|| WatchConfig {
+            watch: watching.then(|| WatchConfig {
                 force_poll: args.poll,
                 interval: args.poll.unwrap_or(DEFAULT_POLL),
                 debounce: args.debounce,
+                verify_every: (!args.verify_every.is_zero()).then_some(args.verify_every),
+                watch_dest: !args.no_watch_dest,
             }),
             rules,
             explain_ignored: args.explain_ignored,

@@ -183,24 +183,57 @@ pub fn summary_json(s: &Summary, elapsed: Duration, dry_run: bool, exit_code: i3
     v
 }
 
-/// The end-of-run line for people.
-pub fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
-    let mut line = format!(
-        "tandem: {}{} entries scanned, {} unchanged, {} files copied ({}, {}/s), {} dirs created, {} symlinks, {} attribute fixes, {} renamed, {} deleted, {} errors in {:.2}s",
-        if dry_run { "dry run: " } else { "" },
-        thousands(s.scanned),
-        thousands(s.unchanged()),
-        thousands(s.copied),
-        human_bytes(s.bytes),
-        human_bytes(throughput(s.bytes, elapsed)),
-        thousands(s.mkdirs),
-        thousands(s.symlinks),
-        thousands(s.metas),
+/// `1 file`, `2 files`, `1,204 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// `3 files copied (1.5 MiB, 12.0 MiB/s)`: the rate only when something was copied
+/// for real.
+fn copied_text(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
+    let files = count(s.copied, "file", "files");
+    if dry_run || s.copied == 0 {
+        format!("{files} copied ({})", human_bytes(s.bytes))
+    } else {
+        format!("{files} copied ({}, {}/s)", human_bytes(s.bytes), human_bytes(throughput(s.bytes, elapsed)))
+    }
+}
+
+/// What was changed, as people read it: `1 file copied (…), 0 dirs created, …`.
+fn changes_text(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
+    format!(
+        "{}, {} created, {}, {}, {} renamed, {} deleted, {}",
+        copied_text(s, elapsed, dry_run),
+        count(s.mkdirs, "dir", "dirs"),
+        count(s.symlinks, "symlink", "symlinks"),
+        count(s.metas, "attribute fix", "attribute fixes"),
         thousands(s.renamed),
         thousands(s.deleted),
-        thousands(s.errors),
-        elapsed.as_secs_f64()
-    );
+        count(s.errors, "error", "errors"),
+    )
+}
+
+/// The end-of-run line for people. `cycles`: watch mode's number of cycles (then
+/// `scanned` is SOURCE's entry count at the last look, and the changes are totals
+/// over all cycles).
+pub fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool, cycles: Option<u64>) -> String {
+    let mut line = match cycles {
+        None => format!(
+            "tandem: {}{} scanned, {} unchanged, {} in {:.2}s",
+            if dry_run { "dry run: " } else { "" },
+            count(s.scanned, "entry", "entries"),
+            thousands(s.unchanged()),
+            changes_text(s, elapsed, dry_run),
+            elapsed.as_secs_f64()
+        ),
+        Some(n) => format!(
+            "tandem: {} scanned at the last look; over {}: {} in {:.2}s",
+            count(s.scanned, "entry", "entries"),
+            count(n, "sync", "syncs"),
+            changes_text(s, elapsed, dry_run),
+            elapsed.as_secs_f64()
+        ),
+    };
     if s.warnings > 0 {
         line.push_str(&format!(", {} skipped", thousands(s.warnings)));
     }
@@ -209,18 +242,7 @@ pub fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
 
 /// One watch cycle's line for people.
 pub fn human_cycle(number: u64, d: &Summary, elapsed: Duration) -> String {
-    format!(
-        "tandem: sync #{number}: {} copied ({}), {} dirs created, {} symlinks, {} attribute fixes, {} deleted, {} renamed, {} errors in {:.3}s",
-        d.copied,
-        human_bytes(d.bytes),
-        d.mkdirs,
-        d.symlinks,
-        d.metas,
-        d.deleted,
-        d.renamed,
-        d.errors,
-        elapsed.as_secs_f64()
-    )
+    format!("tandem: sync #{number}: {} in {:.3}s", changes_text(d, elapsed, false), elapsed.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -233,6 +255,20 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn counts_read_naturally() {
+        let one = Summary { scanned: 1, copied: 1, bytes: 1, symlinks: 1, errors: 1, ..Summary::default() };
+        let line = human_summary(&one, Duration::from_secs(1), false, None);
+        assert!(line.contains("1 entry scanned") && line.contains("1 file copied (1 B, 1 B/s)"), "{line}");
+        assert!(line.contains("1 symlink,") && line.contains("1 error in"), "{line}");
+        let dry = human_summary(&one, Duration::from_secs(1), true, None);
+        assert!(dry.contains("1 file copied (1 B)") && !dry.contains("/s"), "{dry}");
+        let none = human_summary(&Summary::default(), Duration::from_secs(1), false, None);
+        assert!(none.contains("0 files copied (0 B),") && none.contains("0 errors in"), "{none}");
+        let watch = human_summary(&one, Duration::from_secs(1), false, Some(3));
+        assert!(watch.contains("1 entry scanned at the last look; over 3 syncs: 1 file copied"), "{watch}");
     }
 
     #[test]

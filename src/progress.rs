@@ -83,6 +83,7 @@ enum Phase {
 struct Inner {
     lines: bool,
     json: bool,
+    timestamps: bool,
     counters: Arc<Counters>,
     phase: Mutex<Phase>,
     bar: Option<ProgressBar>,
@@ -97,7 +98,8 @@ pub struct Display {
 
 impl Display {
     /// `mode` must be `Bar` or `Lines`; `json` sends lines as `progress` events to stdout.
-    pub fn new(mode: Mode, json: bool, counters: Arc<Counters>) -> Display {
+    /// `timestamps`: start plain lines with a local RFC 3339 timestamp.
+    pub fn new(mode: Mode, json: bool, timestamps: bool, counters: Arc<Counters>) -> Display {
         let bar = (mode == Mode::Bar).then(|| {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
             b.set_style(spinner_style());
@@ -106,6 +108,7 @@ impl Display {
         let inner = Arc::new(Inner {
             lines: mode == Mode::Lines,
             json,
+            timestamps,
             counters,
             phase: Mutex::new(Phase::Idle),
             bar,
@@ -203,10 +206,14 @@ impl Inner {
         }
     }
 
-    fn line(&self, text: &str, json: serde_json::Value) {
+    fn line(&self, text: &str, mut json: serde_json::Value) {
         if self.json {
+            json["time"] = serde_json::json!(crate::sys::local_timestamp());
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{json}");
+        } else if self.timestamps {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{} tandem: {text}", crate::sys::local_timestamp());
         } else {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "tandem: {text}");

@@ -12,7 +12,7 @@
 
 use std::io::IsTerminal;
 use std::io::Write;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,9 @@ pub struct OutputOptions {
     /// summary.
     pub dry_run: bool,
     pub progress: Mode,
+    /// Start each stderr line with a local RFC 3339 timestamp (watch mode writing to a
+    /// file or a journal rather than a terminal).
+    pub timestamps: bool,
 }
 
 pub struct Reporter {
@@ -76,6 +79,10 @@ pub struct Reporter {
     out_lock: Mutex<()>,
     /// Counts at the end of the previous watch cycle.
     last_cycle: Mutex<Summary>,
+    /// Watch-mode cycle lines printed so far (they are numbered on their own).
+    syncs_shown: AtomicU64,
+    /// Watch mode's end: SOURCE's entries at the last look, and the cycles run.
+    watched: Mutex<Option<(u64, u64)>>,
 }
 
 /// One line of the itemized listing (`-v`, `--dry-run`): `copy a/b.txt (3 bytes)`,
@@ -105,7 +112,7 @@ impl Reporter {
         let quiet_progress = opts.quiet && opts.format == Format::Human;
         let progress: Box<dyn Progress> = match mode {
             Mode::Bar | Mode::Lines if !quiet_progress => {
-                Box::new(Display::new(mode, opts.format == Format::Json, counters.clone()))
+                Box::new(Display::new(mode, opts.format == Format::Json, opts.timestamps, counters.clone()))
             }
             _ => Box::new(NoProgress),
         };
@@ -121,6 +128,8 @@ impl Reporter {
             colour,
             out_lock: Mutex::new(()),
             last_cycle: Mutex::new(Summary::default()),
+            syncs_shown: AtomicU64::new(0),
+            watched: Mutex::new(None),
         }
     }
 
@@ -161,8 +170,15 @@ impl Reporter {
         });
     }
 
-    /// Writes one line to stderr, whole.
+    /// Writes one line to stderr, whole (behind a timestamp for a service's log).
     pub fn line_err(&self, line: &str) {
+        let stamped;
+        let line = if self.opts.timestamps {
+            stamped = format!("{} {line}", crate::sys::local_timestamp());
+            &stamped
+        } else {
+            line
+        };
         let _g = lock(&self.out_lock);
         self.progress.suspend(&mut || {
             let mut err = std::io::stderr().lock();
@@ -170,7 +186,9 @@ impl Reporter {
         });
     }
 
-    fn json(&self, v: Value) {
+    /// Writes one JSON event, with the time it happened.
+    fn json(&self, mut v: Value) {
+        v["time"] = json!(crate::sys::local_timestamp());
         self.line_out(&v.to_string());
     }
 
@@ -334,9 +352,11 @@ impl Reporter {
         }
     }
 
-    /// Watch mode: the end of one sync cycle. Reports what this cycle did (when it did
-    /// anything): a `cycle` JSON event, or one line on stderr.
-    pub fn cycle(&self, number: u64, elapsed: Duration) {
+    /// Watch mode: the end of one sync cycle. Reports what this cycle did: a `cycle`
+    /// JSON event (`verify`: it was a full verification of DEST), or, when it changed
+    /// anything, one line on stderr; those lines are numbered on their own, without
+    /// gaps.
+    pub fn cycle(&self, number: u64, elapsed: Duration, verify: bool) {
         let now = self.summary_counts();
         let d = {
             let mut last = lock(&self.last_cycle);
@@ -346,12 +366,47 @@ impl Reporter {
         };
         match self.opts.format {
             Format::Json => {
-                let mut v = json!({ "event": "cycle", "cycle": number });
+                let mut v = json!({ "event": "cycle", "cycle": number, "verify": verify });
                 counts_json(&mut v, &d, elapsed);
                 self.json(v);
             }
             Format::Human if !self.opts.quiet && d.changed_anything() => {
-                self.line_err(&human_cycle(number, &d, elapsed))
+                let n = self.syncs_shown.fetch_add(1, Relaxed) + 1;
+                self.line_err(&human_cycle(n, &d, elapsed))
+            }
+            Format::Human => {}
+        }
+    }
+
+    /// Watch mode's end: SOURCE's entry count at the last look, and how many cycles
+    /// ran (the summary's `scanned` and `cycles`).
+    pub fn set_watched(&self, entries: u64, cycles: u64) {
+        *lock(&self.watched) = Some((entries, cycles));
+    }
+
+    /// The run ends with a fatal error: it counts as one in the summary.
+    pub fn count_fatal(&self) {
+        self.counters.errors.fetch_add(1, Relaxed);
+    }
+
+    /// Watch mode: deletions held back by `--max-delete` (a `warning` line, or a
+    /// `refused` JSON event), with a few example paths.
+    pub fn deletions_held(&self, deletes: u64, max: u64, examples: &[Vec<u8>]) {
+        match self.opts.format {
+            Format::Json => self.json(json!({
+                "event": "refused",
+                "deletes": deletes,
+                "max_delete": max,
+                "examples": examples.iter().map(|p| text(p)).collect::<Vec<_>>(),
+            })),
+            Format::Human if !self.opts.quiet => {
+                let shown_examples: Vec<String> = examples.iter().map(|p| shown(p)).collect();
+                self.line_err(&format!(
+                    "tandem: {} holding back {} (more than --max-delete {max}), e.g. {}; DEST keeps them until the count is within the limit",
+                    self.paint("33", "warning:"),
+                    crate::counts::count(deletes, "deletion", "deletions"),
+                    shown_examples.join(", ")
+                ))
             }
             Format::Human => {}
         }
@@ -361,11 +416,23 @@ impl Reporter {
     pub fn summary(&self, exit: Exit) {
         self.progress.finish();
         let dry_run = self.opts.dry_run;
-        let s = self.summary_counts();
+        let mut s = self.summary_counts();
+        let watched = *lock(&self.watched);
+        if let Some((entries, _)) = watched {
+            s.scanned = entries;
+            s.planned = None;
+        }
+        let cycles = watched.map(|(_, c)| c);
         let elapsed = self.elapsed();
         match self.opts.format {
-            Format::Json => self.json(summary_json(&s, elapsed, dry_run, exit.code())),
-            Format::Human if !self.opts.quiet => self.line_err(&human_summary(&s, elapsed, dry_run)),
+            Format::Json => {
+                let mut v = summary_json(&s, elapsed, dry_run, exit.code());
+                if let Some(c) = cycles {
+                    v["cycles"] = json!(c);
+                }
+                self.json(v)
+            }
+            Format::Human if !self.opts.quiet => self.line_err(&human_summary(&s, elapsed, dry_run, cycles)),
             Format::Human => {}
         }
     }
@@ -374,9 +441,14 @@ impl Reporter {
 /// With `--json`, a run that stops before it starts (a configuration error) still
 /// ends stdout with an `error` and a `summary` event.
 pub fn json_failure(message: &str, exit: Exit) {
+    let time = crate::sys::local_timestamp();
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", json!({ "event": "error", "path": "", "side": "", "message": message }));
-    let _ = writeln!(out, "{}", summary_json(&Summary::default(), Duration::ZERO, false, exit.code()));
+    let error = json!({ "event": "error", "path": "", "side": "", "message": message, "time": time });
+    let mut summary = summary_json(&Summary::default(), Duration::ZERO, false, exit.code());
+    summary["errors"] = json!(1);
+    summary["time"] = json!(time);
+    let _ = writeln!(out, "{error}");
+    let _ = writeln!(out, "{summary}");
 }
 
 /// Adapts the reporter to one side's scan.

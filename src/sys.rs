@@ -122,19 +122,62 @@ pub fn stopping() -> bool {
     stop_flag().load(Ordering::Relaxed)
 }
 
-/// The status of a process ended by a second SIGINT/SIGTERM while the first one is
-/// still being handled: 128 + SIGINT, as shells report a process killed by Ctrl-C.
+/// The status of a process ended by a further SIGINT/SIGTERM while it is already
+/// stopping: 128 + SIGINT, as shells report a process killed by Ctrl-C.
 pub const SECOND_SIGNAL_EXIT: i32 = 130;
 
-/// Installs the SIGINT/SIGTERM handlers that set [`stop_flag`]; a second signal ends the
-/// process at once.
+/// Stop signals that arrive within this of the first one are that same request again:
+/// coreutils `timeout` signals the child and then its whole process group, so one
+/// `timeout` delivers its signal twice; a user's second Ctrl-C comes later than this.
+const REPEAT_WINDOW_NS: u64 = 1_000_000_000;
+
+/// When the first stop signal arrived (CLOCK_MONOTONIC nanoseconds, at least 1); 0: none
+/// yet.
+static FIRST_STOP_NS: AtomicU64 = AtomicU64::new(0);
+
+/// CLOCK_MONOTONIC now, in nanoseconds. (`clock_gettime` is async-signal-safe.)
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
+}
+
+/// Installs the SIGINT/SIGTERM handlers: the first signal sets [`stop_flag`] (the run
+/// stops cleanly); the same request repeated within a second is ignored; any later
+/// one ends the process at once with [`SECOND_SIGNAL_EXIT`].
 pub fn install_stop_handlers() {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = stop_flag().clone();
     for sig in [SIGINT, SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, SECOND_SIGNAL_EXIT, flag.clone());
-        let _ = signal_hook::flag::register(sig, flag.clone());
+        let flag = flag.clone();
+        let action = move || {
+            // Only async-signal-safe work here: atomics, clock_gettime, _exit.
+            let now = monotonic_ns().max(1);
+            match FIRST_STOP_NS.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => flag.store(true, Ordering::SeqCst),
+                Err(first) if now.saturating_sub(first) > REPEAT_WINDOW_NS => {
+                    // SAFETY: _exit is async-signal-safe and ends the process at once.
+                    unsafe { libc::_exit(SECOND_SIGNAL_EXIT) }
+                }
+                Err(_) => {}
+            }
+        };
+        // SAFETY: the action does only async-signal-safe things (see above).
+        let _ = unsafe { signal_hook::low_level::register(sig, action) };
     }
+}
+
+/// Set by SIGHUP (watch mode: verify DEST now); taken by [`take_hangup`].
+static HANGUP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+
+/// Installs the SIGHUP handler (watch mode: a verification of DEST is asked for).
+pub fn install_hangup_handler() {
+    let flag = HANGUP.get_or_init(Default::default).clone();
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, flag);
+}
+
+/// True once after each SIGHUP.
+pub fn take_hangup() -> bool {
+    HANGUP.get().is_some_and(|f| f.swap(false, Ordering::SeqCst))
 }
 
 fn interrupted() -> io::Error {
@@ -655,4 +698,33 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Now as a local RFC 3339 timestamp with milliseconds: `2026-12-01T08:09:26.123+01:00`
+/// (the zone from the system's time-zone settings, `TZ` included; UTC if unknown).
+pub fn local_timestamp() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    // SAFETY: localtime_r only writes the `tm` it is given.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        // SAFETY: as above.
+        unsafe { libc::gmtime_r(&secs, &mut tm) };
+        tm.tm_gmtoff = 0;
+    }
+    let off = tm.tm_gmtoff / 60;
+    let sign = if off < 0 { '-' } else { '+' };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{sign}{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        now.subsec_millis(),
+        off.abs() / 60,
+        off.abs() % 60
+    )
 }

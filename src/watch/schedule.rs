@@ -19,8 +19,9 @@ use crate::relpath::{parent, path_bytes};
 use crate::report::Reporter;
 use crate::tree::LocalTree;
 
-/// The longest a burst of changes can postpone a sync (no starvation).
-const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+/// The longest a burst of changes can postpone a sync (no starvation), unless
+/// `--debounce` asks for longer: then that is the longest.
+const MIN_MAX_WAIT: Duration = Duration::from_secs(2);
 /// How often the loop wakes without events: it checks for SIGINT/SIGTERM and for
 /// retries that are due, so a stop is seen within this.
 const TICK: Duration = Duration::from_millis(100);
@@ -88,6 +89,7 @@ pub fn watch(
     rep.progress().status(&idle_status(running.name(), cycle_no, rep));
     // Polling: a tick is already the end of a quiet interval.
     let mut debounce = if polling { Duration::ZERO } else { w.debounce };
+    let max_wait = MIN_MAX_WAIT.max(w.debounce);
     let mut pending: Vec<Target> = Vec::new();
     let mut first_at: Option<Instant> = None;
     let mut last_at = Instant::now();
@@ -97,7 +99,7 @@ pub fn watch(
         let wait = match first_at {
             Some(first) => {
                 let quiet = debounce.saturating_sub(now - last_at);
-                let cap = MAX_DEBOUNCE.saturating_sub(now - first);
+                let cap = max_wait.saturating_sub(now - first);
                 quiet.min(cap).min(TICK)
             }
             None => TICK,
@@ -142,7 +144,7 @@ pub fn watch(
             pending.append(&mut due);
             first_at.get_or_insert(now);
         }
-        let due = first_at.is_some_and(|first| now - last_at >= debounce || now - first >= MAX_DEBOUNCE);
+        let due = first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
         if !due || crate::sys::stopping() {
             continue;
         }
