@@ -9,15 +9,17 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::apply::{self, ApplyOptions};
 use crate::ignore::Chain;
 use crate::outcome::Outcome;
 use crate::plan::DirPlan;
+use crate::relpath::split_last;
 use crate::report::Reporter;
 use crate::snapshot::{self, Entry, ScanOptions, ScanSink, Scanner, Snapshot};
-use crate::sys::Meta;
+use crate::sys::{self, Meta};
 use crate::tree::LocalTree;
 
 pub trait Dest: Sync {
@@ -38,16 +40,35 @@ pub trait Dest: Sync {
     /// Scans the whole of DEST.
     fn scan(&self, opts: ScanOptions<'_>) -> io::Result<Snapshot>;
 
-    /// Directory `rel`'s attributes and subtree (see [`LocalTree::scan_subtree`]).
-    fn scan_subtree(
-        &self,
-        rel: &[u8],
-        scanner: &Scanner<'_>,
-        chain: &Chain,
-    ) -> io::Result<(Meta, Option<Vec<Entry>>)>;
+    /// Directory `rel`'s attributes and its whole subtree, scanned with `opts`
+    /// (`None`: it cannot be listed, which was reported to the sink). `Err` when the
+    /// directory cannot be opened (missing, not a directory).
+    fn scan_subtree(&self, rel: &[u8], opts: ScanOptions<'_>) -> io::Result<(Meta, Option<Vec<Entry>>)>;
+
+    /// Directory `rel`'s attributes and its entries, one level (subdirectories without
+    /// their children), scanned with `opts`, `chain` being the rules in force above it.
+    /// `Err` when it cannot be opened or listed.
+    #[allow(dead_code)] // for watch mode's DEST repair (next)
+    fn scan_level(&self, rel: &[u8], opts: ScanOptions<'_>, chain: &Chain) -> io::Result<(Meta, Vec<Entry>)>;
+
+    /// The entry at `rel` as it is now (a directory without its children), `None`
+    /// when there is none.
+    #[allow(dead_code)] // for watch mode's DEST repair (next)
+    fn entry(&self, rel: &[u8]) -> io::Result<Option<Entry>>;
 
     /// Directory `rel` is there.
     fn has_dir(&self, rel: &[u8]) -> bool;
+
+    /// What identifies the file system DEST's root is on (locally the device id): a
+    /// root that moved to another one (an unmounted disk leaves the bare mount point)
+    /// is not the DEST that was mirrored to.
+    #[allow(dead_code)] // for watch mode's DEST repair (next)
+    fn root_identity(&self) -> io::Result<u64>;
+
+    /// Where native change events for DEST can be had: a local path on a file system
+    /// that raises them (not network or FUSE), `None` otherwise.
+    #[allow(dead_code)] // for watch mode's DEST repair (next)
+    fn watch_path(&self) -> Option<PathBuf>;
 
     /// Applies a directory plan at `base` (relative to both roots), reading what it
     /// copies from `source`. Per-entry failures are reported and come back in the
@@ -112,17 +133,40 @@ impl Dest for LocalTree {
         LocalTree::scan(self, opts)
     }
 
-    fn scan_subtree(
-        &self,
-        rel: &[u8],
-        scanner: &Scanner<'_>,
-        chain: &Chain,
-    ) -> io::Result<(Meta, Option<Vec<Entry>>)> {
-        LocalTree::scan_subtree(self, rel, scanner, chain)
+    fn scan_subtree(&self, rel: &[u8], opts: ScanOptions<'_>) -> io::Result<(Meta, Option<Vec<Entry>>)> {
+        LocalTree::scan_subtree(self, rel, &Scanner::new(opts), &Vec::new())
+    }
+
+    fn scan_level(&self, rel: &[u8], opts: ScanOptions<'_>, chain: &Chain) -> io::Result<(Meta, Vec<Entry>)> {
+        let fd = self.open_dir(rel)?;
+        let (_, meta) = sys::from_stat(&sys::fstat(fd.as_fd())?);
+        let (entries, _) = Scanner::new(opts)
+            .level(fd.as_fd(), rel, chain)
+            .map_err(|()| io::Error::other("cannot list its entries (reported)"))?;
+        Ok((meta, entries))
+    }
+
+    fn entry(&self, rel: &[u8]) -> io::Result<Option<Entry>> {
+        let (dir, name) = split_last(rel);
+        let fd = match self.open_dir(dir) {
+            Ok(fd) => fd,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        snapshot::entry_at(fd.as_fd(), name)
     }
 
     fn has_dir(&self, rel: &[u8]) -> bool {
         self.open_dir(rel).is_ok()
+    }
+
+    fn root_identity(&self) -> io::Result<u64> {
+        Ok(std::fs::metadata(self.root())?.dev())
+    }
+
+    fn watch_path(&self) -> Option<PathBuf> {
+        let fs = crate::watch::fstype::of(self.root());
+        (!fs.remote).then(|| self.root().to_path_buf())
     }
 
     fn apply(

@@ -307,6 +307,29 @@ fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Op
     }
 }
 
+/// The entry `name` of directory `dir` as it is now (a directory without children);
+/// `None` when there is none.
+#[allow(dead_code)] // for watch mode's DEST repair (next)
+pub fn entry_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<Entry>> {
+    let st = match sys::stat_at(dir, name) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (raw, meta) = sys::from_stat(&st);
+    let kind = match raw {
+        RawKind::File => Kind::File(None),
+        RawKind::Dir => Kind::Dir(Vec::new()),
+        RawKind::Symlink => match sys::read_link_at(dir, name) {
+            Ok(t) => Kind::Symlink(t.into_boxed_slice()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        },
+        RawKind::Special(what) => Kind::Special(what),
+    };
+    Ok(Some(Entry { name: name.into(), meta, kind }))
+}
+
 /// Stats one entry; `None` when it vanished or could not be read (reported).
 fn stat_entry(dir: BorrowedFd<'_>, rel: &[u8], name: Box<[u8]>, opts: ScanOptions<'_>) -> Option<Entry> {
     let st = match sys::stat_at(dir, &name) {

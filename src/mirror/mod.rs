@@ -177,12 +177,11 @@ impl<'c> Mirror<'c> {
         }
         let previous = self.held.rule_files.clone();
         let scanner = Scanner::new(sync::source_scan(cfg, &src_sink, Some(&previous)));
-        let dst_scanner = Scanner::new(sync::dest_scan(cfg, &dst_sink, None));
         let chain_above =
             if rel.is_empty() { Vec::new() } else { plan::chain_for(&self.held.rule_files, parent(&rel)) };
         let (src, dst) = rayon::join(
             || source.scan_subtree(&rel, &scanner, &chain_above),
-            || dest.scan_subtree(&rel, &dst_scanner, &Vec::new()),
+            || dest.scan_subtree(&rel, sync::dest_scan(cfg, &dst_sink, None)),
         );
         let (src_meta, src_entries) = src.map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         let (dst_meta, dst_entries) = dst.map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
