@@ -48,12 +48,10 @@ pub trait Dest: Sync {
     /// Directory `rel`'s attributes and its entries, one level (subdirectories without
     /// their children), scanned with `opts`, `chain` being the rules in force above it.
     /// `Err` when it cannot be opened or listed.
-    #[allow(dead_code)] // for watch mode's DEST repair (next)
     fn scan_level(&self, rel: &[u8], opts: ScanOptions<'_>, chain: &Chain) -> io::Result<(Meta, Vec<Entry>)>;
 
     /// The entry at `rel` as it is now (a directory without its children), `None`
     /// when there is none.
-    #[allow(dead_code)] // for watch mode's DEST repair (next)
     fn entry(&self, rel: &[u8]) -> io::Result<Option<Entry>>;
 
     /// Directory `rel` is there.
@@ -62,12 +60,10 @@ pub trait Dest: Sync {
     /// What identifies the file system DEST's root is on (locally the device id): a
     /// root that moved to another one (an unmounted disk leaves the bare mount point)
     /// is not the DEST that was mirrored to.
-    #[allow(dead_code)] // for watch mode's DEST repair (next)
     fn root_identity(&self) -> io::Result<u64>;
 
     /// Where native change events for DEST can be had: a local path on a file system
     /// that raises them (not network or FUSE), `None` otherwise.
-    #[allow(dead_code)] // for watch mode's DEST repair (next)
     fn watch_path(&self) -> Option<PathBuf>;
 
     /// Applies a directory plan at `base` (relative to both roots), reading what it

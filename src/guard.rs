@@ -7,8 +7,10 @@
 //!   `--allow-empty-source` turns it off.
 //! - **`--max-delete N`**: the plan would delete more than N entries.
 //!
-//! A guard returns a [`Refusal`]; the driver says what it does about it (a one-shot
-//! run changes nothing and exits 4; a watch cycle leaves DEST as it is).
+//! A guard returns a [`Refusal`]; the driver says what it does about it: a one-shot
+//! run changes nothing and exits 4; watch mode skips the cycle (empty SOURCE) or
+//! applies everything else and holds the deletions back (`--max-delete`, see
+//! `mirror::hold`), and keeps watching.
 
 use std::fmt;
 use std::path::Path;
@@ -80,8 +82,31 @@ impl Guards {
         }
     }
 
-    /// Both guards, for a two-sided plan of the whole tree: SOURCE's and DEST's root
-    /// entries, SOURCE's rule files, and the plan's deletions.
+    /// The empty-SOURCE guard for a two-sided plan of the whole tree: SOURCE's and
+    /// DEST's root entries, and SOURCE's rule files (excluded DEST entries and tandem's
+    /// temporaries do not count as held).
+    pub fn empty_source_plan(
+        &self,
+        rules: &Rules,
+        source: &Path,
+        dest: &str,
+        src: &[Entry],
+        rule_files: &RuleMap,
+        dst: &[Entry],
+    ) -> Result<(), Refusal> {
+        if !src.is_empty() || self.allow_empty_source {
+            return Ok(());
+        }
+        let root_rules = chain_for(rule_files, b"");
+        let dest_holds = dst.iter().any(|e| {
+            !crate::sys::is_temp_name(&e.name) && !rules.excluded(&root_rules, rel_path(&e.name), e.is_dir())
+        });
+        let dest_entries = dst.iter().map(Entry::count).sum();
+        self.empty_source(source, dest, true, dest_holds, dest_entries)
+    }
+
+    /// Both guards, for a two-sided plan of the whole tree (see
+    /// [`Guards::empty_source_plan`]) that deletes `deletes` entries.
     #[allow(clippy::too_many_arguments)]
     pub fn check_plan(
         &self,
@@ -93,12 +118,7 @@ impl Guards {
         dst: &[Entry],
         deletes: u64,
     ) -> Result<(), Refusal> {
-        let root_rules = chain_for(rule_files, b"");
-        let dest_holds = dst.iter().any(|e| {
-            !crate::sys::is_temp_name(&e.name) && !rules.excluded(&root_rules, rel_path(&e.name), e.is_dir())
-        });
-        let dest_entries = dst.iter().map(Entry::count).sum();
-        self.empty_source(source, dest, src.is_empty(), dest_holds, dest_entries)?;
+        self.empty_source_plan(rules, source, dest, src, rule_files, dst)?;
         self.deletions(deletes)
     }
 }

@@ -57,6 +57,9 @@ pub fn run(cfg: &Config) -> Exit {
             if let Some(message) = f.message() {
                 rep.fatal(message);
             }
+            if f.exit() == Exit::Fatal {
+                rep.count_fatal();
+            }
             // A configuration error stays one line for people; JSON still ends with
             // its summary.
             if f.exit() != Exit::Usage || cfg.output.format == Format::Json {

@@ -309,7 +309,6 @@ fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Op
 
 /// The entry `name` of directory `dir` as it is now (a directory without children);
 /// `None` when there is none.
-#[allow(dead_code)] // for watch mode's DEST repair (next)
 pub fn entry_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<Entry>> {
     let st = match sys::stat_at(dir, name) {
         Ok(st) => st,

@@ -21,6 +21,17 @@ pub fn dir_mut<'a>(held: &'a mut Snapshot, rel: &[u8]) -> Option<(&'a mut Meta, 
     Some((meta, entries))
 }
 
+/// The held directory `rel`: its attributes and entries.
+pub fn find_dir<'a>(held: &'a Snapshot, rel: &[u8]) -> Option<(&'a Meta, &'a [Entry])> {
+    if rel.is_empty() {
+        return Some((&held.root, &held.entries));
+    }
+    match find(held, rel)? {
+        Entry { meta, kind: Kind::Dir(children), .. } => Some((meta, children)),
+        _ => None,
+    }
+}
+
 /// The held entry at `rel`.
 pub fn find<'a>(held: &'a Snapshot, rel: &[u8]) -> Option<&'a Entry> {
     let mut entries = &held.entries[..];

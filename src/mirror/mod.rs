@@ -13,13 +13,23 @@
 //! - `held`: lookups in the held tree;
 //! - `refresh`: one-sided re-reads of SOURCE against the held tree;
 //! - `renames`: vanished/appeared pairs turned into renames, and moves seen half done
-//!   put off once.
+//!   put off once;
+//! - `hold`: deletions held back by `--max-delete`.
+//!
+//! DEST is not trusted blindly: what others change in DEST is found by watching it
+//! ([`Mirror::dest_drift`], a [`Target::Repair`] of one directory level against the
+//! held snapshot), and by periodic full verifications (`--verify-every`). After the
+//! first sync DEST is never created again: when SOURCE's or DEST's root is gone or on
+//! another file system ([`Mirror::roots_missing`]), the loop pauses.
 
 mod held;
+mod hold;
 mod refresh;
 mod renames;
 
 use std::sync::Mutex;
+
+use std::collections::BTreeSet;
 
 use rustc_hash::FxHashSet;
 
@@ -30,11 +40,11 @@ use crate::exit::{Exit, Failure};
 use crate::lock::{into_inner, lock};
 use crate::outcome::{Failures, Outcome};
 use crate::plan::{self, ChangeKind, DirPlan, Level, PlanOptions};
-use crate::relpath::{is_within, minimal, parent, rel_path, shown};
+use crate::relpath::{is_within, join, minimal, parent, rel_path, shown, split_last};
 use crate::report::{Reporter, Side, SideSink};
-use crate::snapshot::{Entry, Scanner, Snapshot};
+use crate::snapshot::{Entry, Kind, Scanner, Snapshot};
 use crate::sync;
-use crate::sys;
+use crate::sys::{self, Meta};
 use crate::tree::LocalTree;
 
 /// What a cycle must look at.
@@ -44,8 +54,12 @@ pub enum Target {
     Level(Vec<u8>),
     /// Re-read a whole SOURCE subtree.
     Deep(Vec<u8>),
-    /// Scan the subtree on both sides and sync it as batch mode does (after failures).
+    /// Scan the subtree on both sides and sync it as batch mode does (after failures,
+    /// and for full verifications).
     Verify(Vec<u8>),
+    /// DEST was changed by someone else in this directory: compare its entries (one
+    /// level) with the held snapshot and repair them.
+    Repair(Vec<u8>),
 }
 
 /// Whether a two-sided sync is the session's first (guards apply, a DEST made for it
@@ -65,6 +79,10 @@ pub struct Mirror<'c> {
     deferred: FxHashSet<Vec<u8>>,
     /// What failed (or was not done) since the held snapshot was last corrected.
     failures: Outcome,
+    /// DEST paths whose deletion `--max-delete` holds back.
+    held_back: BTreeSet<Vec<u8>>,
+    /// The file systems SOURCE's and DEST's roots were on after the first sync.
+    roots: (u64, u64),
 }
 
 /// What one cycle found to do.
@@ -82,6 +100,17 @@ struct CyclePlan {
 /// contents were compared (with --checksum) when DEST was last verified.
 fn held_opts(cfg: &Config) -> PlanOptions {
     PlanOptions { dest_grain_ns: None, checksum: false, ..cfg.plan.clone() }
+}
+
+/// Plan options against DEST as it is now, compared with the held snapshot (no
+/// digests are held: contents are compared by size and mtime).
+fn repair_opts(cfg: &Config) -> PlanOptions {
+    PlanOptions { checksum: false, ..cfg.plan.clone() }
+}
+
+/// `8:1` for a device id.
+fn device_text(dev: u64) -> String {
+    format!("{}:{}", libc::major(dev as libc::dev_t), libc::minor(dev as libc::dev_t))
 }
 
 fn apply_opts(cfg: &Config) -> ApplyOptions {
@@ -105,10 +134,67 @@ impl<'c> Mirror<'c> {
             held: Snapshot::default(),
             deferred: FxHashSet::default(),
             failures: Outcome::default(),
+            held_back: BTreeSet::new(),
+            roots: (0, 0),
         };
         m.verify(b"", rep, Pass::First)?;
+        let src_id = source.root_identity().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+        let dst_id = dest.root_identity().map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
+        m.roots = (src_id, dst_id);
         let retries = m.after_failures();
         Ok((m, retries))
+    }
+
+    /// SOURCE's entries as of the last look.
+    pub fn entries(&self) -> u64 {
+        self.held.count()
+    }
+
+    /// Why syncing must pause, if it must: SOURCE's or DEST's root is gone, or is no
+    /// longer on the file system it was on after the first sync (an unmounted share or
+    /// disk leaves the bare mount point, which must never be written to).
+    pub fn roots_missing(&self) -> Option<String> {
+        let check = |what: &str, shown: String, now: std::io::Result<u64>, then: u64| match now {
+            Err(e) => Some(format!("{what} {shown} is gone ({})", sys::describe(&e))),
+            Ok(id) if id != then => Some(format!(
+                "{what} {shown} is no longer on the file system it was on (device {} then, {} now: unmounted?)",
+                device_text(then),
+                device_text(id)
+            )),
+            Ok(_) => None,
+        };
+        check("SOURCE", self.cfg.source.display().to_string(), self.source.root_identity(), self.roots.0)
+            .or_else(|| check("DEST", self.dest.shown(), self.dest.root_identity(), self.roots.1))
+    }
+
+    /// Whether DEST's entry at `rel` (an event there) differs from what the held
+    /// snapshot says DEST holds: then its directory needs a repair. tandem's own
+    /// writes leave DEST as held, so they start nothing.
+    pub fn dest_drift(&self, rel: &[u8]) -> Option<Target> {
+        let name = split_last(rel).1;
+        if rel.is_empty() || sys::is_temp_name(name) || self.inside_excluded_dir(rel) {
+            return None;
+        }
+        let now = self.dest.entry(rel).ok()?;
+        let held = held::find(&self.held, rel);
+        if now.is_none() && held.is_none() {
+            return None;
+        }
+        // The planner says whether they differ, with every rule of a two-sided sync
+        // (DEST's timestamp precision, --no-delete, excluded entries, owners).
+        let dir = parent(rel);
+        let chain = plan::chain_for(&self.held.rule_files, dir);
+        let level = Level { base: dir, chain: &chain, rule_files: &self.held.rule_files, deep: false };
+        let m = Meta::default();
+        let p = plan::plan_level(
+            &m,
+            held.map(std::slice::from_ref).unwrap_or_default(),
+            Some(&m),
+            now.as_slice(),
+            &repair_opts(self.cfg),
+            &level,
+        );
+        (!p.root.ops.is_empty()).then(|| Target::Repair(dir.to_vec()))
     }
 
     /// True when a directory above `rel` is excluded by the ignore rules in force (an
@@ -162,9 +248,13 @@ impl<'c> Mirror<'c> {
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true, failures: Some(failures) };
         let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false, failures: Some(failures) };
         source.open().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
-        // DEST (and missing parents) made here are removed again if the run stops
-        // before changing anything (bad ignore patterns).
-        let created = dest.create().map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
+        // DEST (and missing parents) is made for the first sync only, and removed again
+        // if the run stops before changing anything (bad ignore patterns). Later, a
+        // DEST that is gone stays gone: the loop pauses.
+        let created = match pass {
+            Pass::First => dest.create().map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?,
+            Pass::Later => None,
+        };
         // Go up until both sides have the directory.
         let mut rel = rel.to_vec();
         loop {
@@ -207,21 +297,27 @@ impl<'c> Mirror<'c> {
         self.held.rule_files.extend(scanner.into_rule_files());
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
-        let p = plan::plan_level(&src_meta, &src_entries, Some(&dst_meta), &dst_entries, &cfg.plan, &level);
-        if pass == Pass::First {
-            let rule_files = &self.held.rule_files;
-            cfg.guards
-                .check_plan(
-                    &cfg.rules,
-                    &cfg.source,
-                    &dest.shown(),
-                    &src_entries,
-                    rule_files,
-                    &dst_entries,
-                    p.totals.deletes,
-                )
-                .map_err(sync::refuse)?;
+        let mut p = plan::plan_level(&src_meta, &src_entries, Some(&dst_meta), &dst_entries, &cfg.plan, &level);
+        if rel.is_empty() {
+            let guard = cfg.guards.empty_source_plan(
+                &cfg.rules,
+                &cfg.source,
+                &dest.shown(),
+                &src_entries,
+                &self.held.rule_files,
+                &dst_entries,
+            );
+            match (guard, pass) {
+                (Ok(()), _) => {}
+                (Err(r), Pass::First) => return Err(sync::refuse(r)),
+                (Err(r), Pass::Later) => {
+                    rep.notice(&format!("{r}; DEST is left as it is until SOURCE has entries again"));
+                    return Ok(());
+                }
+            }
         }
+        let scope = rel.clone();
+        self.hold_deletions(rep, &|p| is_within(p, &scope), std::slice::from_mut(&mut p.root), &[rel.clone()]);
         drop(dst_entries);
         held::put(&mut self.held, &rel, src_meta, src_entries);
         sync::report_plan_notes(rep, &p);
@@ -275,12 +371,23 @@ impl<'c> Mirror<'c> {
         failures: &Failures,
     ) -> Result<Cycle, Failure> {
         let cfg = self.cfg;
-        let (mut verify, mut deep, mut levels) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut verify, mut deep, mut levels, mut repairs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for t in targets {
             match t {
                 Target::Verify(p) => verify.push(p),
                 Target::Deep(p) => deep.push(p),
                 Target::Level(p) => levels.push(p),
+                Target::Repair(p) => repairs.push(p),
+            }
+        }
+        // Held-back deletions are judged again by a look that touches them: their
+        // directory is synced two-sided, which counts them afresh.
+        for p in &self.held_back {
+            let dir = parent(p);
+            let touched = deep.iter().any(|d| is_within(dir, d))
+                || levels.iter().chain(&repairs).any(|l| l.as_slice() == dir);
+            if touched {
+                verify.push(dir.to_vec());
             }
         }
         // Verify targets are two-sided batch syncs of their subtree.
@@ -368,11 +475,13 @@ impl<'c> Mirror<'c> {
         renames::match_renames(&self.held, &mut cp, &held_opts);
         let deferred = renames::defer_moves_in_progress(&mut self.held, &mut self.deferred, &mut cp);
 
+        let bases: Vec<Vec<u8>> = cp.plans.iter().map(|(b, _)| b.clone()).collect();
+        let mut dps: Vec<DirPlan> = cp.plans.iter_mut().map(|(_, dp)| std::mem::take(dp)).collect();
+        self.hold_deletions(rep, &|_| false, &mut dps, &bases);
+        for ((_, dp), held) in cp.plans.iter_mut().zip(dps) {
+            *dp = held;
+        }
         let changes: Vec<plan::Change> = cp.plans.iter().flat_map(|(base, dp)| dp.changes(base)).collect();
-        let deletes = changes.iter().filter(|c| c.kind == ChangeKind::Delete).count() as u64;
-        cfg.guards
-            .deletions(deletes)
-            .map_err(|r| Failure::refused(format!("{r}; DEST was left as it was")))?;
         let (files, bytes) = changes.iter().fold((0, 0), |(f, b), c| match c.kind {
             ChangeKind::Copy { bytes } => (f + 1, b + bytes),
             _ => (f, b),
@@ -396,7 +505,92 @@ impl<'c> Mirror<'c> {
         }
         retries.extend(readable_again.into_iter().map(Target::Verify));
         retries.extend(deferred);
+        // Repairs last: the held snapshot is SOURCE as of this cycle now, so a change
+        // in SOURCE that is also a difference in DEST is not copied twice.
+        repairs.sort_by_key(|r| r.len());
+        repairs.dedup();
+        for r in repairs {
+            self.repair(&r, rep, failures);
+        }
         Ok(Cycle::Done(retries))
+    }
+
+    /// Repairs DEST's directory `rel` (or the nearest one above it that DEST and the
+    /// held snapshot both have): its entries, one level, are made what the held
+    /// snapshot says (directories missing in DEST are made whole).
+    fn repair(&mut self, rel: &[u8], rep: &Reporter, failures: &Failures) {
+        let (cfg, dest) = (self.cfg, self.dest);
+        let mut rel = rel.to_vec();
+        while !(held::find_dir(&self.held, &rel).is_some() && dest.has_dir(&rel)) {
+            if rel.is_empty() {
+                return;
+            }
+            rel = parent(&rel).to_vec();
+        }
+        let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false, failures: Some(failures) };
+        let Ok((dst_meta, mut dst_entries)) = dest.scan_level(&rel, sync::dest_scan(cfg, &dst_sink, None), &Vec::new())
+        else {
+            return;
+        };
+        let Some((held_meta, held_entries)) = held::find_dir(&self.held, &rel) else { return };
+        // What DEST holds where the held snapshot has no directory: read it whole, so
+        // excluded entries inside are seen (and protected).
+        for e in dst_entries.iter_mut().filter(|e| e.is_dir()) {
+            let held_dir = held_entries.binary_search_by(|h| h.name.cmp(&e.name)).is_ok_and(|j| held_entries[j].is_dir());
+            if !held_dir {
+                let path = join(&rel, &e.name);
+                e.kind = match dest.scan_subtree(&path, sync::dest_scan(cfg, &dst_sink, None)) {
+                    Ok((_, Some(children))) => Kind::Dir(children),
+                    _ => Kind::Unreadable,
+                };
+            }
+        }
+        let chain = plan::chain_for(&self.held.rule_files, &rel);
+        let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: false };
+        let mut p = plan::plan_level(held_meta, held_entries, Some(&dst_meta), &dst_entries, &repair_opts(cfg), &level);
+        let scope = rel.clone();
+        self.hold_deletions(rep, &|p| parent(p) == scope.as_slice(), std::slice::from_mut(&mut p.root), &[rel.clone()]);
+        sync::report_plan_notes(rep, &p);
+        for (path, _) in &p.conflicts {
+            failures.failed(path);
+        }
+        if !p.root.is_empty() {
+            rep.progress().start_copy(p.totals.copies, p.totals.copy_bytes);
+            self.apply(&p.root, &rel, rep, failures);
+        }
+    }
+
+    /// `--max-delete` in watch mode: when the directory plans `dps` (at `bases`)
+    /// delete more entries SOURCE no longer has than allowed, those deletions are taken
+    /// out and held back (said once per new set); everything else goes ahead.
+    /// Held-back paths for which `rejudged` is true were planned afresh here.
+    fn hold_deletions(
+        &mut self,
+        rep: &Reporter,
+        rejudged: &dyn Fn(&[u8]) -> bool,
+        dps: &mut [DirPlan],
+        bases: &[Vec<u8>],
+    ) {
+        let Some(max) = self.cfg.guards.max_delete else { return };
+        let before = self.held_back.len();
+        self.held_back.retain(|p| !rejudged(p));
+        let gone: u64 = dps.iter().map(hold::gone_count).sum();
+        if gone <= max {
+            if before > self.held_back.len() && self.held_back.is_empty() {
+                rep.notice("the deletions held back by --max-delete are within the limit now: applying them");
+            }
+            return;
+        }
+        let mut held = Vec::new();
+        for (dp, base) in dps.iter_mut().zip(bases) {
+            hold::strip_gone(dp, base, &mut held);
+        }
+        let new = held.iter().any(|p| !self.held_back.contains(p));
+        self.held_back.extend(held.iter().cloned());
+        if new {
+            let examples: Vec<Vec<u8>> = held.into_iter().take(3).collect();
+            rep.deletions_held(gone, max, &examples);
+        }
     }
 }
 

@@ -33,6 +33,11 @@ pub enum Signal {
     /// The native watcher hit a kernel limit while running (new directories can no
     /// longer be watched): the loop switches to polling.
     LimitReached(String),
+    /// DEST's watcher: these absolute paths in DEST changed (by tandem itself, or by
+    /// someone else: the loop compares them with what it holds).
+    DestPaths(Vec<PathBuf>),
+    /// DEST's watcher lost events (a queue overflow) or failed: verify all of DEST.
+    DestAll(String),
 }
 
 /// The running strategy; dropping it stops it.
@@ -101,7 +106,7 @@ fn choose_with(
         );
         return (Running::Poll(poll::Poll::start(wanted.interval, tx)), reason, rx);
     }
-    match native::Native::start(source, tx.clone()) {
+    match native::Native::start(source, tx.clone(), native::Tree::Source) {
         Ok(n) => {
             let reason = format!("SOURCE is on {} (a local file system): inotify events", fs.name);
             (Running::Native(n), reason, rx)

@@ -15,33 +15,43 @@ pub struct Native {
     _watcher: RecommendedWatcher,
 }
 
+/// Which tree a watcher watches (its events are told apart on the one channel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tree {
+    Source,
+    Dest,
+}
+
 impl Native {
-    /// Starts watching `source` recursively. `Err` carries a hint for the user.
-    pub fn start(source: &Path, tx: Sender<Signal>) -> Result<Native, String> {
+    /// Starts watching `root` recursively. `Err` carries a hint for the user.
+    pub fn start(root: &Path, tx: Sender<Signal>, tree: Tree) -> Result<Native, String> {
+        let paths = move |p: Vec<std::path::PathBuf>| match tree {
+            Tree::Source => Signal::Paths(p),
+            Tree::Dest => Signal::DestPaths(p),
+        };
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(ev) => {
                 if ev.need_rescan() {
-                    send(&tx, Signal::All);
+                    send(&tx, if tree == Tree::Source { Signal::All } else { Signal::DestAll("events were lost".into()) });
                     return;
                 }
                 match ev.kind {
                     // Reads change nothing; a writer closing the file does (its final
                     // state is there now).
-                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                        send(&tx, Signal::Paths(ev.paths))
-                    }
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => send(&tx, paths(ev.paths)),
                     EventKind::Access(_) => {}
                     // Everything else (created, modified, removed, renamed, attributes):
                     // the directories holding these paths are read again. A directory
                     // that appears (made, or moved in) is read whole there.
-                    _ => send(&tx, Signal::Paths(ev.paths)),
+                    _ => send(&tx, paths(ev.paths)),
                 }
             }
+            Err(e) if tree == Tree::Dest => send(&tx, Signal::DestAll(describe(&e))),
             Err(e) if is_limit(&e) => send(&tx, Signal::LimitReached(describe(&e))),
             Err(e) => send(&tx, Signal::Error(describe(&e))),
         };
         let mut w = notify::recommended_watcher(handler).map_err(|e| describe(&e))?;
-        w.watch(source, RecursiveMode::Recursive).map_err(|e| describe(&e))?;
+        w.watch(root, RecursiveMode::Recursive).map_err(|e| describe(&e))?;
         Ok(Native { _watcher: w })
     }
 }

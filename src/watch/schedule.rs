@@ -76,6 +76,7 @@ pub fn watch(
     dest: &dyn Dest,
     rep: &Reporter,
 ) -> Result<Exit, Failure> {
+    crate::sys::install_hangup_handler();
     // Start watching before the first sync, so nothing changed during it is missed.
     let wanted = super::Wanted { force_poll: w.force_poll, interval: w.interval };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
@@ -83,10 +84,12 @@ pub fn watch(
     let polling = matches!(running, Running::Poll(_));
     let started = Instant::now();
     let (mut mirror, first_retries) = Mirror::start(cfg, source, dest, rep)?;
+    // DEST is watched from here on: what happened during the first sync was tandem's.
+    let _dest_watch = watch_dest(w, dest, rep, spare_tx.clone());
     crate::sys::release_free_memory();
     let mut cycle_no = 0u64;
-    rep.cycle(cycle_no, started.elapsed());
-    rep.progress().status(&idle_status(running.name(), cycle_no, rep));
+    rep.cycle(cycle_no, started.elapsed(), false);
+    rep.progress().status(&idle_status(running.name(), rep));
     // Polling: a tick is already the end of a quiet interval.
     let mut debounce = if polling { Duration::ZERO } else { w.debounce };
     let max_wait = MIN_MAX_WAIT.max(w.debounce);
@@ -94,6 +97,11 @@ pub fn watch(
     let mut first_at: Option<Instant> = None;
     let mut last_at = Instant::now();
     let mut retries = Retries::new(first_retries);
+    let mut next_verify = w.verify_every.map(|d| Instant::now() + d);
+    // A full verification is part of the next cycle (asked by the timer or SIGHUP).
+    let mut verify_due = false;
+    // Why cycles are paused (SOURCE's or DEST's root gone), if they are.
+    let mut paused: Option<String> = None;
     while !crate::sys::stopping() {
         let now = Instant::now();
         let wait = match first_at {
@@ -107,9 +115,7 @@ pub fn watch(
         match rx.recv_timeout(wait) {
             Ok(sig) => {
                 let mut limit = None;
-                for sig in
-                    std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(DRAIN_MAX))
-                {
+                for sig in std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(DRAIN_MAX)) {
                     if let Signal::LimitReached(msg) = &sig {
                         limit.get_or_insert(msg.clone());
                     }
@@ -127,8 +133,8 @@ pub fn watch(
                         ),
                     );
                 }
-                // Signals that asked for nothing (events in excluded directories) do
-                // not start or prolong a debounce.
+                // Signals that asked for nothing (events in excluded directories,
+                // tandem's own writes in DEST) do not start or prolong a debounce.
                 if !pending.is_empty() {
                     last_at = Instant::now();
                     first_at.get_or_insert(last_at);
@@ -144,12 +150,40 @@ pub fn watch(
             pending.append(&mut due);
             first_at.get_or_insert(now);
         }
-        let due = first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
+        let hangup = crate::sys::take_hangup();
+        if hangup || next_verify.is_some_and(|t| t <= now) {
+            if hangup {
+                rep.notice("SIGHUP: verifying all of DEST");
+            }
+            verify_due = true;
+            next_verify = w.verify_every.map(|d| now + d);
+        }
+        let due = verify_due
+            || first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
         if !due || crate::sys::stopping() {
             continue;
         }
+        // Nothing is written while a root is gone or is a bare mount point.
+        match (mirror.roots_missing(), &paused) {
+            (Some(why), None) => {
+                rep.notice(&format!("{why}; syncing is paused until it is back"));
+                paused = Some(why);
+                continue;
+            }
+            (Some(_), Some(_)) => continue,
+            (None, Some(_)) => {
+                rep.notice("SOURCE and DEST are back: verifying all of DEST");
+                paused = None;
+                verify_due = true;
+            }
+            (None, None) => {}
+        }
         first_at = None;
-        let targets = std::mem::take(&mut pending);
+        let mut targets = std::mem::take(&mut pending);
+        let verify = std::mem::take(&mut verify_due);
+        if verify {
+            targets.push(Target::Verify(Vec::new()));
+        }
         rep.debug(&format!(
             "cycle {}: {} targets: {:?}",
             cycle_no + 1,
@@ -168,24 +202,57 @@ pub fn watch(
             }
             Err(f) => return Err(f),
         }
-        rep.cycle(cycle_no, t0.elapsed());
+        rep.cycle(cycle_no, t0.elapsed(), verify);
         running.cycle_done();
         crate::sys::release_free_memory();
-        rep.progress().status(&idle_status(running.name(), cycle_no, rep));
+        rep.progress().status(&idle_status(running.name(), rep));
     }
     drop(running);
+    rep.set_watched(mirror.entries(), cycle_no + 1);
     Ok(Exit::Ok)
 }
 
-/// The watch-mode status line: strategy, time and counts of the last sync.
-fn idle_status(strategy: &str, cycle: u64, rep: &Reporter) -> String {
+/// Starts watching DEST for changes made by others, where that is asked for and
+/// events can be had there; says so either way.
+fn watch_dest(
+    w: &WatchConfig,
+    dest: &dyn Dest,
+    rep: &Reporter,
+    tx: std::sync::mpsc::Sender<Signal>,
+) -> Option<super::native::Native> {
+    if !w.watch_dest {
+        return None;
+    }
+    let Some(path) = dest.watch_path() else {
+        rep.notice(&format!(
+            "DEST {} is on a network or FUSE file system, where changes made by others raise no events here: they are repaired by --verify-every",
+            dest.shown()
+        ));
+        return None;
+    };
+    match super::native::Native::start(&path, tx, super::native::Tree::Dest) {
+        Ok(n) => Some(n),
+        Err(hint) => {
+            rep.notice(&format!(
+                "cannot watch DEST for changes made by others ({hint}); they are repaired by --verify-every"
+            ));
+            None
+        }
+    }
+}
+
+/// The watch-mode status line: strategy, when SOURCE was last looked at, and the
+/// counts so far.
+fn idle_status(strategy: &str, rep: &Reporter) -> String {
     let s = rep.summary_counts();
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (h, m, sec) = ((now / 3600) % 24, (now / 60) % 60, now % 60);
+    let now = crate::sys::local_timestamp();
+    let time = now.get(11..19).unwrap_or(&now);
     format!(
-        "watching ({strategy}); sync #{cycle} done at {h:02}:{m:02}:{sec:02} UTC; so far {} copied, {} deleted, {} renamed, {} errors",
-        s.copied, s.deleted, s.renamed, s.errors
+        "watching ({strategy}); last look at {time}; so far {} copied, {} deleted, {} renamed, {}",
+        s.copied,
+        s.deleted,
+        s.renamed,
+        crate::counts::count(s.errors, "error", "errors")
     )
 }
 
@@ -196,6 +263,18 @@ fn add_targets(cfg: &Config, rep: &Reporter, mirror: &Mirror<'_>, sig: Signal, p
         Some(path_bytes(r).to_vec())
     };
     match sig {
+        Signal::DestPaths(paths) => {
+            for p in paths {
+                let Ok(r) = p.strip_prefix(&cfg.dest) else { continue };
+                if let Some(t) = mirror.dest_drift(path_bytes(r)) {
+                    pending.push(t);
+                }
+            }
+        }
+        Signal::DestAll(why) => {
+            rep.notice(&format!("DEST's watcher: {why}; verifying all of DEST"));
+            pending.push(Target::Verify(Vec::new()));
+        }
         Signal::All => pending.push(Target::Deep(Vec::new())),
         Signal::Error(msg) | Signal::LimitReached(msg) => {
             rep.notice(&format!("watcher: {msg}; rescanning"));
