@@ -13,7 +13,9 @@ Exit status:
   2  usage or configuration error (bad flag, missing SOURCE, forbidden paths)
   3  finished, but some entries failed (each was reported with its path)
   4  refused by a safety guard (--max-delete, empty SOURCE); nothing was changed
-Watch mode exits 0 when stopped by SIGINT/SIGTERM, 4 when a change trips --max-delete.";
+Watch mode exits 0 when stopped by SIGINT/SIGTERM (sent once, or twice within a second
+as `timeout` does); a further signal later ends it at once with 130. In watch mode
+--max-delete holds deletions back instead of exiting.";
 
 /// Keep DEST an exact mirror of SOURCE.
 ///
@@ -67,6 +69,11 @@ pub struct Args {
     /// second).
     #[arg(long, help_heading = "Watch mode")]
     pub no_watch_dest: bool,
+
+    /// Do not cross file-system boundaries in SOURCE (as rsync's -x): a directory on
+    /// which another file system is mounted is mirrored empty.
+    #[arg(short = 'x', long, help_heading = "What to sync")]
+    pub one_file_system: bool,
 
     /// Keep entries that DEST has and SOURCE lacks.
     #[arg(long, help_heading = "What to sync")]

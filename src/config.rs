@@ -6,6 +6,7 @@
 //! problem here is a usage error (exit status 2) and nothing has been changed yet.
 
 use std::io::{self, IsTerminal};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Config {
     /// Ignore rules from the command line (`.syncignore` files are read while scanning).
     pub rules: Arc<Rules>,
     pub explain_ignored: bool,
+    /// `-x`: SOURCE's device; directories on another one are mirrored empty.
+    pub one_file_system: Option<u64>,
 }
 
 /// Watch-mode settings.
@@ -96,6 +99,14 @@ impl Config {
         let remote_source = crate::watch::fstype::of(&source).remote;
         let dest_grain_ns = dest_grain(&dest);
         let watching = args.watch || args.poll.is_some();
+        let one_file_system = match args.one_file_system {
+            true => Some(
+                std::fs::metadata(&source)
+                    .map_err(|e| Failure::usage(format!("SOURCE {}: {}", source.display(), describe(&e))))?
+                    .dev(),
+            ),
+            false => None,
+        };
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
@@ -133,6 +144,7 @@ impl Config {
             }),
             rules,
             explain_ignored: args.explain_ignored,
+            one_file_system,
         })
     }
 }

@@ -213,11 +213,11 @@ fn changes_text(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
     )
 }
 
-/// The end-of-run line for people. `cycles`: watch mode's number of cycles (then
-/// `scanned` is SOURCE's entry count at the last look, and the changes are totals
-/// over all cycles).
-pub fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool, cycles: Option<u64>) -> String {
-    let mut line = match cycles {
+/// The end-of-run line for people. `syncs`: watch mode's number of syncs that changed
+/// something (then `scanned` is SOURCE's entry count at the last look, and the
+/// changes are totals over all of them).
+pub fn human_summary(s: &Summary, elapsed: Duration, dry_run: bool, syncs: Option<u64>) -> String {
+    let mut line = match syncs {
         None => format!(
             "tandem: {}{} scanned, {} unchanged, {} in {:.2}s",
             if dry_run { "dry run: " } else { "" },

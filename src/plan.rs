@@ -399,7 +399,7 @@ impl Planner<'_> {
         match &s.kind {
             Kind::File(_) => {
                 self.totals.copies += 1;
-                self.totals.copy_bytes += s.meta.size;
+                self.totals.copy_bytes = self.totals.copy_bytes.saturating_add(s.meta.size);
                 out.push(Op::Copy { name, meta: s.meta, new: true });
             }
             Kind::Dir(children) => {
@@ -494,7 +494,7 @@ impl Planner<'_> {
                 };
                 if changed {
                     self.totals.copies += 1;
-                    self.totals.copy_bytes += s.meta.size;
+                    self.totals.copy_bytes = self.totals.copy_bytes.saturating_add(s.meta.size);
                     rest.push(Op::Copy { name: name(), meta: s.meta, new: false });
                 } else if s.meta.mode != d.meta.mode
                     || !self.mtime_eq(&s.meta, &d.meta)

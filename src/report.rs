@@ -432,7 +432,12 @@ impl Reporter {
                 }
                 self.json(v)
             }
-            Format::Human if !self.opts.quiet => self.line_err(&human_summary(&s, elapsed, dry_run, cycles)),
+            // (People count the `sync #N` lines they saw: the cycles that changed
+            // something.)
+            Format::Human if !self.opts.quiet => {
+                let syncs = cycles.map(|_| self.syncs_shown.load(Relaxed));
+                self.line_err(&human_summary(&s, elapsed, dry_run, syncs))
+            }
             Format::Human => {}
         }
     }

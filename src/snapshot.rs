@@ -125,6 +125,9 @@ pub struct ScanOptions<'a> {
     /// `.syncignore` files, keep every entry, but do not read excluded directories
     /// (recorded as [`Kind::Unreadable`]: they are protected and left alone anyway).
     pub prune: Option<&'a RuleMap>,
+    /// `-x` (SOURCE only): the root's device. A directory on another one (a mount
+    /// point) is listed as empty.
+    pub one_file_system: Option<u64>,
 }
 
 /// One scan: options plus the `.syncignore` files found so far. Scans a whole tree
@@ -174,6 +177,13 @@ impl<'a> Scanner<'a> {
     /// `Err` when the directory cannot be listed (already reported).
     pub fn level(&self, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain) -> Result<(Vec<Entry>, Chain), ()> {
         let opts = self.opts;
+        if let Some(dev) = opts.one_file_system {
+            #[allow(clippy::unnecessary_cast)] // st_dev is not u64 everywhere
+            let other = sys::fstat(dir).is_ok_and(|st| st.st_dev as u64 != dev);
+            if other {
+                return Ok((Vec::new(), chain.clone()));
+            }
+        }
         let mut names = match sys::list_dir(dir) {
             Ok(n) => n,
             Err(e) => {

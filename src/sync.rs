@@ -30,6 +30,7 @@ pub fn source_scan<'a>(
         explain: cfg.explain_ignored,
         previous_rules: previous,
         prune: None,
+        one_file_system: cfg.one_file_system,
     }
 }
 
@@ -44,6 +45,7 @@ pub fn dest_scan<'a>(cfg: &'a Config, sink: &'a SideSink<'a>, prune: Option<&'a 
         explain: false,
         previous_rules: None,
         prune,
+        one_file_system: None,
     }
 }
 

@@ -167,7 +167,8 @@ pub fn install_stop_handlers() {
 }
 
 /// Set by SIGHUP (watch mode: verify DEST now); taken by [`take_hangup`].
-static HANGUP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+static HANGUP: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
 
 /// Installs the SIGHUP handler (watch mode: a verification of DEST is asked for).
 pub fn install_hangup_handler() {

@@ -15,7 +15,6 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -23,8 +22,6 @@ use robust::{seed_for, Rng};
 use serde_json::Value;
 use util::*;
 
-/// How long DEST may take to catch up with one change (or one batch).
-const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopped watcher may take to exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -124,93 +121,6 @@ fn finish_json(w: Proc, dst: &Path) {
     assert_eq!(last["exit_code"].as_i64(), Some(0), "summary exit_code\n{}", w.dump());
     let tmp = temp_files(dst);
     assert!(tmp.is_empty(), "temporary files left in DEST: {tmp:?}\n{}", w.dump());
-}
-
-// ---------------------------------------------------------------------------
-// Waiting for the trees to agree
-// ---------------------------------------------------------------------------
-
-type Row = (PathBuf, Kind, u32, u64, i64, i64);
-
-/// A cheap listing that tolerates entries vanishing under it (`None` then).
-fn quick_listing(root: &Path) -> Option<Vec<Row>> {
-    fn rec(root: &Path, rel: &Path, out: &mut Vec<Row>) -> Option<()> {
-        let m = fs::symlink_metadata(root.join(rel)).ok()?;
-        let k = kind_of(&m);
-        let mode = if k == Kind::Symlink { 0 } else { m.mode() & 0o7777 };
-        let size = if k == Kind::File { m.len() } else { 0 };
-        out.push((rel.to_path_buf(), k, mode, size, m.mtime(), m.mtime_nsec()));
-        if k == Kind::Dir {
-            let mut names: Vec<OsString> = fs::read_dir(root.join(rel))
-                .ok()?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<Result<_, _>>()
-                .ok()?;
-            names.sort();
-            for n in names {
-                rec(root, &rel.join(n), out)?;
-            }
-        }
-        Some(())
-    }
-    let mut out = Vec::new();
-    rec(root, Path::new(""), &mut out)?;
-    Some(out)
-}
-
-/// The util tree comparison, made safe against concurrent changes (a race
-/// shows as a difference rather than a panic).
-fn diff_now(src: &Path, dst: &Path, ignore: &[&Path]) -> Vec<String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree_diff(src, dst, ignore)))
-        .unwrap_or_else(|_| vec!["(tree changed while being compared)".to_string()])
-}
-
-fn synced(src: &Path, dst: &Path, ignore: &[&Path]) -> bool {
-    if ignore.is_empty() {
-        match (quick_listing(src), quick_listing(dst)) {
-            (Some(a), Some(b)) if a == b => {}
-            _ => return false,
-        }
-    }
-    diff_now(src, dst, ignore).is_empty()
-}
-
-/// Waits until DEST equals SOURCE (util comparison: types, modes, ns mtimes,
-/// contents, targets); fails with the remaining differences.
-#[track_caller]
-fn wait_synced(w: &Proc, src: &Path, dst: &Path, what: &str) {
-    wait_synced_ignoring(w, src, dst, &[], what, SYNC_TIMEOUT);
-}
-
-#[track_caller]
-fn wait_synced_ignoring(w: &Proc, src: &Path, dst: &Path, ignore: &[&Path], what: &str, timeout: Duration) {
-    w.wait_for_explained(
-        &format!("[{what}] DEST to converge to SOURCE"),
-        timeout,
-        |_| synced(src, dst, ignore),
-        || {
-            let diffs = diff_now(src, dst, ignore);
-            format!(
-                "{} differences (SOURCE vs DEST):\n  - {}\n  SOURCE = {}\n  DEST   = {}",
-                diffs.len(),
-                diffs.join("\n  - "),
-                src.display(),
-                dst.display(),
-            )
-        },
-    );
-}
-
-/// Proves that a sync cycle ran after everything done so far: writes a new
-/// marker file `name` into SOURCE and waits until DEST has it. What must not
-/// be synced can then be checked at once, without an observation window.
-#[track_caller]
-fn sync_marker(w: &Proc, src: &Path, dst: &Path, name: &str) {
-    let content = format!("marker {name}\n");
-    fs::write(src.join(name), &content).unwrap_or_else(|e| panic!("write marker {name}: {e}"));
-    w.wait_for(&format!("the marker {name} in DEST (a later cycle)"), SYNC_TIMEOUT, |_| {
-        fs::read(dst.join(name)).is_ok_and(|d| d == content.as_bytes())
-    });
 }
 
 fn ino(path: &Path) -> u64 {
@@ -870,68 +780,6 @@ fn poll_random_operations_converge() {
 // 4. A FUSE mount (bindfs) stands in for a network share
 // ---------------------------------------------------------------------------
 
-fn have_command(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
-        .unwrap_or(false)
-}
-
-/// A bindfs mount, unmounted on drop.
-struct BindMount {
-    mnt: PathBuf,
-}
-
-impl BindMount {
-    fn mount(lower: &Path, mnt: &Path) -> BindMount {
-        let out = Command::new("bindfs").arg(lower).arg(mnt).output().expect("run bindfs");
-        assert!(
-            out.status.success(),
-            "bindfs {} {} failed ({}): {}",
-            lower.display(),
-            mnt.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        BindMount { mnt: mnt.to_path_buf() }
-    }
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        let attempts: [(&str, &[&str]); 4] =
-            [("fusermount", &["-u"]), ("fusermount3", &["-u"]), ("umount", &[]), ("fusermount", &["-uz"])];
-        for _ in 0..20 {
-            for (cmd, args) in attempts {
-                let ok = Command::new(cmd)
-                    .args(args)
-                    .arg(&self.mnt)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
-                if ok {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("warning: could not unmount {}", self.mnt.display());
-    }
-}
-
-fn fuse_unavailable() -> Option<&'static str> {
-    if !have_command("bindfs") {
-        Some("bindfs is not installed (apt-get install bindfs)")
-    } else if !Path::new("/dev/fuse").exists() {
-        Some("/dev/fuse is missing")
-    } else if !have_command("fusermount") && !have_command("fusermount3") && !have_command("umount") {
-        Some("no fusermount/umount to unmount with")
-    } else {
-        None
-    }
-}
-
 #[test]
 fn fuse_source_is_polled_and_changes_underneath_are_mirrored() {
     let _g = shared();
@@ -1310,27 +1158,6 @@ fn initial_sync_refuses_empty_source() {
         assert!(r.stderr.contains("empty"), "no explanation on stderr:\n{r:?}");
         assert_unchanged("DEST after a refused watch", &before, &snapshot(&sb.dst()));
     }
-}
-
-#[test]
-fn initial_sync_honours_max_delete() {
-    let _g = shared();
-    let sb = Sandbox::new_fast();
-    sb.src_tree().file("a", "a");
-    sb.dst_tree().file("x1", "1").file("x2", "2").file("x3", "3");
-    let before = snapshot(&sb.dst());
-    let r = run_timeout(
-        [
-            OsStr::new("--watch"),
-            OsStr::new("--max-delete"),
-            OsStr::new("1"),
-            sb.src().as_os_str(),
-            sb.dst().as_os_str(),
-        ],
-        Duration::from_secs(20),
-    );
-    r.expect_code(4);
-    assert_unchanged("DEST after a refused watch", &before, &snapshot(&sb.dst()));
 }
 
 // ---------------------------------------------------------------------------

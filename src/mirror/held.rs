@@ -96,7 +96,8 @@ pub fn remove(held: &mut Snapshot, rel: &[u8]) {
 /// stays one, so DEST's copy is still left alone), but its size, mtime and inode are
 /// set to what no file system reports: it equals nothing SOURCE shows, so it is
 /// copied (or read whole) again at the next look, and is never taken as the source of
-/// a rename.
+/// a rename. (Sums of sizes are saturating for its sake: when it is the source side
+/// of a repair, its planned copy counts `u64::MAX` bytes.)
 pub fn distrust(e: &mut Entry) {
     e.meta.size = u64::MAX;
     e.meta.mtime_sec = i64::MIN;

@@ -138,7 +138,8 @@ impl<'c> Mirror<'c> {
             roots: (0, 0),
         };
         m.verify(b"", rep, Pass::First)?;
-        let src_id = source.root_identity().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+        let src_id =
+            source.root_identity().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         let dst_id = dest.root_identity().map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
         m.roots = (src_id, dst_id);
         let retries = m.after_failures();
@@ -154,7 +155,8 @@ impl<'c> Mirror<'c> {
     /// longer on the file system it was on after the first sync (an unmounted share or
     /// disk leaves the bare mount point, which must never be written to).
     pub fn roots_missing(&self) -> Option<String> {
-        let check = |what: &str, shown: String, now: std::io::Result<u64>, then: u64| match now {
+        let check = |what: &str, shown: String, now: std::io::Result<u64>, then: u64| {
+            match now {
             Err(e) => Some(format!("{what} {shown} is gone ({})", sys::describe(&e))),
             Ok(id) if id != then => Some(format!(
                 "{what} {shown} is no longer on the file system it was on (device {} then, {} now: unmounted?)",
@@ -162,6 +164,7 @@ impl<'c> Mirror<'c> {
                 device_text(id)
             )),
             Ok(_) => None,
+        }
         };
         check("SOURCE", self.cfg.source.display().to_string(), self.source.root_identity(), self.roots.0)
             .or_else(|| check("DEST", self.dest.shown(), self.dest.root_identity(), self.roots.1))
@@ -297,7 +300,8 @@ impl<'c> Mirror<'c> {
         self.held.rule_files.extend(scanner.into_rule_files());
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
-        let mut p = plan::plan_level(&src_meta, &src_entries, Some(&dst_meta), &dst_entries, &cfg.plan, &level);
+        let mut p =
+            plan::plan_level(&src_meta, &src_entries, Some(&dst_meta), &dst_entries, &cfg.plan, &level);
         if rel.is_empty() {
             let guard = cfg.guards.empty_source_plan(
                 &cfg.rules,
@@ -317,7 +321,12 @@ impl<'c> Mirror<'c> {
             }
         }
         let scope = rel.clone();
-        self.hold_deletions(rep, &|p| is_within(p, &scope), std::slice::from_mut(&mut p.root), &[rel.clone()]);
+        self.hold_deletions(
+            rep,
+            &|p| is_within(p, &scope),
+            std::slice::from_mut(&mut p.root),
+            &[rel.clone()],
+        );
         drop(dst_entries);
         held::put(&mut self.held, &rel, src_meta, src_entries);
         sync::report_plan_notes(rep, &p);
@@ -371,7 +380,8 @@ impl<'c> Mirror<'c> {
         failures: &Failures,
     ) -> Result<Cycle, Failure> {
         let cfg = self.cfg;
-        let (mut verify, mut deep, mut levels, mut repairs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut verify, mut deep, mut levels, mut repairs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for t in targets {
             match t {
                 Target::Verify(p) => verify.push(p),
@@ -482,8 +492,8 @@ impl<'c> Mirror<'c> {
             *dp = held;
         }
         let changes: Vec<plan::Change> = cp.plans.iter().flat_map(|(base, dp)| dp.changes(base)).collect();
-        let (files, bytes) = changes.iter().fold((0, 0), |(f, b), c| match c.kind {
-            ChangeKind::Copy { bytes } => (f + 1, b + bytes),
+        let (files, bytes) = changes.iter().fold((0u64, 0u64), |(f, b), c| match c.kind {
+            ChangeKind::Copy { bytes } => (f + 1, b.saturating_add(bytes)),
             _ => (f, b),
         });
         rep.progress().start_copy(files, bytes);
@@ -528,7 +538,8 @@ impl<'c> Mirror<'c> {
             rel = parent(&rel).to_vec();
         }
         let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false, failures: Some(failures) };
-        let Ok((dst_meta, mut dst_entries)) = dest.scan_level(&rel, sync::dest_scan(cfg, &dst_sink, None), &Vec::new())
+        let Ok((dst_meta, mut dst_entries)) =
+            dest.scan_level(&rel, sync::dest_scan(cfg, &dst_sink, None), &Vec::new())
         else {
             return;
         };
@@ -536,7 +547,9 @@ impl<'c> Mirror<'c> {
         // What DEST holds where the held snapshot has no directory: read it whole, so
         // excluded entries inside are seen (and protected).
         for e in dst_entries.iter_mut().filter(|e| e.is_dir()) {
-            let held_dir = held_entries.binary_search_by(|h| h.name.cmp(&e.name)).is_ok_and(|j| held_entries[j].is_dir());
+            let held_dir = held_entries
+                .binary_search_by(|h| h.name.cmp(&e.name))
+                .is_ok_and(|j| held_entries[j].is_dir());
             if !held_dir {
                 let path = join(&rel, &e.name);
                 e.kind = match dest.scan_subtree(&path, sync::dest_scan(cfg, &dst_sink, None)) {
@@ -547,9 +560,21 @@ impl<'c> Mirror<'c> {
         }
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: false };
-        let mut p = plan::plan_level(held_meta, held_entries, Some(&dst_meta), &dst_entries, &repair_opts(cfg), &level);
+        let mut p = plan::plan_level(
+            held_meta,
+            held_entries,
+            Some(&dst_meta),
+            &dst_entries,
+            &repair_opts(cfg),
+            &level,
+        );
         let scope = rel.clone();
-        self.hold_deletions(rep, &|p| parent(p) == scope.as_slice(), std::slice::from_mut(&mut p.root), &[rel.clone()]);
+        self.hold_deletions(
+            rep,
+            &|p| parent(p) == scope.as_slice(),
+            std::slice::from_mut(&mut p.root),
+            &[rel.clone()],
+        );
         sync::report_plan_notes(rep, &p);
         for (path, _) in &p.conflicts {
             failures.failed(path);
@@ -572,11 +597,11 @@ impl<'c> Mirror<'c> {
         bases: &[Vec<u8>],
     ) {
         let Some(max) = self.cfg.guards.max_delete else { return };
-        let before = self.held_back.len();
+        let before = self.held_back.clone();
         self.held_back.retain(|p| !rejudged(p));
         let gone: u64 = dps.iter().map(hold::gone_count).sum();
         if gone <= max {
-            if before > self.held_back.len() && self.held_back.is_empty() {
+            if !before.is_empty() && self.held_back.is_empty() {
                 rep.notice("the deletions held back by --max-delete are within the limit now: applying them");
             }
             return;
@@ -585,7 +610,7 @@ impl<'c> Mirror<'c> {
         for (dp, base) in dps.iter_mut().zip(bases) {
             hold::strip_gone(dp, base, &mut held);
         }
-        let new = held.iter().any(|p| !self.held_back.contains(p));
+        let new = held.iter().any(|p| !before.contains(p));
         self.held_back.extend(held.iter().cloned());
         if new {
             let examples: Vec<Vec<u8>> = held.into_iter().take(3).collect();

@@ -114,6 +114,22 @@ fn mount_fstype(path: &Path) -> Option<String> {
     best.map(|(_, t)| t)
 }
 
+/// The mount points strictly inside `root` (canonical paths), from
+/// /proc/self/mountinfo: file systems mounted inside SOURCE.
+pub fn mounts_below(root: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(root) = std::fs::canonicalize(root) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let mut out: Vec<std::path::PathBuf> = text
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|mp| std::path::PathBuf::from(unescape(mp)))
+        .filter(|mp| mp.starts_with(&root) && *mp != root)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Undoes mountinfo's octal escapes (`\040` for a space).
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();

@@ -28,10 +28,14 @@ pub enum Signal {
     Paths(Vec<PathBuf>),
     /// Rescan everything (a poll tick, a queue overflow, a watcher error).
     All,
+    /// Rescan these subtrees (a poll tick of a mixed strategy).
+    Rescan(Vec<PathBuf>),
+    /// These directories appeared in the tree a native watcher watches: watch them.
+    NewDirs(native::Tree, Vec<PathBuf>),
     /// A problem worth telling the user (the loop rescans everything too).
     Error(String),
-    /// The native watcher hit a kernel limit while running (new directories can no
-    /// longer be watched): the loop switches to polling.
+    /// The native watcher hit a kernel limit while running: the loop polls
+    /// everything from now on.
     LimitReached(String),
     /// DEST's watcher: these absolute paths in DEST changed (by tandem itself, or by
     /// someone else: the loop compares them with what it holds).
@@ -40,26 +44,72 @@ pub enum Signal {
     DestAll(String),
 }
 
-/// The running strategy; dropping it stops it.
-#[allow(dead_code)] // held for their Drop
-pub enum Running {
-    Native(native::Native),
-    Poll(poll::Poll),
+/// The running strategy: native events, polling, or both (native events for the local
+/// parts of SOURCE, polling for the subtrees where events cannot be had). Dropping it
+/// stops it.
+pub struct Running {
+    native: Option<native::Native>,
+    poll: Option<poll::Poll>,
+    /// The subtrees polled beside native events (empty when polling everything).
+    polled: Vec<PathBuf>,
+    /// Directories the watch limit left unwatched in `polled`.
+    unwatched_dirs: usize,
+    interval: Duration,
+    tx: Sender<Signal>,
 }
 
 impl Running {
     pub fn name(&self) -> &'static str {
-        match self {
-            Running::Native(_) => "native",
-            Running::Poll(_) => "poll",
+        match (&self.native, &self.poll) {
+            (Some(_), None) => "native",
+            (Some(_), Some(_)) => "mixed",
+            _ => "poll",
         }
+    }
+
+    /// Nothing comes from native events: a poll tick already ends a quiet interval.
+    pub fn polls_everything(&self) -> bool {
+        self.native.is_none()
     }
 
     /// A sync cycle ended: polling starts its next interval now.
     pub fn cycle_done(&self) {
-        if let Running::Poll(p) = self {
+        if let Some(p) = &self.poll {
             p.cycle_done();
         }
+    }
+
+    /// Polls everything from now on (native events failed while running).
+    pub fn poll_everything(&mut self) {
+        self.native = None;
+        self.polled.clear();
+        self.poll = Some(poll::Poll::start(self.interval, self.tx.clone(), None));
+    }
+
+    /// Directories appeared in SOURCE: watch them. Returns the strategy's new reason
+    /// when some could not be watched (they are polled from now on).
+    pub fn add_dirs(&mut self, dirs: &[PathBuf]) -> Option<String> {
+        let n = self.native.as_mut()?;
+        let mut cov = native::Coverage::default();
+        for d in dirs {
+            let c = n.add_tree(d);
+            cov.unwatched_dirs += c.unwatched_dirs;
+            cov.unwatched.extend(c.unwatched);
+            cov.limit = cov.limit.or(c.limit);
+        }
+        if cov.unwatched.is_empty() {
+            return None;
+        }
+        self.polled.extend(cov.unwatched);
+        self.unwatched_dirs += cov.unwatched_dirs;
+        self.poll = Some(poll::Poll::start(self.interval, self.tx.clone(), Some(self.polled.clone())));
+        Some(format!(
+            "native events for the rest; {}; polling {} ({}) every {}",
+            cov.limit.unwrap_or_else(|| "some directories could not be watched".into()),
+            crate::counts::count(self.polled.len() as u64, "subtree", "subtrees"),
+            crate::counts::count(self.unwatched_dirs as u64, "unwatched directory", "unwatched directories"),
+            human_duration(self.interval)
+        ))
     }
 }
 
@@ -70,53 +120,99 @@ pub struct Wanted {
     pub force_poll: Option<Duration>,
     /// Interval used when polling is chosen automatically.
     pub interval: Duration,
+    /// `-x`: file systems mounted inside SOURCE are left out (neither read nor
+    /// watched).
+    pub one_file_system: bool,
 }
 
-/// Starts the strategy for `source`; returns it, its name's reason, the channel, and a
-/// sender for a later switch to polling ([`fallback_to_poll`]).
+/// Starts the strategy for `source`; returns it, its reason, the channel, and a
+/// sender for other watchers of the same loop (DEST's).
 pub fn choose(source: &Path, wanted: Wanted) -> (Running, String, Receiver<Signal>, Sender<Signal>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let spare = tx.clone();
-    let (running, reason, rx) = choose_with(source, wanted, tx, rx);
+    let (running, reason) = choose_with(source, wanted, tx);
     (running, reason, rx, spare)
 }
 
-/// Polling from now on, at `interval`, on the same channel.
-pub fn fallback_to_poll(interval: Duration, tx: Sender<Signal>) -> Running {
-    Running::Poll(poll::Poll::start(interval, tx))
-}
-
-fn choose_with(
-    source: &Path,
-    wanted: Wanted,
-    tx: Sender<Signal>,
-    rx: Receiver<Signal>,
-) -> (Running, String, Receiver<Signal>) {
+fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, String) {
+    let polling = |interval: Duration, tx: Sender<Signal>| Running {
+        native: None,
+        poll: Some(poll::Poll::start(interval, tx.clone(), None)),
+        polled: Vec::new(),
+        unwatched_dirs: 0,
+        interval,
+        tx,
+    };
     if let Some(interval) = wanted.force_poll {
         let reason = format!("--poll given: rescanning every {}", human_duration(interval));
-        return (Running::Poll(poll::Poll::start(interval, tx)), reason, rx);
+        return (polling(interval, tx), reason);
     }
+    let interval = wanted.interval;
     let fs = fstype::of(source);
     if fs.remote {
         let reason = format!(
             "SOURCE is on {} ({}), where native change events do not arrive: rescanning every {}",
             fs.name,
             fs.kind_text(),
-            human_duration(wanted.interval)
+            human_duration(interval)
         );
-        return (Running::Poll(poll::Poll::start(wanted.interval, tx)), reason, rx);
+        return (polling(interval, tx), reason);
     }
-    match native::Native::start(source, tx.clone(), native::Tree::Source) {
-        Ok(n) => {
-            let reason = format!("SOURCE is on {} (a local file system): inotify events", fs.name);
-            (Running::Native(n), reason, rx)
+    // File systems mounted inside SOURCE: with -x left out; otherwise the network and
+    // FUSE ones are polled (no events arrive from them), the local ones watched.
+    let mounts = fstype::mounts_below(source);
+    let remote_mounts: Vec<(PathBuf, fstype::FsInfo)> = if wanted.one_file_system {
+        Vec::new()
+    } else {
+        mounts.iter().map(|m| (m.clone(), fstype::of(m))).filter(|(_, f)| f.remote).collect()
+    };
+    let skip =
+        if wanted.one_file_system { mounts } else { remote_mounts.iter().map(|(m, _)| m.clone()).collect() };
+    match native::Native::start(source, tx.clone(), native::Tree::Source, skip) {
+        Ok((n, cov)) => {
+            let mut polled: Vec<PathBuf> = remote_mounts.iter().map(|(m, _)| m.clone()).collect();
+            let mut parts = Vec::new();
+            for (m, f) in &remote_mounts {
+                parts.push(format!("{} is on {} ({})", m.display(), f.name, f.kind_text()));
+            }
+            if let Some(limit) = &cov.limit {
+                parts.push(format!(
+                    "{limit}: {} ({}) could not be watched",
+                    crate::counts::count(cov.unwatched.len() as u64, "subtree", "subtrees"),
+                    crate::counts::count(cov.unwatched_dirs as u64, "directory", "directories")
+                ));
+            }
+            polled.extend(cov.unwatched);
+            if polled.is_empty() {
+                let reason = format!("SOURCE is on {} (a local file system): inotify events", fs.name);
+                let running =
+                    Running { native: Some(n), poll: None, polled, unwatched_dirs: 0, interval, tx };
+                return (running, reason);
+            }
+            let reason = format!(
+                "inotify events for SOURCE ({}) except {} polled every {}: {}",
+                fs.name,
+                crate::counts::count(polled.len() as u64, "subtree", "subtrees"),
+                human_duration(interval),
+                parts.join("; ")
+            );
+            let poll = poll::Poll::start(interval, tx.clone(), Some(polled.clone()));
+            let running = Running {
+                native: Some(n),
+                poll: Some(poll),
+                polled,
+                unwatched_dirs: cov.unwatched_dirs,
+                interval,
+                tx,
+            };
+            (running, reason)
         }
         Err(hint) => {
             let reason = format!(
                 "the native watcher could not start ({hint}): rescanning every {}",
-                human_duration(wanted.interval)
+                human_duration(interval)
             );
-            (Running::Poll(poll::Poll::start(wanted.interval, tx)), reason, rx)
+            (polling(interval, tx), reason)
         }
     }
 }

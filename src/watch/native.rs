@@ -1,19 +1,24 @@
-//! The native strategy: notify's recommended watcher (inotify on Linux), recursive over
-//! SOURCE. Every event becomes "these paths may have changed"; a queue overflow
-//! (`need_rescan`) or a watcher error becomes "rescan everything". Start-up failures
-//! caused by inotify limits come back as a hint naming the limit and how to raise it.
+//! The native strategy: notify's recommended watcher (inotify on Linux), one watch per
+//! directory, managed here.
+//!
+//! Every event becomes "these paths may have changed"; a queue overflow (`need_rescan`)
+//! or a watcher error becomes "rescan everything". Directories are watched one by one
+//! (not with notify's recursive mode) so that tandem knows exactly which subtrees are
+//! watched: subtrees that must not be (a network or FUSE file system mounted inside
+//! SOURCE, where no events arrive; mount points left out by `-x`) are skipped, and
+//! when the kernel's watch limit runs out part-way, what is already watched stays
+//! watched and only the rest is handed back ([`Coverage`]) to be polled. A directory
+//! that appears later (made, or moved in) is reported as [`Signal::NewDirs`], and the
+//! loop watches it ([`Native::add_tree`]). Start-up failures caused by inotify limits
+//! come back as a hint naming the limit and how to raise it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{ErrorKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{send, Signal};
-
-pub struct Native {
-    _watcher: RecommendedWatcher,
-}
 
 /// Which tree a watcher watches (its events are told apart on the one channel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,17 +27,46 @@ pub enum Tree {
     Dest,
 }
 
+pub struct Native {
+    watcher: RecommendedWatcher,
+    /// Subtrees never watched (see the module's doc).
+    skip: Vec<PathBuf>,
+}
+
+/// What one [`Native::add_tree`] could watch.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// Directories watched.
+    pub watched: usize,
+    /// Subtrees left unwatched because the watch limit ran out, and how many
+    /// directories they hold.
+    pub unwatched: Vec<PathBuf>,
+    pub unwatched_dirs: usize,
+    /// The limit that ran out, as advice for the user.
+    pub limit: Option<String>,
+}
+
 impl Native {
-    /// Starts watching `root` recursively. `Err` carries a hint for the user.
-    pub fn start(root: &Path, tx: Sender<Signal>, tree: Tree) -> Result<Native, String> {
-        let paths = move |p: Vec<std::path::PathBuf>| match tree {
+    /// Starts watching `root` and every directory below it, except the subtrees in
+    /// `skip`. `Err` carries a hint for the user when not even `root` can be watched.
+    pub fn start(
+        root: &Path,
+        tx: Sender<Signal>,
+        tree: Tree,
+        skip: Vec<PathBuf>,
+    ) -> Result<(Native, Coverage), String> {
+        let paths = move |p: Vec<PathBuf>| match tree {
             Tree::Source => Signal::Paths(p),
             Tree::Dest => Signal::DestPaths(p),
         };
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(ev) => {
                 if ev.need_rescan() {
-                    send(&tx, if tree == Tree::Source { Signal::All } else { Signal::DestAll("events were lost".into()) });
+                    let all = match tree {
+                        Tree::Source => Signal::All,
+                        Tree::Dest => Signal::DestAll("events were lost".into()),
+                    };
+                    send(&tx, all);
                     return;
                 }
                 match ev.kind {
@@ -42,18 +76,121 @@ impl Native {
                     EventKind::Access(_) => {}
                     // Everything else (created, modified, removed, renamed, attributes):
                     // the directories holding these paths are read again. A directory
-                    // that appears (made, or moved in) is read whole there.
-                    _ => send(&tx, paths(ev.paths)),
+                    // that appears (made, or moved in) is read whole there, and is to
+                    // be watched from now on.
+                    kind => {
+                        let appeared = matches!(
+                            kind,
+                            EventKind::Create(CreateKind::Folder | CreateKind::Any)
+                                | EventKind::Modify(ModifyKind::Name(
+                                    RenameMode::To | RenameMode::Both | RenameMode::Any
+                                ))
+                        );
+                        if appeared {
+                            // (Both: [from, to]; the last path is where it is now.)
+                            let dirs: Vec<PathBuf> = ev
+                                .paths
+                                .last()
+                                .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
+                                .cloned()
+                                .into_iter()
+                                .collect();
+                            if !dirs.is_empty() {
+                                send(&tx, Signal::NewDirs(tree, dirs));
+                            }
+                        }
+                        send(&tx, paths(ev.paths))
+                    }
                 }
             }
             Err(e) if tree == Tree::Dest => send(&tx, Signal::DestAll(describe(&e))),
             Err(e) if is_limit(&e) => send(&tx, Signal::LimitReached(describe(&e))),
             Err(e) => send(&tx, Signal::Error(describe(&e))),
         };
-        let mut w = notify::recommended_watcher(handler).map_err(|e| describe(&e))?;
-        w.watch(root, RecursiveMode::Recursive).map_err(|e| describe(&e))?;
-        Ok(Native { _watcher: w })
+        let watcher = notify::recommended_watcher(handler).map_err(|e| describe(&e))?;
+        let mut n = Native { watcher, skip };
+        let first = n.watcher.watch(root, RecursiveMode::NonRecursive);
+        if let Err(e) = first {
+            return Err(describe(&e));
+        }
+        let mut cov = n.add_below(root);
+        cov.watched += 1;
+        Ok((n, cov))
     }
+
+    /// Watches `dir` and every directory below it (symlinks are not followed, skipped
+    /// subtrees not entered). Returns what could be watched.
+    pub fn add_tree(&mut self, dir: &Path) -> Coverage {
+        if self.skipped(dir) {
+            return Coverage::default();
+        }
+        match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                let mut cov = self.add_below(dir);
+                cov.watched += 1;
+                cov
+            }
+            Err(e) if is_limit(&e) => Coverage {
+                unwatched_dirs: count_dirs(dir),
+                unwatched: vec![dir.to_path_buf()],
+                limit: Some(describe(&e)),
+                ..Coverage::default()
+            },
+            // Gone again, or unreadable (the scan reports that): nothing to watch.
+            Err(_) => Coverage::default(),
+        }
+    }
+
+    fn skipped(&self, dir: &Path) -> bool {
+        self.skip.iter().any(|s| dir.starts_with(s))
+    }
+
+    /// Watches the directories below `dir` (which is watched), depth first. Once the
+    /// limit is reached, every directory still to be visited is a subtree left out.
+    fn add_below(&mut self, dir: &Path) -> Coverage {
+        let mut cov = Coverage::default();
+        let mut stack = subdirs(dir);
+        while let Some(d) = stack.pop() {
+            if self.skipped(&d) {
+                continue;
+            }
+            if cov.limit.is_some() {
+                cov.unwatched_dirs += count_dirs(&d);
+                cov.unwatched.push(d);
+                continue;
+            }
+            match self.watcher.watch(&d, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    cov.watched += 1;
+                    stack.extend(subdirs(&d));
+                }
+                Err(e) if is_limit(&e) => {
+                    cov.limit = Some(describe(&e));
+                    cov.unwatched_dirs += count_dirs(&d);
+                    cov.unwatched.push(d);
+                }
+                Err(_) => {}
+            }
+        }
+        cov
+    }
+}
+
+/// The subdirectories of `dir` (not symlinks to directories).
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    rd.filter_map(Result::ok).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
+}
+
+/// Directories in the subtree of `dir`, itself included.
+fn count_dirs(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        n += 1;
+        stack.extend(subdirs(&d));
+    }
+    n
 }
 
 /// An inotify limit (watches or instances) was reached.

@@ -1,4 +1,5 @@
-//! The polling strategy: a timer that asks for a rescan of SOURCE every interval. The
+//! The polling strategy: a timer that asks for a rescan of SOURCE (or of some of its
+//! subtrees, beside native events) every interval. The
 //! rescan itself is the mirror's parallel walk of SOURCE, compared with the snapshot it
 //! holds (DEST is not read), so a cycle costs one stat per SOURCE entry.
 
@@ -21,7 +22,9 @@ pub struct Poll {
 }
 
 impl Poll {
-    pub fn start(interval: Duration, tx: Sender<Signal>) -> Poll {
+    /// Asks for a rescan of `subtrees` (absolute paths; `None`: all of SOURCE) every
+    /// `interval`.
+    pub fn start(interval: Duration, tx: Sender<Signal>, subtrees: Option<Vec<std::path::PathBuf>>) -> Poll {
         let stop = Arc::new(AtomicBool::new(false));
         let ready = Arc::new(AtomicBool::new(true));
         let (s, r) = (stop.clone(), ready.clone());
@@ -40,7 +43,13 @@ impl Poll {
                     break;
                 }
                 r.store(false, Ordering::Relaxed);
-                send(&tx, Signal::All);
+                send(
+                    &tx,
+                    match &subtrees {
+                        None => Signal::All,
+                        Some(s) => Signal::Rescan(s.clone()),
+                    },
+                );
             }
         });
         if spawned.is_err() {

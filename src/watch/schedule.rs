@@ -9,7 +9,8 @@
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use super::{Running, Signal};
+use super::native::Tree;
+use super::Signal;
 use crate::config::{Config, WatchConfig};
 use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
@@ -78,14 +79,18 @@ pub fn watch(
 ) -> Result<Exit, Failure> {
     crate::sys::install_hangup_handler();
     // Start watching before the first sync, so nothing changed during it is missed.
-    let wanted = super::Wanted { force_poll: w.force_poll, interval: w.interval };
+    let wanted = super::Wanted {
+        force_poll: w.force_poll,
+        interval: w.interval,
+        one_file_system: cfg.one_file_system.is_some(),
+    };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
     rep.strategy(running.name(), &reason);
-    let polling = matches!(running, Running::Poll(_));
+    let polling = running.polls_everything();
     let started = Instant::now();
     let (mut mirror, first_retries) = Mirror::start(cfg, source, dest, rep)?;
     // DEST is watched from here on: what happened during the first sync was tandem's.
-    let _dest_watch = watch_dest(w, dest, rep, spare_tx.clone());
+    let mut dest_watch = watch_dest(w, dest, rep, spare_tx.clone());
     crate::sys::release_free_memory();
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed(), false);
@@ -115,15 +120,34 @@ pub fn watch(
         match rx.recv_timeout(wait) {
             Ok(sig) => {
                 let mut limit = None;
-                for sig in std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(DRAIN_MAX)) {
-                    if let Signal::LimitReached(msg) = &sig {
-                        limit.get_or_insert(msg.clone());
+                for sig in
+                    std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(DRAIN_MAX))
+                {
+                    match &sig {
+                        Signal::LimitReached(msg) => {
+                            limit.get_or_insert(msg.clone());
+                        }
+                        Signal::NewDirs(Tree::Source, dirs) => {
+                            if let Some(reason) = running.add_dirs(dirs) {
+                                rep.strategy(running.name(), &reason);
+                            }
+                        }
+                        Signal::NewDirs(Tree::Dest, dirs) => {
+                            if let Some(d) = dest_watch.as_mut() {
+                                // (What the limit leaves unwatched in DEST is repaired
+                                // by --verify-every.)
+                                for dir in dirs {
+                                    d.add_tree(dir);
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                     add_targets(cfg, rep, &mirror, sig, &mut pending);
                 }
-                if let (Some(msg), Running::Native(_)) = (limit, &running) {
-                    // Directories made from now on could not be watched: poll instead.
-                    running = super::fallback_to_poll(w.interval, spare_tx.clone());
+                if let (Some(msg), false) = (limit, running.polls_everything()) {
+                    // Directories could no longer be watched: poll instead.
+                    running.poll_everything();
                     debounce = Duration::ZERO;
                     rep.strategy(
                         running.name(),
@@ -158,8 +182,8 @@ pub fn watch(
             verify_due = true;
             next_verify = w.verify_every.map(|d| now + d);
         }
-        let due = verify_due
-            || first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
+        let due =
+            verify_due || first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
         if !due || crate::sys::stopping() {
             continue;
         }
@@ -230,8 +254,16 @@ fn watch_dest(
         ));
         return None;
     };
-    match super::native::Native::start(&path, tx, super::native::Tree::Dest) {
-        Ok(n) => Some(n),
+    match super::native::Native::start(&path, tx, Tree::Dest, Vec::new()) {
+        Ok((n, cov)) => {
+            if let Some(limit) = cov.limit {
+                rep.notice(&format!(
+                    "DEST is watched only in part ({limit}; {} directories not watched): changes others make there are repaired by --verify-every",
+                    cov.unwatched_dirs
+                ));
+            }
+            Some(n)
+        }
         Err(hint) => {
             rep.notice(&format!(
                 "cannot watch DEST for changes made by others ({hint}); they are repaired by --verify-every"
@@ -276,6 +308,12 @@ fn add_targets(cfg: &Config, rep: &Reporter, mirror: &Mirror<'_>, sig: Signal, p
             pending.push(Target::Verify(Vec::new()));
         }
         Signal::All => pending.push(Target::Deep(Vec::new())),
+        Signal::Rescan(paths) => {
+            for p in paths {
+                pending.push(Target::Deep(rel_of(&p).unwrap_or_default()));
+            }
+        }
+        Signal::NewDirs(..) => {}
         Signal::Error(msg) | Signal::LimitReached(msg) => {
             rep.notice(&format!("watcher: {msg}; rescanning"));
             pending.push(Target::Deep(Vec::new()));

@@ -4,9 +4,16 @@
 //! test crate; hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod converge;
+pub mod mounts;
 pub mod proc;
 
-#[allow(unused_imports)] // not every test crate drives a long-running child
+// Not every test crate drives a long-running child or mounts anything.
+#[allow(unused_imports)]
+pub use converge::*;
+#[allow(unused_imports)]
+pub use mounts::*;
+#[allow(unused_imports)]
 pub use proc::Proc;
 
 use std::collections::BTreeMap;
@@ -24,6 +31,30 @@ use filetime::FileTime;
 use tempfile::TempDir;
 
 /// Default timeout for one run of the binary.
+/// `line` without the local RFC 3339 timestamp (`2026-12-01T08:09:26.123+01:00 `)
+/// that watch mode puts in front of stderr lines that go to a file.
+pub fn strip_timestamp(line: &str) -> &str {
+    match timestamp_len(line) {
+        Some(n) => &line[n..],
+        None => line,
+    }
+}
+
+/// The length of a leading `YYYY-MM-DDTHH:MM:SS.mmm±HH:MM ` timestamp, if there is one.
+pub fn timestamp_len(line: &str) -> Option<usize> {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd.ddd+dd:dd ";
+    let b = line.as_bytes();
+    if b.len() < SHAPE.len() {
+        return None;
+    }
+    let fits = SHAPE.iter().zip(b).all(|(want, got)| match want {
+        b'd' => got.is_ascii_digit(),
+        b'+' => *got == b'+' || *got == b'-',
+        w => w == got,
+    });
+    fits.then_some(SHAPE.len())
+}
+
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A fixed, nanosecond-precise base time (2021-01-01T00:00:00Z + a bit).

@@ -23,7 +23,10 @@ pub struct Proc {
     program: String,
     pub args: Vec<OsString>,
     out: Arc<Mutex<Vec<String>>>,
+    /// stderr lines without the timestamp watch mode puts in front of them when
+    /// stderr is not a terminal (as here); `err_raw` keeps them as written.
     err: Arc<Mutex<Vec<String>>>,
+    err_raw: Arc<Mutex<Vec<String>>>,
     state: Mutex<State>,
 }
 
@@ -37,7 +40,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
+/// Collects lines into `into` (the timestamp prefix stripped) and, if given, `raw`.
+fn collect(
+    mut r: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<String>>>,
+    raw: Option<Arc<Mutex<Vec<String>>>>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut br = BufReader::new(&mut r);
         let mut buf = Vec::new();
@@ -47,7 +55,13 @@ fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> 
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
-                    lock(&into).push(line);
+                    match &raw {
+                        Some(raw) => {
+                            lock(&into).push(super::strip_timestamp(&line).to_string());
+                            lock(raw).push(line);
+                        }
+                        None => lock(&into).push(line),
+                    }
                 }
             }
         }
@@ -77,9 +91,10 @@ impl Proc {
             .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));
+        let err_raw = Arc::new(Mutex::new(Vec::new()));
         let readers = vec![
-            collect(child.stdout.take().unwrap(), out.clone()),
-            collect(child.stderr.take().unwrap(), err.clone()),
+            collect(child.stdout.take().unwrap(), out.clone(), None),
+            collect(child.stderr.take().unwrap(), err.clone(), Some(err_raw.clone())),
         ];
         Proc {
             pid: child.id() as i32,
@@ -87,6 +102,7 @@ impl Proc {
             args,
             out,
             err,
+            err_raw,
             state: Mutex::new(State { child: Some(child), status: None, readers }),
         }
     }
@@ -100,8 +116,14 @@ impl Proc {
         lock(&self.out).clone()
     }
 
+    /// The stderr lines so far, without watch mode's timestamps.
     pub fn stderr(&self) -> Vec<String> {
         lock(&self.err).clone()
+    }
+
+    /// The stderr lines so far, as written.
+    pub fn stderr_raw(&self) -> Vec<String> {
+        lock(&self.err_raw).clone()
     }
 
     /// Whether some stdout line satisfies `pred` (without copying the lines).
