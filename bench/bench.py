@@ -27,6 +27,8 @@ Named cases (not in the default run; see each case_* function):
   latency  LAT_FILES=1000 tree, LAT_SAMPLES=100 writes per watcher (tandem --debounce 0 / 50ms, lsyncd)
   memory   MEM_FILES=1000000 files of 0..MEM_MAX=16 bytes; MEM_POLL=10s, MEM_CYCLES=2, MEM_MODES=poll,native
   rename   RENAME_SIZE=1G file and a RENAME_DIR_FILES=10000 dir, RENAME_N=5 renames each per round
+  service  DEST watching on FILES files: first sync and a SERVICE_BURST=1000-file burst with and without
+           it; a SIGHUP verification vs a no-op run; SERVICE_TAMPER=20 files tampered with in DEST
   sshfs    SSHFS_FILES=20000 tree served by bench/netfs.sh; tandem --scan-threads 4..32, rsync
   walkers  bench/walkers on FILES (WALK_THREADS=max(4, CPUs)) and on sshfs (WALK_NET_THREADS=16,
            WALK_SSHFS=0 skips it)

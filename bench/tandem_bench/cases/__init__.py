@@ -9,6 +9,7 @@ from .latency import case_latency
 from .memory import case_memory
 from .poll import case_poll
 from .rename import case_rename
+from .service import case_service
 from .sshfs import case_sshfs
 from .walkers import case_walkers
 
@@ -34,6 +35,8 @@ CASES: Dict[str, Case] = {
     "memory": Case(case_memory, "RSS per tracked entry while watching MEM_FILES (1,000,000) files", batch=False),
     "rename": Case(case_rename, "a 1 GiB file and a 10,000-file dir renamed while watching (native, poll)",
                    batch=False),
+    "service": Case(case_service, "DEST watching: first sync and a burst with and without it; a full "
+                    "verification vs a no-op run; repair latency of a file tampered with in DEST", batch=False),
     "sshfs": Case(case_sshfs, "no-op run with SOURCE on sshfs: tandem (--scan-threads 4..32) vs rsync; "
                   "one poll cycle", batch=False),
     "walkers": Case(case_walkers, "directory walkers (bench/walkers: rayon, jwalk, ignore, dua-core) on "
