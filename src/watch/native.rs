@@ -86,7 +86,13 @@ impl Native {
                                     RenameMode::To | RenameMode::Both | RenameMode::Any
                                 ))
                         );
-                        if appeared {
+                        // (A rename from one of tandem's temporaries is a file being
+                        // put in place: no directory to watch, no stat needed.)
+                        let from_temp = ev.paths.len() == 2
+                            && ev.paths[0].file_name().is_some_and(|n| {
+                                crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
+                            });
+                        if appeared && !from_temp {
                             // (Both: [from, to]; the last path is where it is now.)
                             let dirs: Vec<PathBuf> = ev
                                 .paths

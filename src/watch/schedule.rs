@@ -7,6 +7,8 @@
 //! retried the same way, never the end of the session.
 
 use std::sync::mpsc::RecvTimeoutError;
+
+use rustc_hash::FxHashSet;
 use std::time::{Duration, Instant};
 
 use super::native::Tree;
@@ -107,6 +109,7 @@ pub fn watch(
     let mut verify_due = false;
     // Why cycles are paused (SOURCE's or DEST's root gone), if they are.
     let mut paused: Option<String> = None;
+    let mut dest_changed: FxHashSet<Vec<u8>> = FxHashSet::default();
     while !crate::sys::stopping() {
         let now = Instant::now();
         let wait = match first_at {
@@ -143,7 +146,14 @@ pub fn watch(
                         }
                         _ => {}
                     }
-                    add_targets(cfg, rep, &mirror, sig, &mut pending);
+                    add_targets(cfg, rep, &mirror, sig, &mut pending, &mut dest_changed);
+                }
+                // DEST paths that changed: a repair where they differ from what is held
+                // (tandem's own writes do not).
+                for rel in dest_changed.drain() {
+                    if let Some(t) = mirror.dest_drift(&rel) {
+                        pending.push(t);
+                    }
                 }
                 if let (Some(msg), false) = (limit, running.polls_everything()) {
                     // Directories could no longer be watched: poll instead.
@@ -289,17 +299,27 @@ fn idle_status(strategy: &str, rep: &Reporter) -> String {
 }
 
 /// Turns a strategy's signal into cycle targets.
-fn add_targets(cfg: &Config, rep: &Reporter, mirror: &Mirror<'_>, sig: Signal, pending: &mut Vec<Target>) {
+fn add_targets(
+    cfg: &Config,
+    rep: &Reporter,
+    mirror: &Mirror<'_>,
+    sig: Signal,
+    pending: &mut Vec<Target>,
+    dest_changed: &mut FxHashSet<Vec<u8>>,
+) {
     let rel_of = |p: &std::path::Path| -> Option<Vec<u8>> {
         let r = p.strip_prefix(&cfg.source).ok()?;
         Some(path_bytes(r).to_vec())
     };
     match sig {
         Signal::DestPaths(paths) => {
+            // Compared with what is held once the drain is over, each path once.
             for p in paths {
                 let Ok(r) = p.strip_prefix(&cfg.dest) else { continue };
-                if let Some(t) = mirror.dest_drift(path_bytes(r)) {
-                    pending.push(t);
+                let r = path_bytes(r);
+                // (tandem's own temporaries come and go: nothing to compare.)
+                if !crate::sys::is_temp_name(crate::relpath::split_last(r).1) {
+                    dest_changed.insert(r.to_vec());
                 }
             }
         }
