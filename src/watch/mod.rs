@@ -67,6 +67,18 @@ impl Running {
         }
     }
 
+    /// The strategy for the status line: `native`, `poll`, or `mixed (2 subtrees
+    /// polled)`.
+    pub fn describe(&self) -> String {
+        match self.name() {
+            "mixed" => format!(
+                "mixed: native events, {} polled",
+                crate::counts::count(self.polled.len() as u64, "subtree", "subtrees")
+            ),
+            name => name.to_string(),
+        }
+    }
+
     /// Nothing comes from native events: a poll tick already ends a quiet interval.
     pub fn polls_everything(&self) -> bool {
         self.native.is_none()

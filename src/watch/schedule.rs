@@ -34,6 +34,8 @@ const DRAIN_MAX: usize = 100_000;
 /// The first wait before a retry; each retry scheduled while one is pending doubles
 /// it, up to [`MAX_BACKOFF`]; a cycle without failures resets it.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest DEST's changes wait to be compared while SOURCE keeps changing.
+const DEST_SETTLE: Duration = Duration::from_secs(1);
 /// The longest wait between retries: an unmounted share is tried again every minute.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -96,7 +98,7 @@ pub fn watch(
     crate::sys::release_free_memory();
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed(), false);
-    rep.progress().status(&idle_status(running.name(), rep));
+    rep.progress().status(&idle_status(&running.describe(), rep));
     // Polling: a tick is already the end of a quiet interval.
     let mut debounce = if polling { Duration::ZERO } else { w.debounce };
     let max_wait = MIN_MAX_WAIT.max(w.debounce);
@@ -110,6 +112,7 @@ pub fn watch(
     // Why cycles are paused (SOURCE's or DEST's root gone), if they are.
     let mut paused: Option<String> = None;
     let mut dest_changed: FxHashSet<Vec<u8>> = FxHashSet::default();
+    let mut dest_since: Option<Instant> = None;
     while !crate::sys::stopping() {
         let now = Instant::now();
         let wait = match first_at {
@@ -120,6 +123,7 @@ pub fn watch(
             }
             None => TICK,
         };
+        let mut quiet = false;
         match rx.recv_timeout(wait) {
             Ok(sig) => {
                 let mut limit = None;
@@ -148,13 +152,6 @@ pub fn watch(
                     }
                     add_targets(cfg, rep, &mirror, sig, &mut pending, &mut dest_changed);
                 }
-                // DEST paths that changed: a repair where they differ from what is held
-                // (tandem's own writes do not).
-                for rel in dest_changed.drain() {
-                    if let Some(t) = mirror.dest_drift(&rel) {
-                        pending.push(t);
-                    }
-                }
                 if let (Some(msg), false) = (limit, running.polls_everything()) {
                     // Directories could no longer be watched: poll instead.
                     running.poll_everything();
@@ -174,12 +171,29 @@ pub fn watch(
                     first_at.get_or_insert(last_at);
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => quiet = true,
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(Failure::fatal("the watcher stopped unexpectedly"));
             }
         }
         let now = Instant::now();
+        // The DEST paths that changed are compared with what is held (tandem's own
+        // writes match; anything else queues a repair) once the loop is quiet, so that
+        // this stays off a burst's path, or after DEST_SETTLE at the latest.
+        if dest_changed.is_empty() {
+            dest_since = None;
+        } else if (quiet && pending.is_empty()) || dest_since.get_or_insert(now).elapsed() >= DEST_SETTLE {
+            for rel in dest_changed.drain() {
+                if let Some(t) = mirror.dest_drift(&rel) {
+                    pending.push(t);
+                }
+            }
+            dest_since = None;
+            if !pending.is_empty() {
+                last_at = now;
+                first_at.get_or_insert(now);
+            }
+        }
         if let Some(mut due) = retries.due(now) {
             pending.append(&mut due);
             first_at.get_or_insert(now);
@@ -239,7 +253,7 @@ pub fn watch(
         rep.cycle(cycle_no, t0.elapsed(), verify);
         running.cycle_done();
         crate::sys::release_free_memory();
-        rep.progress().status(&idle_status(running.name(), rep));
+        rep.progress().status(&idle_status(&running.describe(), rep));
     }
     drop(running);
     rep.set_watched(mirror.entries(), cycle_no + 1);
