@@ -104,21 +104,4 @@ impl Guards {
         let dest_entries = dst.iter().map(Entry::count).sum();
         self.empty_source(source, dest, true, dest_holds, dest_entries)
     }
-
-    /// Both guards, for a two-sided plan of the whole tree (see
-    /// [`Guards::empty_source_plan`]) that deletes `deletes` entries.
-    #[allow(clippy::too_many_arguments)]
-    pub fn check_plan(
-        &self,
-        rules: &Rules,
-        source: &Path,
-        dest: &str,
-        src: &[Entry],
-        rule_files: &RuleMap,
-        dst: &[Entry],
-        deletes: u64,
-    ) -> Result<(), Refusal> {
-        self.empty_source_plan(rules, source, dest, src, rule_files, dst)?;
-        self.deletions(deletes)
-    }
 }

@@ -112,15 +112,8 @@ pub fn sync_once(cfg: &Config, source: &LocalTree, dest: &dyn Dest, rep: &Report
     rep.set_planned(t.copies + t.mkdirs + t.symlinks + t.metas + plan.conflicts.len() as u64);
     let dst_entries = dst.as_ref().map_or(&[][..], |d| &d.entries[..]);
     cfg.guards
-        .check_plan(
-            &cfg.rules,
-            &cfg.source,
-            &dest.shown(),
-            &src.entries,
-            &src.rule_files,
-            dst_entries,
-            t.deletes,
-        )
+        .empty_source_plan(&cfg.rules, &cfg.source, &dest.shown(), &src.entries, &src.rule_files, dst_entries)
+        .and_then(|()| cfg.guards.deletions(t.deletes))
         .map_err(refuse)?;
     drop((src, dst));
     report_plan_notes(rep, &plan);

@@ -390,6 +390,17 @@ fn timestamps_on_a_log_and_in_json() {
     }
 }
 
+/// `tree` with a bindfs mount at `share/` (of `lower/`, holding `under.txt`).
+fn tree_with_share(sb: &Sandbox) -> (Tree, Tree, BindMount) {
+    let t = tree(sb);
+    let lower = Tree::create(sb.join("lower"));
+    lower.file("under.txt", "under\n");
+    let mnt = t.root.join("share");
+    fs::create_dir(&mnt).unwrap();
+    let m = BindMount::mount(&lower.root, &mnt);
+    (t, lower, m)
+}
+
 #[test]
 fn bindfs_mount_inside_source_is_polled_and_the_rest_watched() {
     let _g = shared();
@@ -398,12 +409,7 @@ fn bindfs_mount_inside_source_is_polled_and_the_rest_watched() {
         return skip(test, why);
     }
     let sb = Sandbox::new();
-    let t = tree(&sb);
-    let lower = Tree::create(sb.join("lower"));
-    lower.file("under.txt", "under\n");
-    let mnt = t.root.join("share");
-    fs::create_dir(&mnt).unwrap();
-    let _m = BindMount::mount(&lower.root, &mnt);
+    let (t, lower, _m) = tree_with_share(&sb);
     let dst = sb.dst();
     let w = start(&["--watch", "--debounce", "0"], &t.root, &dst);
     let strat = events_named(&w.events(), "strategy").first().map(|s| (*s).clone()).unwrap_or_default();
@@ -424,12 +430,7 @@ fn one_file_system_leaves_mount_points_empty() {
         return skip(test, why);
     }
     let sb = Sandbox::new();
-    let t = tree(&sb);
-    let lower = Tree::create(sb.join("lower"));
-    lower.file("under.txt", "under\n");
-    let mnt = t.root.join("share");
-    fs::create_dir(&mnt).unwrap();
-    let _m = BindMount::mount(&lower.root, &mnt);
+    let (t, _lower, _m) = tree_with_share(&sb);
     let dst = sb.dst();
     run(["-x".as_ref(), t.root.as_os_str(), dst.as_os_str()]).ok();
     assert!(dst.join("share").is_dir(), "the mount point is not mirrored");

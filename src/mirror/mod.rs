@@ -39,7 +39,7 @@ use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
 use crate::lock::{into_inner, lock};
 use crate::outcome::{Failures, Outcome};
-use crate::plan::{self, ChangeKind, DirPlan, Level, PlanOptions};
+use crate::plan::{self, ChangeKind, DirPlan, Level, Plan, PlanOptions};
 use crate::relpath::{is_within, join, minimal, parent, rel_path, shown, split_last};
 use crate::report::{Reporter, Side, SideSink};
 use crate::snapshot::{Entry, Kind, Scanner, Snapshot};
@@ -329,14 +329,7 @@ impl<'c> Mirror<'c> {
         );
         drop(dst_entries);
         held::put(&mut self.held, &rel, src_meta, src_entries);
-        sync::report_plan_notes(rep, &p);
-        for (path, _) in &p.conflicts {
-            failures.failed(path);
-        }
-        if !p.root.is_empty() {
-            rep.progress().start_copy(p.totals.copies, p.totals.copy_bytes);
-            self.apply(&p.root, &rel, rep, failures);
-        }
+        self.apply_plan(&p, &rel, rep, failures);
         Ok(())
     }
 
@@ -575,13 +568,20 @@ impl<'c> Mirror<'c> {
             std::slice::from_mut(&mut p.root),
             &[rel.clone()],
         );
-        sync::report_plan_notes(rep, &p);
+        self.apply_plan(&p, &rel, rep, failures);
+    }
+
+    /// Applies a two-sided plan of directory `rel` (a verification or a repair): its
+    /// protected entries and conflicts reported (conflicts count as failures), then
+    /// its changes.
+    fn apply_plan(&mut self, p: &Plan, rel: &[u8], rep: &Reporter, failures: &Failures) {
+        sync::report_plan_notes(rep, p);
         for (path, _) in &p.conflicts {
             failures.failed(path);
         }
         if !p.root.is_empty() {
             rep.progress().start_copy(p.totals.copies, p.totals.copy_bytes);
-            self.apply(&p.root, &rel, rep, failures);
+            self.apply(&p.root, rel, rep, failures);
         }
     }
 
