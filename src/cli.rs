@@ -32,11 +32,12 @@ Watch mode exits 0 when stopped by SIGINT/SIGTERM, 4 when a change trips --max-d
     after_long_help = EXIT_CODES_HELP
 )]
 pub struct Args {
-    /// The directory to mirror.
+    /// The directory to mirror: a local path, `[user@]host:path` or
+    /// `sftp://[user@]host[:port]/path`.
     #[arg(value_name = "SOURCE", required_unless_present_any = ["completions", "man"])]
     pub source: Option<PathBuf>,
 
-    /// The mirror; created if missing.
+    /// The mirror, local or remote as SOURCE; created if missing.
     #[arg(value_name = "DEST", required_unless_present_any = ["completions", "man"])]
     pub dest: Option<PathBuf>,
 
@@ -124,6 +125,13 @@ pub struct Args {
     /// Print the manual page (roff) and exit.
     #[arg(long, exclusive = true, help_heading = "Output")]
     pub man: bool,
+
+    /// The remote shell for a remote SOURCE or DEST (`[user@]host:path`,
+    /// `sftp://[user@]host[:port]/path`), as rsync's: `-e 'ssh -p 2222 -i KEY'`
+    /// [default: ssh]. Its SFTP subsystem does the work; without a terminal on stdin,
+    /// ssh runs with BatchMode=yes (no password prompt).
+    #[arg(short = 'e', long = "rsh", value_name = "COMMAND", help_heading = "Remote")]
+    pub rsh: Option<String>,
 
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
     /// higher; 16 when SOURCE is on a network or FUSE file system, to overlap round
