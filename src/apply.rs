@@ -54,9 +54,9 @@ pub struct ApplyOptions {
 struct Applier<'a> {
     rep: &'a Reporter,
     source: &'a dyn Source,
-    /// DEST's file system follows a symlink when asked to change its owner (FUSE:
-    /// sshfs turns it into SFTP's SETSTAT, which follows links): symlinks keep the
-    /// owner they were created with.
+    /// DEST is on FUSE, whose server may apply a symlink's owner and mtime to its
+    /// target (sshfs turns them into SFTP's SETSTAT, which follows links): symlinks
+    /// keep the owner and mtime they were created with.
     links_follow: bool,
     /// Mirror owner and group (root only).
     owner: bool,
@@ -83,9 +83,9 @@ pub fn apply_at(
         Some(None) => Src::Missing,
         None => Src::Remote,
     };
-    let links_follow = opts.owner && sys::setattr_follows_links(dst.as_fd());
+    let links_follow = sys::setattr_follows_links(dst.as_fd());
     if links_follow {
-        rep.debug("DEST is on a FUSE file system, which follows symlinks when their owner is set: symlinks keep the owner they are created with");
+        rep.debug("DEST is on a FUSE file system, whose server may apply a symlink's owner and mtime to its target (sshfs does): symlinks keep the owner and mtime they are created with");
     }
     let a = Applier {
         rep,
@@ -118,9 +118,12 @@ impl Applier<'_> {
         Attrs { meta, owner: self.owner }
     }
 
-    /// A symlink's attributes: its owner only where setting it does not follow it.
-    fn link_attrs<'m>(&self, meta: &'m Meta) -> Attrs<'m> {
-        Attrs { meta, owner: self.owner && !self.links_follow }
+    /// Sets a symlink's own owner and mtime, except where that could reach its target.
+    fn set_link_attrs(&self, dir: BorrowedFd<'_>, name: &[u8], meta: &Meta) -> io::Result<()> {
+        if self.links_follow {
+            return Ok(());
+        }
+        sys::set_link_attrs_at(dir, name, self.attrs(meta))
     }
 
     fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
@@ -214,7 +217,7 @@ impl Applier<'_> {
             },
             Op::Meta { name, symlink, meta } => {
                 let r = if *symlink {
-                    sys::set_link_attrs_at(dst, name, self.link_attrs(meta))
+                    self.set_link_attrs(dst, name, meta)
                 } else {
                     sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
                 };
@@ -370,7 +373,7 @@ impl Applier<'_> {
             }
             let temp = TempGuard { dir: dst, name: Some(tmp) };
             if let Some(t) = &temp.name {
-                sys::set_link_attrs_at(dst, t, self.link_attrs(meta))?;
+                self.set_link_attrs(dst, t, meta)?;
             }
             return temp.commit(name);
         }

@@ -102,7 +102,9 @@ impl Config {
             }
         };
         let local_pair = remote_source.is_none() && remote_dest.is_none();
-        let no_link_attrs = remote_dest.is_some();
+        // SFTP cannot set a symlink's own attributes, and a FUSE server (sshfs) may
+        // apply them to its target: symlinks are compared by target there.
+        let no_link_attrs = remote_dest.is_some() || dest_fs(&dest).is_some_and(|n| n.starts_with("fuse"));
         if local_pair && source == dest {
             return Err(Failure::usage(format!(
                 "SOURCE and DEST are the same directory ({})",
@@ -194,14 +196,19 @@ fn build_rules(args: &Args) -> Result<Rules, Failure> {
     Ok(Rules { cli, delete_excluded: args.delete_excluded })
 }
 
-/// DEST's file system keeps coarser timestamps than nanoseconds: the precision, in
-/// nanoseconds. Read from the mount holding DEST (or its nearest existing parent).
-fn dest_grain(dest: &Path) -> Option<i128> {
+/// The type of the file system holding DEST (or its nearest existing parent).
+fn dest_fs(dest: &Path) -> Option<String> {
     let mut p = dest;
     while !p.exists() {
         p = p.parent()?;
     }
-    let name = crate::watch::fstype::of(p).name;
+    Some(crate::watch::fstype::of(p).name)
+}
+
+/// DEST's file system keeps coarser timestamps than nanoseconds: the precision, in
+/// nanoseconds. Read from the mount holding DEST (or its nearest existing parent).
+fn dest_grain(dest: &Path) -> Option<i128> {
+    let name = dest_fs(dest)?;
     match name.as_str() {
         "vfat" | "msdos" | "fat" | "umsdos" => Some(2_000_000_000),
         "exfat" => Some(10_000_000),

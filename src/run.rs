@@ -120,7 +120,7 @@ impl Sides {
         let mut cfg = cfg.clone();
         let dest = self.dest();
         if let Side::Remote(t) = &self.dest {
-            cfg.plan.owner = cfg.plan.owner && t.remote_root();
+            cfg.plan.owner = cfg.plan.owner && t.remote_is_root();
         }
         if let Some(g) = dest.mtime_grain_ns() {
             cfg.plan.dest_grain_ns = Some(g);

@@ -303,8 +303,8 @@ pub fn set_link_attrs_at(dir: BorrowedFd<'_>, name: &[u8], attrs: Attrs<'_>) -> 
 }
 
 /// True when directory `dir` is on a FUSE file system: there, changing a symlink's
-/// owner can reach a server that follows the link (sshfs sends SFTP's SETSTAT, which
-/// does), changing or failing on its target instead.
+/// owner or mtime can reach a server that follows the link (sshfs sends SFTP's
+/// SETSTAT, which does), changing or failing on its target instead.
 pub fn setattr_follows_links(dir: BorrowedFd<'_>) -> bool {
     /// `FUSE_SUPER_MAGIC` (linux/magic.h).
     const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;

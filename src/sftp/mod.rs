@@ -72,9 +72,8 @@ pub struct SftpTree {
     root: Vec<u8>,
     ssh_stderr: Arc<Mutex<Vec<u8>>>,
     lost: AtomicBool,
-    /// The remote user is root (its home directory belongs to uid 0): owners can be
-    /// mirrored there.
-    remote_root: bool,
+    /// What the client said when the connection was found lost.
+    lost_cause: Mutex<Option<String>>,
     posix_rename: bool,
     list_slots: Semaphore,
     op_slots: Semaphore,
@@ -189,7 +188,7 @@ impl SftpTree {
         let (sftp, child) = started?;
         let posix_rename = sftp.support_posix_rename();
         let root = if remote.path.is_empty() { b".".to_vec() } else { remote.path.clone() };
-        let mut tree = SftpTree {
+        let tree = SftpTree {
             sftp,
             child: Mutex::new(Some(child)),
             rt,
@@ -197,13 +196,11 @@ impl SftpTree {
             root,
             ssh_stderr,
             lost: AtomicBool::new(false),
-            remote_root: false,
+            lost_cause: Mutex::new(None),
             posix_rename,
             list_slots: Semaphore::new(LIST_SLOTS),
             op_slots: Semaphore::new(OP_SLOTS),
         };
-        let home = tree.block(async { tree.sftp.fs().symlink_metadata(".").await });
-        tree.remote_root = home.ok().and_then(|m| m.uid()) == Some(0);
         Ok(tree)
     }
 
@@ -212,9 +209,18 @@ impl SftpTree {
         self.remote.shown.clone()
     }
 
-    /// The remote user is root.
-    pub fn remote_root(&self) -> bool {
-        self.remote_root
+    /// The remote user is root, so owners can be mirrored there. SFTP does not say
+    /// who one is: on Linux, `/proc/self` (the SFTP server's own process directory)
+    /// belongs to it; elsewhere the owner of the home directory tells.
+    pub fn remote_is_root(&self) -> bool {
+        self.block(async {
+            let fs = || self.sftp.fs();
+            let uid = match fs().metadata("/proc/self").await {
+                Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => m.uid(),
+                _ => fs().symlink_metadata(".").await.ok().and_then(|m| m.uid()),
+            };
+            uid == Some(0)
+        })
     }
 
     /// The connection was lost (ssh ended): nothing more can be done.
@@ -251,7 +257,11 @@ impl SftpTree {
             .rev()
             .find(|l| !l.trim().is_empty())
             .map(str::to_string);
-        let said = said.map(|s| format!(" (ssh: {})", s.trim())).unwrap_or_default();
+        let said = match (said, lock(&self.lost_cause).as_deref()) {
+            (Some(s), _) => format!(" (ssh: {})", s.trim()),
+            (None, Some(cause)) => format!(" ({cause})"),
+            (None, None) => String::new(),
+        };
         io::Error::new(
             io::ErrorKind::ConnectionAborted,
             format!(
@@ -267,7 +277,7 @@ impl SftpTree {
         use openssh_sftp_client::error::SftpErrorKind as K;
         match e {
             Error::SftpError(kind, msg) => {
-                let text = msg.to_string();
+                let text = msg.get().0.to_string();
                 let (ek, default) = match kind {
                     K::NoSuchFile => return io::Error::from_raw_os_error(libc::ENOENT),
                     K::PermDenied => return io::Error::from_raw_os_error(libc::EACCES),
@@ -285,7 +295,8 @@ impl SftpTree {
             {
                 e
             }
-            _ => {
+            other => {
+                lock(&self.lost_cause).get_or_insert_with(|| other.to_string());
                 self.lost.store(true, Ordering::Relaxed);
                 self.lost_error()
             }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proc;
+pub mod sshd;
 
 #[allow(unused_imports)] // not every test crate drives a long-running child
 pub use proc::Proc;
