@@ -28,6 +28,9 @@ Named cases (not in the default run; see each case_* function):
   memory   MEM_FILES=1000000 files of 0..MEM_MAX=16 bytes; MEM_POLL=10s, MEM_CYCLES=2, MEM_MODES=poll,native
   rename   RENAME_SIZE=1G file and a RENAME_DIR_FILES=10000 dir, RENAME_N=5 renames each per round
   sshfs    SSHFS_FILES=20000 tree served by bench/netfs.sh; tandem --scan-threads 4..32, rsync
+  sftp     SFTP_FILES=20000 tree to a remote DEST over bench/netfs.sh's sshd (`netfs.sh serve`):
+           first mirror, no-op, one change; tandem vs rsync -a --delete -e ssh, rclone sync (sftp);
+           SFTP_RCLONE_FIRST=1 also times rclone's first mirror (about 1,100 s at 20,000 files)
   walkers  bench/walkers on FILES (WALK_THREADS=max(4, CPUs)) and on sshfs (WALK_NET_THREADS=16,
            WALK_SSHFS=0 skips it)
 
