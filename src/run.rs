@@ -37,8 +37,12 @@ pub fn run(cfg: &Config) -> Exit {
     };
     crate::sys::install_stop_handlers();
     let rep = Reporter::new(cfg.output, &cfg.source.display().to_string(), &cfg.dest.display().to_string());
+    let t = std::time::Instant::now();
     let result = match Sides::open(cfg) {
         Ok(sides) => {
+            if cfg.remote_source.is_some() || cfg.remote_dest.is_some() {
+                rep.debug(&format!("connected in {:.3}s", t.elapsed().as_secs_f64()));
+            }
             let cfg = &sides.adjust(cfg);
             let (source, dest) = (sides.source(), sides.dest());
             pool.install(|| match (&cfg.watch, source.local()) {

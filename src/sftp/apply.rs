@@ -94,14 +94,17 @@ async fn rename_async(tree: &SftpTree, from: &[u8], to: &[u8]) -> io::Result<()>
     }
 }
 
-/// Sets owner (first: it clears set-id bits), then mode and mtime, on `rel`.
+/// Sets owner, mode and mtime on `rel`: in one request, or the owner first where
+/// set-id bits are to be kept (the server applies the owner last, and a chown clears
+/// them).
 async fn set_attrs(tree: &SftpTree, rel: &[u8], meta: &Meta, owner: bool) -> io::Result<()> {
     let path = tree.path(rel);
-    if owner {
+    let set_id = meta.mode & 0o6000 != 0;
+    if owner && set_id {
         let ids = MetaDataBuilder::new().id((meta.uid, meta.gid)).create();
         tree.sftp.fs().set_metadata(&path, ids).await.map_err(|e| tree.err(e))?;
     }
-    tree.sftp.fs().set_metadata(&path, attrs_of(meta, false)?).await.map_err(|e| tree.err(e))
+    tree.sftp.fs().set_metadata(&path, attrs_of(meta, owner && !set_id)?).await.map_err(|e| tree.err(e))
 }
 
 impl Applier<'_> {
@@ -375,7 +378,7 @@ impl Applier<'_> {
         tmp: &[u8],
     ) -> Result<Option<u64>, (Side, io::Error)> {
         let tree = self.tree;
-        let n = match write_data(tree, &file, src).await {
+        let n = match write_data(tree, &file, src, meta.size).await {
             Ok(n) => n,
             Err((Side::Dest, e)) => return Err((Side::Dest, tree.explain_write(e, tmp).await)),
             Err(e) => return Err(e),
@@ -384,12 +387,16 @@ impl Applier<'_> {
             return Ok(None);
         }
         let dest = |e| (Side::Dest, tree.err(e));
-        if self.owner {
+        // The server sets the owner after the mode, and a chown clears set-id bits:
+        // with those bits, the owner goes first, on its own.
+        let set_id = meta.mode & 0o6000 != 0;
+        if self.owner && set_id {
             file.set_metadata(MetaDataBuilder::new().id((meta.uid, meta.gid)).create())
                 .await
                 .map_err(dest)?;
         }
-        file.set_metadata(attrs_of(meta, false).map_err(|e| (Side::Source, e))?).await.map_err(dest)?;
+        let attrs = attrs_of(meta, self.owner && !set_id).map_err(|e| (Side::Source, e))?;
+        file.set_metadata(attrs).await.map_err(dest)?;
         match file.close().await {
             Ok(()) => Ok(Some(n)),
             Err(e) => Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await)),
@@ -398,8 +405,12 @@ impl Applier<'_> {
 }
 
 /// Streams `src` into `file` in pipelined writes; returns the bytes written.
-async fn write_data(tree: &SftpTree, file: &File, src: &mut dyn Read) -> Result<u64, (Side, io::Error)> {
-    let chunk = CHUNK;
+async fn write_data(
+    tree: &SftpTree,
+    file: &File,
+    src: &mut dyn Read,
+    size: u64,
+) -> Result<u64, (Side, io::Error)> {
     let mut inflight = FuturesUnordered::new();
     let mut off = 0u64;
     let mut eof = false;
@@ -412,6 +423,9 @@ async fn write_data(tree: &SftpTree, file: &File, src: &mut dyn Read) -> Result<
                     io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal; not copied"),
                 ));
             }
+            // As much as is left of the expected size (and a byte more, to see a file
+            // that grew), at most one request's worth.
+            let chunk = (size.saturating_sub(off) as usize).saturating_add(1).min(CHUNK);
             let mut buf = vec![0u8; chunk];
             let mut n = 0;
             while n < chunk {
@@ -434,7 +448,7 @@ async fn write_data(tree: &SftpTree, file: &File, src: &mut dyn Read) -> Result<
             off += n as u64;
             inflight.push(async move {
                 f.seek(io::SeekFrom::Start(at)).await.map_err(openssh_sftp_client::Error::from)?;
-                f.write_all(&buf).await.map(|()| n)
+                f.write_all_zero_copy(&mut [bytes::Bytes::from(buf)]).await.map(|()| n)
             });
         }
         match inflight.next().await {
