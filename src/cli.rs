@@ -134,8 +134,8 @@ pub struct Args {
     pub rsh: Option<String>,
 
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
-    /// higher; 16 when SOURCE is on a network or FUSE file system, to overlap round
-    /// trips].
+    /// higher; 16 when SOURCE is on a network or FUSE file system or DEST is remote,
+    /// 64 when SOURCE is remote, to overlap round trips].
     #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
     pub scan_threads: Option<u16>,
 }

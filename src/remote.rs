@@ -68,7 +68,11 @@ impl Location {
             ));
         }
         let (user, host) = split_user(&bytes[..colon], &shown)?;
-        Ok(Location::Remote(Remote { user, host, port: None, path: bytes[colon + 1..].to_vec(), shown }))
+        // `host:~/x` (a remote shell would expand it): below the home directory, where
+        // relative paths already are.
+        let path = &bytes[colon + 1..];
+        let path = if path == b"~" { &b""[..] } else { path.strip_prefix(b"~/").unwrap_or(path) };
+        Ok(Location::Remote(Remote { user, host, port: None, path: path.to_vec(), shown }))
     }
 }
 
@@ -294,6 +298,8 @@ mod tests {
         let r = remote("host:/abs/p");
         assert_eq!((r.user, r.host.as_str(), &r.path[..]), (None, "host", &b"/abs/p"[..]));
         assert_eq!(remote("host:").path, b"");
+        assert_eq!(remote("host:~/x").path, b"x");
+        assert_eq!(remote("host:~").path, b"");
         assert_eq!(remote("h:a/b:c").path, b"a/b:c");
         for local in ["./a:b", "/a:b", "a/b:c", "plain", "dir/"] {
             assert!(matches!(parse(local), Ok(Location::Local(_))), "{local}");

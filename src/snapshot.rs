@@ -493,12 +493,18 @@ pub fn digest_pairs(
     source: &(dyn Fn(&[u8]) -> io::Result<Digest> + Sync),
     dest: &(dyn Fn(&[u8]) -> io::Result<Digest> + Sync),
 ) {
+    let mut pairs: Vec<(&mut Entry, &mut Entry)> = Vec::new();
     let mut di = dst.iter_mut().peekable();
     for s in src.iter_mut() {
         while di.peek().is_some_and(|d| d.name < s.name) {
             di.next();
         }
-        let Some(d) = di.next_if(|d| d.name == s.name) else { continue };
+        if let Some(d) = di.next_if(|d| d.name == s.name) {
+            pairs.push((s, d));
+        }
+    }
+    // In parallel: over SFTP each digest is a few round trips.
+    pairs.into_par_iter().for_each(|(s, d)| {
         let path = join(rel, &s.name);
         match (&mut s.kind, &mut d.kind) {
             (Kind::File(sd), Kind::File(dd)) if s.meta.size == d.meta.size => {
@@ -513,7 +519,7 @@ pub fn digest_pairs(
             (Kind::Dir(sc), Kind::Dir(dc)) => digest_pairs(sc, dc, &path, sink, source, dest),
             _ => {}
         }
-    }
+    });
 }
 
 fn hash_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Digest> {

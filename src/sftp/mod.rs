@@ -473,8 +473,11 @@ impl RemoteFile<'_> {
         use futures_util::stream::{FuturesOrdered, StreamExt};
         use tokio::io::AsyncSeekExt;
         let chunk = CHUNK as u64;
+        // As many reads as the file's size calls for (one more, to see it grow).
+        let left = self.meta.size.saturating_sub(self.offset);
+        let wanted = (left / chunk + 1).min(CHUNKS_IN_FLIGHT as u64);
         let mut reads = FuturesOrdered::new();
-        for i in 0..CHUNKS_IN_FLIGHT as u64 {
+        for i in 0..wanted {
             let mut f = self.file.clone();
             let off = self.offset + i * chunk;
             reads.push_back(async move {
@@ -498,7 +501,9 @@ impl RemoteFile<'_> {
             }
         }
         self.offset += self.buf.len() as u64;
-        self.eof = self.buf.is_empty();
+        // A short answer at the size the file had when opened is its end (had it grown,
+        // `unchanged` says so and the copy is done again): no request just to hear EOF.
+        self.eof = self.buf.is_empty() || (short && self.offset >= self.meta.size);
         Ok(())
     }
 }
@@ -552,18 +557,21 @@ impl Source for SftpTree {
 
     fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         let opened = self.block(async {
-            // Never through a symlink: the entry itself must be a regular file.
-            match self.lstat(rel).await? {
-                Some(m) if m.file_type().is_some_and(|t| t.is_file()) => {}
+            // Never through a symlink: the entry itself must be a regular file. SFTP's
+            // OPEN follows links, so the entry is looked at (LSTAT) in the same breath,
+            // and the handle dropped when it is not a regular file.
+            let path = self.path(rel);
+            let (st, file) = futures_util::join!(self.lstat(rel), self.sftp.open(&path));
+            let md = match st? {
+                Some(m) if m.file_type().is_some_and(|t| t.is_file()) => m,
                 Some(_) => {
                     return Err(io::Error::other(
                         "entry changed type during the sync (no longer a regular file)",
                     ))
                 }
                 None => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
-            }
-            let mut file = self.sftp.open(self.path(rel)).await.map_err(|e| self.err(e))?;
-            let md = file.metadata().await.map_err(|e| self.err(e))?;
+            };
+            let file = file.map_err(|e| self.err(e))?;
             Ok((file, meta_of(&md)))
         })?;
         let (file, meta) = opened;
