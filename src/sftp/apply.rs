@@ -378,6 +378,9 @@ impl Applier<'_> {
         tmp: &[u8],
     ) -> Result<Option<u64>, (Side, io::Error)> {
         let tree = self.tree;
+        if meta.size <= SMALL {
+            return self.fill_small(file, src, meta, tmp).await;
+        }
         let n = match write_data(tree, &file, src, meta.size).await {
             Ok(n) => n,
             Err((Side::Dest, e)) => return Err((Side::Dest, tree.explain_write(e, tmp).await)),
@@ -399,6 +402,77 @@ impl Applier<'_> {
         file.set_metadata(attrs).await.map_err(dest)?;
         match file.close().await {
             Ok(()) => Ok(Some(n)),
+            Err(e) => Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await)),
+        }
+    }
+}
+
+/// Files up to this size go out in one WRITE whatever the server's limits (SFTP
+/// clients without `limits@openssh.com` assume 32 KiB), so that the FSETSTAT sent
+/// right behind it is taken after all of the data.
+const SMALL: u64 = 32 << 10;
+
+impl Applier<'_> {
+    /// [`Applier::fill`] for a file that fits one WRITE: read whole first (and checked
+    /// unchanged), then its WRITE and FSETSTAT go out together (the server takes them
+    /// in order: the mtime is set after the data), then CLOSE. One round trip less
+    /// per file; a failed WRITE still fails the copy before any rename.
+    async fn fill_small(
+        &self,
+        file: File,
+        src: &mut dyn crate::source::SourceFile,
+        meta: &Meta,
+        tmp: &[u8],
+    ) -> Result<Option<u64>, (Side, io::Error)> {
+        let tree = self.tree;
+        let mut buf = vec![0u8; meta.size as usize + 1];
+        let mut n = 0;
+        while n < buf.len() {
+            if sys::stopping() {
+                return Err((
+                    Side::Source,
+                    io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal; not copied"),
+                ));
+            }
+            match src.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !sys::stopping() => continue,
+                Err(e) => return Err((Side::Source, e)),
+            }
+        }
+        if n as u64 != meta.size || !src.unchanged().map_err(|e| (Side::Source, e))? {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        let set_id = meta.mode & 0o6000 != 0;
+        let ids = (self.owner && set_id).then(|| MetaDataBuilder::new().id((meta.uid, meta.gid)).create());
+        let attrs = attrs_of(meta, self.owner && !set_id).map_err(|e| (Side::Source, e))?;
+        let (mut w, mut i, mut a) = (file.clone(), file.clone(), file.clone());
+        let data = bytes::Bytes::from(buf);
+        let (wrote, owned, set) = futures_util::join!(
+            async {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                w.write_all_zero_copy(&mut [data]).await
+            },
+            async {
+                match ids {
+                    Some(ids) => i.set_metadata(ids).await,
+                    None => Ok(()),
+                }
+            },
+            a.set_metadata(attrs),
+        );
+        drop((w, i, a));
+        if let Err(e) = wrote {
+            return Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await));
+        }
+        owned.and(set).map_err(|e| (Side::Dest, tree.err(e)))?;
+        sys::count_copied(n as u64);
+        match file.close().await {
+            Ok(()) => Ok(Some(n as u64)),
             Err(e) => Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await)),
         }
     }
