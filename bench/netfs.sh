@@ -5,6 +5,8 @@
 #   bench/netfs.sh up EXPORT MOUNTPOINT    serve EXPORT (a local directory) and mount it at MOUNTPOINT
 #   bench/netfs.sh down MOUNTPOINT         unmount it; the sshd stops when its last mount is gone
 #   bench/netfs.sh stop                    unmount everything this helper mounted and stop the sshd
+#   bench/netfs.sh serve                   only the sshd (for the sftp benchmark): prints
+#                                          "PORT STATE"; keys and known_hosts are in STATE
 #
 # What `up` brings up:
 # - an sshd (OpenSSH's, started as `sshd -f STATE/sshd_config`) on 127.0.0.1:NETFS_PORT (2222),
@@ -133,5 +135,12 @@ stop)
   rm -f "$STATE/mounts"
   stop_sshd
   ;;
-*) sed -n '2,7p' "$0" >&2; exit 2 ;;
+serve)
+  [ "$(id -u)" = 0 ] || die "needs root"
+  install_missing
+  mkdir -p "$STATE"; chmod 700 "$STATE"
+  sshd_running || start_sshd
+  echo "$PORT $STATE"
+  ;;
+*) sed -n '2,9p' "$0" >&2; exit 2 ;;
 esac

@@ -23,11 +23,23 @@ use crate::outcome::{Failures, Outcome};
 use crate::plan::{ChangeKind, DirPlan, Op};
 use crate::relpath::{join, split_last};
 use crate::report::{Reporter, Side};
+use crate::source::Source;
 use crate::sys::{self, Attrs, Meta, RawKind};
 use crate::tree::LocalTree;
 
 /// How often a file that keeps changing during its copy is tried.
 pub const COPY_ATTEMPTS: usize = 3;
+
+/// A SOURCE directory as the applier reaches it.
+#[derive(Clone, Copy)]
+enum Src<'f> {
+    /// Open on this machine.
+    Fd(BorrowedFd<'f>),
+    /// On another host: files are read by path through the [`Source`].
+    Remote,
+    /// Could not be opened: its copies fail one by one; deletions still run.
+    Missing,
+}
 
 /// How to apply.
 #[derive(Clone, Copy, Debug)]
@@ -41,6 +53,11 @@ pub struct ApplyOptions {
 
 struct Applier<'a> {
     rep: &'a Reporter,
+    source: &'a dyn Source,
+    /// DEST is on FUSE, whose server may apply a symlink's owner and mtime to its
+    /// target (sshfs turns them into SFTP's SETSTAT, which follows links): symlinks
+    /// keep the owner and mtime they were created with.
+    links_follow: bool,
     /// Mirror owner and group (root only).
     owner: bool,
     vanished_ok: bool,
@@ -54,15 +71,31 @@ struct Applier<'a> {
 pub fn apply_at(
     dp: &DirPlan,
     base: &[u8],
-    source: &LocalTree,
+    source: &dyn Source,
     dest: &LocalTree,
     rep: &Reporter,
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
     let dst = dest.open_dir(base)?;
-    let src = source.open_dir(base).ok();
-    let a = Applier { rep, owner: opts.owner, vanished_ok: opts.vanished_ok, failures: Failures::default() };
-    let attrs_set = a.dir(src.as_ref().map(|f| f.as_fd()), dst.as_fd(), dp, base);
+    let src_fd = source.local().map(|t| t.open_dir(base).ok());
+    let src = match &src_fd {
+        Some(Some(fd)) => Src::Fd(fd.as_fd()),
+        Some(None) => Src::Missing,
+        None => Src::Remote,
+    };
+    let links_follow = sys::setattr_follows_links(dst.as_fd());
+    if links_follow {
+        rep.debug("DEST is on a FUSE file system, whose server may apply a symlink's owner and mtime to its target (sshfs does): symlinks keep the owner and mtime they are created with");
+    }
+    let a = Applier {
+        rep,
+        source,
+        links_follow,
+        owner: opts.owner,
+        vanished_ok: opts.vanished_ok,
+        failures: Failures::default(),
+    };
+    let attrs_set = a.dir(src, dst.as_fd(), dp, base);
     if attrs_set && dp.meta_changed && !sys::stopping() {
         rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
     }
@@ -85,6 +118,14 @@ impl Applier<'_> {
         Attrs { meta, owner: self.owner }
     }
 
+    /// Sets a symlink's own owner and mtime, except where that could reach its target.
+    fn set_link_attrs(&self, dir: BorrowedFd<'_>, name: &[u8], meta: &Meta) -> io::Result<()> {
+        if self.links_follow {
+            return Ok(());
+        }
+        sys::set_link_attrs_at(dir, name, self.attrs(meta))
+    }
+
     fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
         self.fail_with(side, path, &sys::describe(err));
     }
@@ -97,7 +138,7 @@ impl Applier<'_> {
     /// Runs one directory's plan. `src` is `None` when the SOURCE directory could not be
     /// opened (its copies then fail one by one; deletions still run).
     /// Returns false when the directory's own attributes could not be set.
-    fn dir(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) -> bool {
+    fn dir(&self, src: Src<'_>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) -> bool {
         let here: &[u8] = if rel.is_empty() { b"." } else { rel };
         let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
         let (deletes, rest) = dp.ops.split_at(n_del);
@@ -126,7 +167,7 @@ impl Applier<'_> {
         true
     }
 
-    fn op(&self, src: Option<BorrowedFd<'_>>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
+    fn op(&self, src: Src<'_>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
         if sys::stopping() {
             return;
         }
@@ -150,11 +191,15 @@ impl Applier<'_> {
                 }
             }
             Op::Copy { name, .. } => {
-                let Some(src) = src else {
-                    return self.fail_with(Side::Source, &path, "source directory could not be read");
-                };
                 self.rep.progress().current(&path);
-                match self.copy(src, dst, name) {
+                let copied = match src {
+                    Src::Fd(src) => self.copy(src, dst, name),
+                    Src::Remote => self.copy_from_source(dst, name, &path),
+                    Src::Missing => {
+                        return self.fail_with(Side::Source, &path, "source directory could not be read");
+                    }
+                };
+                match copied {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
                     Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
                         self.failures.not_done(&path);
@@ -172,7 +217,7 @@ impl Applier<'_> {
             },
             Op::Meta { name, symlink, meta } => {
                 let r = if *symlink {
-                    sys::set_link_attrs_at(dst, name, self.attrs(meta))
+                    self.set_link_attrs(dst, name, meta)
                 } else {
                     sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
                 };
@@ -185,14 +230,7 @@ impl Applier<'_> {
     }
 
     /// Opens `name` on both sides (DEST without following links) and runs its plan.
-    fn descend(
-        &self,
-        src: Option<BorrowedFd<'_>>,
-        dst: BorrowedFd<'_>,
-        name: &[u8],
-        sub: &DirPlan,
-        path: &[u8],
-    ) -> bool {
+    fn descend(&self, src: Src<'_>, dst: BorrowedFd<'_>, name: &[u8], sub: &DirPlan, path: &[u8]) -> bool {
         let d: OwnedFd = match sys::open_dir_at(dst, name) {
             Ok(fd) => fd,
             Err(e) => {
@@ -200,25 +238,32 @@ impl Applier<'_> {
                 return false;
             }
         };
-        let s = match src.map(|s| sys::open_dir_at(s, name)) {
-            Some(Ok(fd)) => Some(fd),
-            Some(Err(e)) => {
-                // Only report when something inside needed the source.
-                if sub.ops.iter().any(|op| !op.is_delete()) {
-                    self.fail(Side::Source, path, &e);
+        let s = match src {
+            Src::Fd(s) => match sys::open_dir_at(s, name) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    // Only report when something inside needed the source.
+                    if sub.ops.iter().any(|op| !op.is_delete()) {
+                        self.fail(Side::Source, path, &e);
+                    }
+                    None
                 }
-                None
-            }
-            None => None,
+            },
+            Src::Remote | Src::Missing => None,
         };
-        self.dir(s.as_ref().map(|f| f.as_fd()), d.as_fd(), sub, path)
+        let sub_src = match (&s, src) {
+            (Some(fd), _) => Src::Fd(fd.as_fd()),
+            (None, Src::Remote) => Src::Remote,
+            (None, _) => Src::Missing,
+        };
+        self.dir(sub_src, d.as_fd(), sub, path)
     }
 
     fn delete(&self, dst: BorrowedFd<'_>, name: &[u8], dir: bool, sub: &DirPlan, keep: bool, path: &[u8]) {
         if dir {
             match sys::open_dir_at(dst, name) {
                 Ok(fd) => {
-                    self.dir(None, fd.as_fd(), sub, path);
+                    self.dir(Src::Missing, fd.as_fd(), sub, path);
                     drop(fd);
                     if keep {
                         return;
@@ -285,6 +330,39 @@ impl Applier<'_> {
         ))
     }
 
+    /// Copies one file read through the [`Source`] (SOURCE on another host) through a
+    /// temporary; returns the bytes copied.
+    fn copy_from_source(
+        &self,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+    ) -> Result<u64, (Side, io::Error)> {
+        for _ in 0..COPY_ATTEMPTS {
+            let mut sf = self.source.open_file(path).map_err(|e| (Side::Source, e))?;
+            let meta = sf.meta();
+            let (tmp, df) = sys::create_temp(dst, meta.mode).map_err(|e| (Side::Dest, e))?;
+            let temp = TempGuard { dir: dst, name: Some(tmp) };
+            let mut out = std::fs::File::from(df);
+            let n = copy_stream(&mut *sf, &mut out)?;
+            if n != meta.size || !sf.unchanged().map_err(|e| (Side::Source, e))? {
+                drop(out);
+                drop(temp);
+                continue;
+            }
+            sys::set_new_file_attrs(out.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            drop(out);
+            temp.commit(name).map_err(|e| (Side::Dest, e))?;
+            return Ok(n);
+        }
+        Err((
+            Side::Source,
+            io::Error::other(format!(
+                "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
+            )),
+        ))
+    }
+
     fn symlink(&self, dst: BorrowedFd<'_>, name: &[u8], target: &[u8], meta: &Meta) -> io::Result<()> {
         loop {
             let tmp = sys::temp_name();
@@ -295,10 +373,28 @@ impl Applier<'_> {
             }
             let temp = TempGuard { dir: dst, name: Some(tmp) };
             if let Some(t) = &temp.name {
-                sys::set_link_attrs_at(dst, t, self.attrs(meta))?;
+                self.set_link_attrs(dst, t, meta)?;
             }
             return temp.commit(name);
         }
+    }
+}
+
+/// Streams `src` into `out`; read errors are SOURCE's, write errors DEST's.
+fn copy_stream(src: &mut dyn io::Read, out: &mut std::fs::File) -> Result<u64, (Side, io::Error)> {
+    use std::io::Write;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut n = 0u64;
+    loop {
+        let k = match src.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && !sys::stopping() => continue,
+            Err(e) => return Err((Side::Source, e)),
+        };
+        out.write_all(&buf[..k]).map_err(|e| (Side::Dest, e))?;
+        sys::count_copied(k as u64);
+        n += k as u64;
     }
 }
 

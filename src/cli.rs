@@ -34,11 +34,12 @@ as `timeout` does); a further signal later ends it at once with 130. In watch mo
     after_long_help = EXIT_CODES_HELP
 )]
 pub struct Args {
-    /// The directory to mirror.
+    /// The directory to mirror: a local path, `[user@]host:path` or
+    /// `sftp://[user@]host[:port]/path`.
     #[arg(value_name = "SOURCE", required_unless_present_any = ["completions", "man"])]
     pub source: Option<PathBuf>,
 
-    /// The mirror; created if missing.
+    /// The mirror, local or remote as SOURCE; created if missing.
     #[arg(value_name = "DEST", required_unless_present_any = ["completions", "man"])]
     pub dest: Option<PathBuf>,
 
@@ -145,9 +146,16 @@ pub struct Args {
     #[arg(long, exclusive = true, help_heading = "Output")]
     pub man: bool,
 
+    /// The remote shell for a remote SOURCE or DEST (`[user@]host:path`,
+    /// `sftp://[user@]host[:port]/path`), as rsync's: `-e 'ssh -p 2222 -i KEY'`
+    /// [default: ssh]. Its SFTP subsystem does the work; without a terminal on stdin,
+    /// ssh runs with BatchMode=yes (no password prompt).
+    #[arg(short = 'e', long = "rsh", value_name = "COMMAND", help_heading = "Remote")]
+    pub rsh: Option<String>,
+
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
-    /// higher; 16 when SOURCE is on a network or FUSE file system, to overlap round
-    /// trips].
+    /// higher; 16 when SOURCE is on a network or FUSE file system or DEST is remote,
+    /// 64 when SOURCE is remote, to overlap round trips].
     #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
     pub scan_threads: Option<u16>,
 }

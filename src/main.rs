@@ -7,8 +7,10 @@
 //! - drivers: `run` (pool, signals, the exit status) → `sync` (how each side is
 //!   scanned; the one-shot pipeline) and `watch` (strategies and `watch::schedule`,
 //!   the loop) → `mirror` (watch mode's held tree, refreshes, renames, cycles);
-//! - the seam and the stages: `dest` (the DEST interface; `tree` is the local tree),
-//!   `guard`, `plan`, `apply`, `snapshot`;
+//! - the seams and the stages: `source` and `dest` (the SOURCE and DEST interfaces;
+//!   `tree` is the local tree, `sftp` a directory on another host, reached over ssh
+//!   through its SFTP server; `remote` parses where that is), `guard`, `plan`,
+//!   `apply`, `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers);
 //! - foundations: `ignore`, `relpath`, `sys` (every system call), `lock`, `exit`;
@@ -28,9 +30,12 @@ mod outcome;
 mod plan;
 mod progress;
 mod relpath;
+mod remote;
 mod report;
 mod run;
+mod sftp;
 mod snapshot;
+mod source;
 mod sync;
 mod sys;
 mod tree;

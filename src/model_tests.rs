@@ -393,6 +393,7 @@ proptest! {
             rules: r.clone(),
             explain: false,
             dest_grain_ns: None,
+            no_link_attrs: false,
         };
         let s = snapshot(src_view.clone(), src_root);
         let d = snapshot(dst.clone(), dst_root);

@@ -37,6 +37,9 @@ pub struct PlanOptions {
     /// to SOURCE's cut down to it counts as equal. `None`: exact (and always against
     /// watch mode's held snapshot, which records SOURCE's own timestamps).
     pub dest_grain_ns: Option<i128>,
+    /// DEST cannot set a symlink's own mtime or owner (SFTP: SETSTAT follows links):
+    /// symlinks are compared by target only.
+    pub no_link_attrs: bool,
 }
 
 /// Why an entry is removed.
@@ -528,7 +531,9 @@ impl Planner<'_> {
                 if st != dt {
                     self.totals.symlinks += 1;
                     rest.push(Op::Symlink { name: name(), target: st.clone(), meta: s.meta, new: false });
-                } else if !self.mtime_eq(&s.meta, &d.meta) || self.owner_differs(&s.meta, &d.meta) {
+                } else if !self.opts.no_link_attrs
+                    && (!self.mtime_eq(&s.meta, &d.meta) || self.owner_differs(&s.meta, &d.meta))
+                {
                     self.totals.metas += 1;
                     rest.push(Op::Meta { name: name(), symlink: true, meta: s.meta });
                 }

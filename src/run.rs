@@ -10,6 +10,8 @@ use crate::config::Config;
 use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
 use crate::report::{Format, Reporter};
+use crate::sftp::{Connect, SftpTree};
+use crate::source::Source;
 use crate::tree::LocalTree;
 
 /// Each worker's stack: the walker and the applier recurse once per directory level,
@@ -34,14 +36,23 @@ pub fn run(cfg: &Config) -> Exit {
         }
     };
     crate::sys::install_stop_handlers();
-    let source = LocalTree::new(cfg.source.clone());
-    let dest = LocalTree::new(cfg.dest.clone());
-    let dest: &dyn Dest = &dest;
-    let rep = Reporter::new(cfg.output, &cfg.source.display().to_string(), &dest.shown());
-    let result = pool.install(|| match &cfg.watch {
-        Some(w) => crate::watch::schedule::watch(cfg, w, &source, dest, &rep),
-        None => crate::sync::sync_once(cfg, &source, dest, &rep),
-    });
+    let rep = Reporter::new(cfg.output, &cfg.source.display().to_string(), &cfg.dest.display().to_string());
+    let t = std::time::Instant::now();
+    let result = match Sides::open(cfg) {
+        Ok(sides) => {
+            if cfg.remote_source.is_some() || cfg.remote_dest.is_some() {
+                rep.debug(&format!("connected in {:.3}s", t.elapsed().as_secs_f64()));
+            }
+            let cfg = &sides.adjust(cfg);
+            let (source, dest) = (sides.source(), sides.dest());
+            pool.install(|| match (&cfg.watch, source.local()) {
+                (Some(w), Some(local)) => crate::watch::schedule::watch(cfg, w, local, dest, &rep),
+                (Some(_), None) => Err(Failure::usage("a remote SOURCE cannot be watched")),
+                (None, _) => crate::sync::sync_once(cfg, source, dest, &rep),
+            })
+        }
+        Err(f) => Err(f),
+    };
     let result = match result {
         Ok(_) if crate::sys::stopping() && cfg.watch.is_none() => {
             Err(Failure::fatal("interrupted by a signal; DEST is partly synced (no torn files)"))
@@ -67,5 +78,61 @@ pub fn run(cfg: &Config) -> Exit {
             }
             f.exit()
         }
+    }
+}
+
+/// SOURCE and DEST, opened: local trees, or a connection to the remote one.
+struct Sides {
+    source: Side,
+    dest: Side,
+}
+
+enum Side {
+    Local(LocalTree),
+    Remote(Box<SftpTree>),
+}
+
+impl Sides {
+    /// Opens both sides; connecting to a remote one may fail (one line: what, which
+    /// host, what to try).
+    fn open(cfg: &Config) -> Result<Sides, Failure> {
+        let interactive = rustix::termios::isatty(rustix::stdio::stdin());
+        let side = |remote: &Option<crate::remote::Remote>, path: &std::path::Path| match remote {
+            None => Ok(Side::Local(LocalTree::new(path))),
+            Some(r) => SftpTree::connect(Connect { remote: r, rsh: &cfg.rsh, interactive })
+                .map(|t| Side::Remote(Box::new(t)))
+                .map_err(Failure::fatal),
+        };
+        Ok(Sides { source: side(&cfg.remote_source, &cfg.source)?, dest: side(&cfg.remote_dest, &cfg.dest)? })
+    }
+
+    fn source(&self) -> &dyn Source {
+        match &self.source {
+            Side::Local(t) => t,
+            Side::Remote(t) => &**t,
+        }
+    }
+
+    fn dest(&self) -> &dyn Dest {
+        match &self.dest {
+            Side::Local(t) => t,
+            Side::Remote(t) => &**t,
+        }
+    }
+
+    /// The settings as the opened sides allow: owners are mirrored onto a remote DEST
+    /// only when both ends run as root (as `rsync -a`); DEST's own timestamp precision
+    /// and whether it keeps a symlink's attributes.
+    fn adjust(&self, cfg: &Config) -> Config {
+        let mut cfg = cfg.clone();
+        let dest = self.dest();
+        if let Side::Remote(t) = &self.dest {
+            cfg.plan.owner = cfg.plan.owner && t.remote_is_root();
+        }
+        if let Some(g) = dest.mtime_grain_ns() {
+            cfg.plan.dest_grain_ns = Some(g);
+        }
+        cfg.plan.no_link_attrs |= !dest.keeps_link_attrs();
+        cfg
     }
 }

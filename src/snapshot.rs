@@ -244,10 +244,9 @@ impl<'a> Scanner<'a> {
     pub fn subtree(&self, dir: OwnedFd, rel: &[u8], chain: &Chain) -> Option<Vec<Entry>> {
         let (mut entries, chain) = self.level(dir.as_fd(), rel, chain).ok()?;
         let dfd = dir.as_fd();
-        let prune = self.opts.prune.and(self.opts.rules);
         entries.par_iter_mut().filter(|e| e.is_dir()).for_each(|e| {
             let path = join(rel, &e.name);
-            if prune.is_some_and(|rules| rules.excluded(&chain, rel_path(&path), true)) {
+            if self.prunes(&chain, &path) {
                 e.kind = Kind::Unreadable;
                 return;
             }
@@ -266,6 +265,74 @@ impl<'a> Scanner<'a> {
             }
         });
         Some(entries)
+    }
+
+    /// For a listing that comes with every entry's attributes (SFTP's READDIR): true
+    /// when this level's `.syncignore` (a regular file among `entries`) must be read,
+    /// its contents then handed to [`Scanner::judge`].
+    pub fn reads_rule_file(&self, entries: &[Entry]) -> bool {
+        self.opts.rules.is_some()
+            && self.opts.prune.is_none()
+            && entries.iter().any(|e| &*e.name == ignore::IGNORE_FILE && matches!(e.kind, Kind::File(_)))
+    }
+
+    /// [`Scanner::level`] for a listing whose entries are complete (kinds and
+    /// attributes known): the rule chain inside `rel`, excluded entries left out (and
+    /// explained), special files reported, entries sorted. `rule_text`: the level's
+    /// `.syncignore` when [`Scanner::reads_rule_file`] asked for it (`Ok(None)`: gone).
+    /// `Err` when that file cannot be read (reported; the level cannot be judged).
+    pub fn judge(
+        &self,
+        rel: &[u8],
+        chain: &Chain,
+        mut entries: Vec<Entry>,
+        rule_text: Option<io::Result<Option<Vec<u8>>>>,
+    ) -> Result<(Vec<Entry>, Chain), ()> {
+        let opts = self.opts;
+        let mut chain = chain.clone();
+        if let (Some(_), Some(fixed)) = (opts.rules, opts.prune) {
+            if let Some(file) = fixed.get(rel) {
+                chain.push(file.clone());
+            }
+        } else if let Some(rules) = opts.rules {
+            let parsed = match rule_text {
+                None | Some(Ok(None)) => None,
+                Some(Ok(Some(text))) => Some(parse_rules(rel, &text, opts.sink)),
+                Some(Err(e)) => {
+                    opts.sink.scan_error(&join(rel, ignore::IGNORE_FILE), &e);
+                    return Err(());
+                }
+            };
+            if let Some(parsed) = parsed {
+                let file = match parsed {
+                    Some(file) => Some(Arc::new(file)),
+                    None => opts.previous_rules.and_then(|m| m.get(rel)).cloned(),
+                };
+                if let Some(file) = file {
+                    lock(&self.found).insert(rel.to_vec(), file.clone());
+                    chain.push(file);
+                }
+            }
+            entries.retain(|e| !self.is_excluded(rules, &chain, rel, &e.name, e.is_dir()));
+        }
+        if opts.report_special {
+            for e in &entries {
+                if let Kind::Special(what) = e.kind {
+                    opts.sink.special(&join(rel, &e.name), what);
+                }
+            }
+        }
+        opts.sink.scanned(entries.len() as u64);
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        entries.shrink_to_fit();
+        Ok((entries, chain))
+    }
+
+    /// True when directory `path` (inside a level whose rules are `chain`) is not to
+    /// be read: a DEST scan keeps out of what SOURCE's rules exclude.
+    pub fn prunes(&self, chain: &Chain, path: &[u8]) -> bool {
+        let prune = self.opts.prune.and(self.opts.rules);
+        prune.is_some_and(|rules| rules.excluded(chain, rel_path(path), true))
     }
 
     fn is_excluded(&self, rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool) -> bool {
@@ -307,12 +374,18 @@ fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Op
             return Err(());
         }
     };
-    let origin = String::from_utf8_lossy(&path).into_owned();
-    match RuleFile::parse(rel_path(rel), &origin, &String::from_utf8_lossy(&text)) {
-        Ok(f) => Ok(Some(f)),
+    Ok(parse_rules(rel, &text, sink))
+}
+
+/// Parses the `.syncignore` of directory `rel`; `None` (reported) when its patterns
+/// do not parse.
+fn parse_rules(rel: &[u8], text: &[u8], sink: &dyn ScanSink) -> Option<RuleFile> {
+    let origin = String::from_utf8_lossy(&join(rel, ignore::IGNORE_FILE)).into_owned();
+    match RuleFile::parse(rel_path(rel), &origin, &String::from_utf8_lossy(text)) {
+        Ok(f) => Some(f),
         Err(e) => {
             sink.pattern_error(&e);
-            Ok(None)
+            None
         }
     }
 }
@@ -414,6 +487,45 @@ pub fn digest_dir(
                     (Err(e), _) | (_, Err(e)) => sink.scan_error(&path, &e),
                 }
             }
+            _ => {}
+        }
+    });
+}
+
+/// [`digest_dir`] for trees that are not both local: the digests of same-size file
+/// pairs at the same path, computed by `source` and `dest` (relative paths).
+pub fn digest_pairs(
+    src: &mut [Entry],
+    dst: &mut [Entry],
+    rel: &[u8],
+    sink: &dyn ScanSink,
+    source: &(dyn Fn(&[u8]) -> io::Result<Digest> + Sync),
+    dest: &(dyn Fn(&[u8]) -> io::Result<Digest> + Sync),
+) {
+    let mut pairs: Vec<(&mut Entry, &mut Entry)> = Vec::new();
+    let mut di = dst.iter_mut().peekable();
+    for s in src.iter_mut() {
+        while di.peek().is_some_and(|d| d.name < s.name) {
+            di.next();
+        }
+        if let Some(d) = di.next_if(|d| d.name == s.name) {
+            pairs.push((s, d));
+        }
+    }
+    // In parallel: over SFTP each digest is a few round trips.
+    pairs.into_par_iter().for_each(|(s, d)| {
+        let path = join(rel, &s.name);
+        match (&mut s.kind, &mut d.kind) {
+            (Kind::File(sd), Kind::File(dd)) if s.meta.size == d.meta.size => {
+                match (source(&path), dest(&path)) {
+                    (Ok(a), Ok(b)) => {
+                        *sd = Some(Box::new(a));
+                        *dd = Some(Box::new(b));
+                    }
+                    (Err(e), _) | (_, Err(e)) => sink.scan_error(&path, &e),
+                }
+            }
+            (Kind::Dir(sc), Kind::Dir(dc)) => digest_pairs(sc, dc, &path, sink, source, dest),
             _ => {}
         }
     });

@@ -14,7 +14,7 @@ use crate::guard::Refusal;
 use crate::plan::{self, Plan};
 use crate::report::{Reporter, Side, SideSink};
 use crate::snapshot::{RuleMap, ScanOptions, Snapshot};
-use crate::tree::LocalTree;
+use crate::source::Source;
 
 /// How SOURCE is scanned: special files reported, ignore rules applied (and explained),
 /// `previous` rules kept for a `.syncignore` that no longer parses (watch mode).
@@ -68,7 +68,7 @@ pub fn report_plan_notes(rep: &Reporter, plan: &Plan) {
 /// Scans SOURCE, then DEST (`None` when it does not exist yet).
 fn scan_both(
     cfg: &Config,
-    source: &LocalTree,
+    source: &dyn Source,
     dest: &dyn Dest,
     rep: &Reporter,
 ) -> Result<(Snapshot, Option<Snapshot>), Failure> {
@@ -91,7 +91,12 @@ fn scan_both(
 }
 
 /// The batch pipeline. Returns how it ended: in sync, or with per-entry errors.
-pub fn sync_once(cfg: &Config, source: &LocalTree, dest: &dyn Dest, rep: &Reporter) -> Result<Exit, Failure> {
+pub fn sync_once(
+    cfg: &Config,
+    source: &dyn Source,
+    dest: &dyn Dest,
+    rep: &Reporter,
+) -> Result<Exit, Failure> {
     rep.progress().scanning();
     let t = Instant::now();
     let (src, dst) = scan_both(cfg, source, dest, rep)?;
@@ -126,6 +131,10 @@ pub fn sync_once(cfg: &Config, source: &LocalTree, dest: &dyn Dest, rep: &Report
         rep.progress().start_copy(plan.totals.copies, plan.totals.copy_bytes);
         let opts = crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false };
         dest.apply(&plan.root, b"", source, rep, opts).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionAborted {
+                // The connection to a remote side was lost: its own line says so.
+                return Failure::fatal(crate::sys::describe(&e));
+            }
             Failure::fatal(format!(
                 "cannot open {} or {}: {}",
                 cfg.source.display(),

@@ -346,6 +346,19 @@ pub fn set_link_attrs_at(dir: BorrowedFd<'_>, name: &[u8], attrs: Attrs<'_>) -> 
     Ok(())
 }
 
+/// True when directory `dir` is on a FUSE file system: there, changing a symlink's
+/// owner or mtime can reach a server that follows the link (sshfs sends SFTP's
+/// SETSTAT, which does), changing or failing on its target instead.
+pub fn setattr_follows_links(dir: BorrowedFd<'_>) -> bool {
+    /// `FUSE_SUPER_MAGIC` (linux/magic.h).
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    match rfs::fstatfs(dir) {
+        #[allow(clippy::unnecessary_cast)]
+        Ok(st) => st.f_type as i64 == FUSE_SUPER_MAGIC,
+        Err(_) => false,
+    }
+}
+
 /// Sets attributes of the regular file or directory `name` in `dir`, never through a
 /// symlink: the entry is opened with `O_NOFOLLOW` and checked to be of `want` kind.
 pub fn set_attrs_at(dir: BorrowedFd<'_>, name: &[u8], want: RawKind, attrs: Attrs<'_>) -> io::Result<()> {
@@ -551,6 +564,11 @@ static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
 
 pub fn bytes_copied() -> u64 {
     BYTES_COPIED.load(Ordering::Relaxed)
+}
+
+/// Counts `n` bytes copied by a copy that does not go through [`copy_data`] (over SFTP).
+pub fn count_copied(n: u64) {
+    BYTES_COPIED.fetch_add(n, Ordering::Relaxed);
 }
 
 thread_local! {

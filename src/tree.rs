@@ -1,9 +1,9 @@
-//! A directory tree on this machine: SOURCE always, DEST when it is local.
+//! A directory tree on this machine: SOURCE or DEST when it is local.
 //!
 //! A [`LocalTree`] is a root path; everything below it is reached through directory
 //! descriptors opened one component at a time without following symlinks (`sys`), and
-//! scanned with `snapshot`'s parallel walker. It is what the drivers read SOURCE
-//! through, and it is the local implementation of the DEST seam (`dest::Dest`).
+//! scanned with `snapshot`'s parallel walker. It is the local implementation of both
+//! seams: SOURCE (`source::Source`) and DEST (`dest::Dest`).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

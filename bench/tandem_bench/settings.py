@@ -47,6 +47,8 @@ RENAME_DIR_FILES = int(env("RENAME_DIR_FILES", "10000"))
 SERVICE_BURST = int(env("SERVICE_BURST", "1000"))
 SERVICE_TAMPER = int(env("SERVICE_TAMPER", "20"))
 SSHFS_FILES = int(env("SSHFS_FILES", "20000"))
+SFTP_FILES = int(env("SFTP_FILES", "20000"))
+SFTP_RCLONE_FIRST = env("SFTP_RCLONE_FIRST", "0") == "1"
 WALK_THREADS = int(env("WALK_THREADS", str(max(4, os.cpu_count() or 1))))
 WALK_NET_THREADS = int(env("WALK_NET_THREADS", "16"))
 WALK_SSHFS = env("WALK_SSHFS", "1") == "1"

@@ -59,8 +59,9 @@ def cleanup(*paths):
             rm_rf(p)
 
 
-def snapshot(root):
-    """rel path -> comparable metadata (dir mtimes are left out: rclone does not keep them)."""
+def snapshot(root, whole_seconds=False):
+    """rel path -> comparable metadata (dir mtimes are left out: rclone does not keep them);
+    mtimes cut to the second with whole_seconds (SFTP v3 carries no more)."""
     out = {}
     stack = [""]
     while stack:
@@ -75,13 +76,14 @@ def snapshot(root):
                     out[r] = ("dir", st.st_mode & 0o7777)
                     stack.append(r)
                 else:
-                    out[r] = ("file", st.st_size, st.st_mtime_ns, st.st_mode & 0o7777)
+                    mtime = st.st_mtime_ns // 10**9 if whole_seconds else st.st_mtime_ns
+                    out[r] = ("file", st.st_size, mtime, st.st_mode & 0o7777)
     return out
 
 
-def verify(src, dst) -> str:
+def verify(src, dst, whole_seconds=False) -> str:
     """'ok' or a short description of how DEST differs from SOURCE (metadata + content)."""
-    a, b = snapshot(src), snapshot(dst)
+    a, b = snapshot(src, whole_seconds), snapshot(dst, whole_seconds)
     missing = [k for k in a if k not in b]
     extra = [k for k in b if k not in a]
     differ = [k for k in a if k in b and a[k] != b[k]]

@@ -10,6 +10,7 @@ from .memory import case_memory
 from .poll import case_poll
 from .rename import case_rename
 from .service import case_service
+from .sftp import case_sftp
 from .sshfs import case_sshfs
 from .walkers import case_walkers
 
@@ -39,6 +40,8 @@ CASES: Dict[str, Case] = {
                     "verification vs a no-op run; repair latency of a file tampered with in DEST", batch=False),
     "sshfs": Case(case_sshfs, "no-op run with SOURCE on sshfs: tandem (--scan-threads 4..32) vs rsync; "
                   "one poll cycle", batch=False),
+    "sftp": Case(case_sftp, "remote DEST over ssh on loopback (SFTP_FILES, 20,000): first mirror, no-op, one "
+                 "change: tandem vs rsync -a --delete -e ssh and rclone sync (sftp)", batch=False),
     "walkers": Case(case_walkers, "directory walkers (bench/walkers: rayon, jwalk, ignore, dua-core) on "
                     "tmpfs and sshfs", batch=False),
 }

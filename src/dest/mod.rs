@@ -4,8 +4,10 @@
 //! reaches DEST only through [`Dest`]: scan it (whole, or one subtree), apply a plan
 //! to it, rename inside it, compare contents. A new kind of DEST (over SFTP, in an
 //! object store) is another implementation of this trait, never a second pipeline.
-//! Today's implementation is the local, directory-relative one: [`LocalTree`] with
-//! `apply` behind it.
+//! The local, directory-relative implementation is [`LocalTree`] with `apply` behind
+//! it; a directory on another host over SFTP is `sftp::SftpTree` (in [`sftp`]).
+
+pub mod sftp;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -19,6 +21,7 @@ use crate::plan::DirPlan;
 use crate::relpath::split_last;
 use crate::report::Reporter;
 use crate::snapshot::{self, Entry, ScanOptions, ScanSink, Scanner, Snapshot};
+use crate::source::Source;
 use crate::sys::{self, Meta};
 use crate::tree::LocalTree;
 
@@ -73,7 +76,7 @@ pub trait Dest: Sync {
         &self,
         dp: &DirPlan,
         base: &[u8],
-        source: &LocalTree,
+        source: &dyn Source,
         rep: &Reporter,
         opts: ApplyOptions,
     ) -> io::Result<Outcome>;
@@ -85,12 +88,24 @@ pub trait Dest: Sync {
     /// `rel` and below, on both sides.
     fn fill_digests(
         &self,
-        source: &LocalTree,
+        source: &dyn Source,
         src: &mut [Entry],
         dst: &mut [Entry],
         rel: &[u8],
         sink: &dyn ScanSink,
     ) -> io::Result<()>;
+
+    /// DEST can set a symlink's own mtime and owner (SFTP cannot: its SETSTAT follows
+    /// links, so symlinks there are compared by target only).
+    fn keeps_link_attrs(&self) -> bool {
+        true
+    }
+
+    /// The precision of DEST's mtimes when it is coarser than nanoseconds (as
+    /// `PlanOptions::dest_grain_ns`); `None`: as configured.
+    fn mtime_grain_ns(&self) -> Option<i128> {
+        None
+    }
 }
 
 impl Dest for LocalTree {
@@ -169,7 +184,7 @@ impl Dest for LocalTree {
         &self,
         dp: &DirPlan,
         base: &[u8],
-        source: &LocalTree,
+        source: &dyn Source,
         rep: &Reporter,
         opts: ApplyOptions,
     ) -> io::Result<Outcome> {
@@ -182,14 +197,19 @@ impl Dest for LocalTree {
 
     fn fill_digests(
         &self,
-        source: &LocalTree,
+        source: &dyn Source,
         src: &mut [Entry],
         dst: &mut [Entry],
         rel: &[u8],
         sink: &dyn ScanSink,
     ) -> io::Result<()> {
-        let (s, d) = (source.open_dir(rel)?, self.open_dir(rel)?);
-        snapshot::digest_dir(s.as_fd(), src, d.as_fd(), dst, rel, sink);
+        if let Some(local) = source.local() {
+            let (s, d) = (local.open_dir(rel)?, self.open_dir(rel)?);
+            snapshot::digest_dir(s.as_fd(), src, d.as_fd(), dst, rel, sink);
+            return Ok(());
+        }
+        let dest_digest = |path: &[u8]| Source::digest(self, path);
+        snapshot::digest_pairs(src, dst, rel, sink, &|p: &[u8]| source.digest(p), &dest_digest);
         Ok(())
     }
 }

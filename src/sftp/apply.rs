@@ -1,0 +1,538 @@
+//! Executing a plan on a remote tree, with the local apply's rules: deletions first
+//! within a directory, then everything else; a directory's attributes after its
+//! contents; every file written under a temporary name in its final directory, given
+//! its mode and mtime (and owner), then renamed over the final name
+//! (`posix-rename@openssh.com`: atomic, replacing). Many operations are in flight at
+//! once; a large file goes out in pipelined writes. Every failure is reported with its
+//! path and the run goes on, except a lost connection, which ends it.
+//!
+//! Where the server lacks `posix-rename@openssh.com`, SFTP's plain RENAME refuses to
+//! replace: the old file is removed first, so for a moment the final name is absent,
+//! but never torn.
+
+use std::io::{self, Read};
+
+use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use openssh_sftp_client::file::File;
+use openssh_sftp_client::metadata::{MetaDataBuilder, Permissions};
+use tokio::io::AsyncSeekExt;
+
+use super::{attrs_of, SftpTree, CHUNK, CHUNKS_IN_FLIGHT};
+use crate::apply::{ApplyOptions, COPY_ATTEMPTS};
+use crate::outcome::{Failures, Outcome};
+use crate::plan::{ChangeKind, DirPlan, Op};
+use crate::relpath::{join, parent};
+use crate::report::{Reporter, Side};
+use crate::source::Source;
+use crate::sys::{self, Meta};
+
+struct Applier<'a> {
+    tree: &'a SftpTree,
+    source: &'a dyn Source,
+    rep: &'a Reporter,
+    owner: bool,
+    vanished_ok: bool,
+    failures: Failures,
+}
+
+/// Applies a directory plan at `base`. `Err` when `base` cannot be reached, or when
+/// the connection was lost (what was done stays done; nothing is torn).
+pub fn apply(
+    tree: &SftpTree,
+    dp: &DirPlan,
+    base: &[u8],
+    source: &dyn Source,
+    rep: &Reporter,
+    opts: ApplyOptions,
+) -> io::Result<Outcome> {
+    let a = Applier {
+        tree,
+        source,
+        rep,
+        owner: opts.owner,
+        vanished_ok: opts.vanished_ok,
+        failures: Failures::default(),
+    };
+    tree.block(async {
+        match tree.lstat(base).await? {
+            Some(m) if m.file_type().is_some_and(|t| t.is_dir()) || base.is_empty() => {}
+            Some(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+            None => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        }
+        let attrs_set = a.dir(dp, base.to_vec()).await;
+        if attrs_set && dp.meta_changed && !sys::stopping() {
+            rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
+        }
+        Ok(())
+    })?;
+    if tree.is_lost() {
+        return Err(tree.lost_error());
+    }
+    Ok(a.failures.into_outcome())
+}
+
+/// Renames `from` to `to` inside the tree.
+pub fn rename(tree: &SftpTree, from: &[u8], to: &[u8]) -> io::Result<()> {
+    tree.block(rename_async(tree, from, to))
+}
+
+async fn rename_async(tree: &SftpTree, from: &[u8], to: &[u8]) -> io::Result<()> {
+    let (f, t) = (tree.path(from), tree.path(to));
+    match tree.sftp.fs().rename(&f, &t).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = tree.err(e);
+            if tree.posix_rename || tree.is_lost() || e.kind() == io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            // Plain SFTP RENAME does not replace: remove the old entry, then rename.
+            let _ = tree.sftp.fs().remove_file(&t).await;
+            tree.sftp.fs().rename(&f, &t).await.map_err(|e| tree.err(e))
+        }
+    }
+}
+
+/// Sets owner, mode and mtime on `rel`: in one request, or the owner first where
+/// set-id bits are to be kept (the server applies the owner last, and a chown clears
+/// them).
+async fn set_attrs(tree: &SftpTree, rel: &[u8], meta: &Meta, owner: bool) -> io::Result<()> {
+    let path = tree.path(rel);
+    let set_id = meta.mode & 0o6000 != 0;
+    if owner && set_id {
+        let ids = MetaDataBuilder::new().id((meta.uid, meta.gid)).create();
+        tree.sftp.fs().set_metadata(&path, ids).await.map_err(|e| tree.err(e))?;
+    }
+    tree.sftp.fs().set_metadata(&path, attrs_of(meta, owner && !set_id)?).await.map_err(|e| tree.err(e))
+}
+
+impl Applier<'_> {
+    fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
+        // A lost connection is one fatal error, reported once by the caller.
+        if !self.tree.is_lost() {
+            self.rep.error(side, path, &sys::describe(err));
+        }
+        self.failures.failed(path);
+    }
+
+    fn halted(&self) -> bool {
+        sys::stopping() || self.tree.is_lost()
+    }
+
+    /// Runs one directory's plan; false when its own attributes were not set.
+    fn dir<'s>(&'s self, dp: &'s DirPlan, rel: Vec<u8>) -> LocalBoxFuture<'s, bool> {
+        async move {
+            let here: &[u8] = if rel.is_empty() { b"." } else { &rel };
+            let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
+            let (deletes, rest) = dp.ops.split_at(n_del);
+            join_all(deletes.iter().map(|op| self.op(op, &rel))).await;
+            join_all(rest.iter().map(|op| self.op(op, &rel))).await;
+            if self.halted() {
+                return false;
+            }
+            if let Some(meta) = &dp.set_meta {
+                let _slot = self.tree.op_slots.acquire().await;
+                if let Err(e) = set_attrs(self.tree, &rel, meta, self.owner).await {
+                    self.fail(Side::Dest, here, &e);
+                    return false;
+                }
+            }
+            true
+        }
+        .boxed_local()
+    }
+
+    /// True when `rel` is a directory (not a symlink to one).
+    async fn is_dir(&self, rel: &[u8]) -> io::Result<bool> {
+        Ok(self.tree.lstat(rel).await?.is_some_and(|m| m.file_type().is_some_and(|t| t.is_dir())))
+    }
+
+    async fn op(&self, op: &Op, rel: &[u8]) {
+        if self.halted() {
+            return;
+        }
+        let path = join(rel, op.name());
+        match op {
+            Op::Delete { dir, sub, keep, .. } => self.delete(&path, *dir, sub, *keep).await,
+            Op::Mkdir { sub, .. } => {
+                let made = {
+                    let _slot = self.tree.op_slots.acquire().await;
+                    let mut fs = self.tree.sftp.fs();
+                    let mut b = fs.dir_builder();
+                    b.permissions(Permissions::from(0o700));
+                    match b.create(self.tree.path(&path)).await {
+                        Ok(()) => Ok(true),
+                        Err(e) => {
+                            let e = self.tree.err(e);
+                            // Already there as a directory (made meanwhile): fill it.
+                            match self.is_dir(&path).await {
+                                Ok(true) => Ok(false),
+                                _ => Err(e),
+                            }
+                        }
+                    }
+                };
+                match made {
+                    Ok(true) => self.rep.change(&path, &ChangeKind::Mkdir),
+                    Ok(false) => {}
+                    Err(e) => return self.fail(Side::Dest, &path, &e),
+                }
+                self.dir(sub, path).await;
+            }
+            Op::Enter { sub, .. } => {
+                match self.is_dir(&path).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let e = io::Error::other("no longer a directory (changed during the sync)");
+                        return self.fail(Side::Dest, &path, &e);
+                    }
+                    Err(e) => return self.fail(Side::Dest, &path, &e),
+                }
+                if self.dir(sub, path.clone()).await && sub.meta_changed {
+                    self.rep.change(&path, &ChangeKind::Meta);
+                }
+            }
+            Op::Copy { .. } => {
+                let _slot = self.tree.op_slots.acquire().await;
+                self.rep.progress().current(&path);
+                match self.copy(&path).await {
+                    Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
+                    Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
+                        self.failures.not_done(&path);
+                        self.rep.debug(&format!(
+                            "{}: vanished before it could be copied",
+                            crate::relpath::shown(&path)
+                        ));
+                    }
+                    Err((side, e)) => self.fail(side, &path, &e),
+                }
+            }
+            Op::Symlink { target, .. } => {
+                let _slot = self.tree.op_slots.acquire().await;
+                match self.symlink(&path, target).await {
+                    Ok(()) => self.rep.change(&path, &ChangeKind::Symlink { target: target.clone() }),
+                    Err(e) => self.fail(Side::Dest, &path, &e),
+                }
+            }
+            // SFTP cannot set a symlink's own attributes (SETSTAT follows links); the
+            // planner does not ask for it.
+            Op::Meta { symlink: true, .. } => {}
+            Op::Meta { meta, .. } => {
+                let _slot = self.tree.op_slots.acquire().await;
+                let r = match self.tree.lstat(&path).await {
+                    Ok(Some(m)) if m.file_type().is_some_and(|t| t.is_file()) => {
+                        set_attrs(self.tree, &path, meta, self.owner).await
+                    }
+                    Ok(_) => Err(io::Error::other("entry changed type during the sync")),
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(()) => self.rep.change(&path, &ChangeKind::Meta),
+                    Err(e) => self.fail(Side::Dest, &path, &e),
+                }
+            }
+        }
+    }
+
+    async fn delete(&self, path: &[u8], dir: bool, sub: &DirPlan, keep: bool) {
+        if dir {
+            match self.is_dir(path).await {
+                Ok(true) => {
+                    self.dir(sub, path.to_vec()).await;
+                    if keep || self.halted() {
+                        return;
+                    }
+                    let r = {
+                        let _slot = self.tree.op_slots.acquire().await;
+                        self.tree
+                            .sftp
+                            .fs()
+                            .remove_dir(self.tree.path(path))
+                            .await
+                            .map_err(|e| self.tree.err(e))
+                    };
+                    match r {
+                        Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        // Not empty: something appeared in it during the run; the
+                        // directory is to go, so that goes too.
+                        Err(_) => self.remove_any(path).await,
+                    }
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => return self.fail(Side::Dest, path, &e),
+            }
+        }
+        self.remove_any(path).await;
+    }
+
+    /// Removes whatever `path` is, a whole tree for a directory, never following a
+    /// symlink; reports each entry removed.
+    fn remove_any<'s>(&'s self, path: &'s [u8]) -> LocalBoxFuture<'s, ()> {
+        async move {
+            let r = {
+                let _slot = self.tree.op_slots.acquire().await;
+                self.tree.sftp.fs().remove_file(self.tree.path(path)).await.map_err(|e| self.tree.err(e))
+            };
+            match r {
+                Ok(()) => return self.rep.change(path, &ChangeKind::Delete),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(e) => match self.is_dir(path).await {
+                    Ok(true) => {}
+                    Ok(false) => return self.fail(Side::Dest, path, &e),
+                    Err(e) => return self.fail(Side::Dest, path, &e),
+                },
+            }
+            let children = match super::scan::list_names(self.tree, path).await {
+                Ok(c) => c,
+                Err(e) => return self.fail(Side::Dest, path, &e),
+            };
+            let paths: Vec<Vec<u8>> = children.iter().map(|c| join(path, c)).collect();
+            join_all(paths.iter().map(|p| self.remove_any(p))).await;
+            if self.halted() {
+                return;
+            }
+            let r = {
+                let _slot = self.tree.op_slots.acquire().await;
+                self.tree.sftp.fs().remove_dir(self.tree.path(path)).await.map_err(|e| self.tree.err(e))
+            };
+            match r {
+                Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => self.fail(Side::Dest, path, &e),
+            }
+        }
+        .boxed_local()
+    }
+
+    /// Creates a symlink under a temporary name, then renames it into place.
+    async fn symlink(&self, path: &[u8], target: &[u8]) -> io::Result<()> {
+        let tmp = join(parent(path), &sys::temp_name());
+        let target =
+            std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target));
+        let fs = || self.tree.sftp.fs();
+        fs().symlink(&target, self.tree.path(&tmp)).await.map_err(|e| self.tree.err(e))?;
+        match rename_async(self.tree, &tmp, path).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = fs().remove_file(self.tree.path(&tmp)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Copies one file through a temporary; returns the bytes copied.
+    async fn copy(&self, path: &[u8]) -> Result<u64, (Side, io::Error)> {
+        for _ in 0..COPY_ATTEMPTS {
+            let mut src = self.source.open_file(path).map_err(|e| (Side::Source, e))?;
+            let meta = src.meta();
+            let tmp = join(parent(path), &sys::temp_name());
+            let tmp_path = self.tree.path(&tmp);
+            let file = self
+                .tree
+                .sftp
+                .options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp_path)
+                .await
+                .map_err(|e| (Side::Dest, self.tree.err(e)))?;
+            let result = self.fill(file, &mut *src, &meta, &tmp).await;
+            let done = match result {
+                Ok(Some(n)) => {
+                    rename_async(self.tree, &tmp, path).await.map(|()| Some(n)).map_err(|e| (Side::Dest, e))
+                }
+                other => other,
+            };
+            match done {
+                Ok(Some(n)) => return Ok(n),
+                Ok(None) => {
+                    // Changed while being copied: drop this attempt and start over.
+                    let _ = self.tree.sftp.fs().remove_file(&tmp_path).await;
+                }
+                Err(e) => {
+                    if !self.tree.is_lost() {
+                        let _ = self.tree.sftp.fs().remove_file(&tmp_path).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err((
+            Side::Source,
+            io::Error::other(format!(
+                "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
+            )),
+        ))
+    }
+
+    /// Writes the temporary's data and attributes; `None` when SOURCE changed
+    /// meanwhile.
+    async fn fill(
+        &self,
+        mut file: File,
+        src: &mut dyn crate::source::SourceFile,
+        meta: &Meta,
+        tmp: &[u8],
+    ) -> Result<Option<u64>, (Side, io::Error)> {
+        let tree = self.tree;
+        if meta.size <= SMALL {
+            return self.fill_small(file, src, meta, tmp).await;
+        }
+        let n = match write_data(tree, &file, src, meta.size).await {
+            Ok(n) => n,
+            Err((Side::Dest, e)) => return Err((Side::Dest, tree.explain_write(e, tmp).await)),
+            Err(e) => return Err(e),
+        };
+        if n != meta.size || !src.unchanged().map_err(|e| (Side::Source, e))? {
+            return Ok(None);
+        }
+        let dest = |e| (Side::Dest, tree.err(e));
+        // The server sets the owner after the mode, and a chown clears set-id bits:
+        // with those bits, the owner goes first, on its own.
+        let set_id = meta.mode & 0o6000 != 0;
+        if self.owner && set_id {
+            file.set_metadata(MetaDataBuilder::new().id((meta.uid, meta.gid)).create())
+                .await
+                .map_err(dest)?;
+        }
+        let attrs = attrs_of(meta, self.owner && !set_id).map_err(|e| (Side::Source, e))?;
+        file.set_metadata(attrs).await.map_err(dest)?;
+        match file.close().await {
+            Ok(()) => Ok(Some(n)),
+            Err(e) => Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await)),
+        }
+    }
+}
+
+/// Files up to this size go out in one WRITE whatever the server's limits (SFTP
+/// clients without `limits@openssh.com` assume 32 KiB), so that the FSETSTAT sent
+/// right behind it is taken after all of the data.
+const SMALL: u64 = 32 << 10;
+
+impl Applier<'_> {
+    /// [`Applier::fill`] for a file that fits one WRITE: read whole first (and checked
+    /// unchanged), then its WRITE and FSETSTAT go out together (the server takes them
+    /// in order: the mtime is set after the data), then CLOSE. One round trip less
+    /// per file; a failed WRITE still fails the copy before any rename.
+    async fn fill_small(
+        &self,
+        file: File,
+        src: &mut dyn crate::source::SourceFile,
+        meta: &Meta,
+        tmp: &[u8],
+    ) -> Result<Option<u64>, (Side, io::Error)> {
+        let tree = self.tree;
+        let mut buf = vec![0u8; meta.size as usize + 1];
+        let mut n = 0;
+        while n < buf.len() {
+            if sys::stopping() {
+                return Err((
+                    Side::Source,
+                    io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal; not copied"),
+                ));
+            }
+            match src.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !sys::stopping() => continue,
+                Err(e) => return Err((Side::Source, e)),
+            }
+        }
+        if n as u64 != meta.size || !src.unchanged().map_err(|e| (Side::Source, e))? {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        let set_id = meta.mode & 0o6000 != 0;
+        let ids = (self.owner && set_id).then(|| MetaDataBuilder::new().id((meta.uid, meta.gid)).create());
+        let attrs = attrs_of(meta, self.owner && !set_id).map_err(|e| (Side::Source, e))?;
+        let (mut w, mut i, mut a) = (file.clone(), file.clone(), file.clone());
+        let data = bytes::Bytes::from(buf);
+        let (wrote, owned, set) = futures_util::join!(
+            async {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                w.write_all_zero_copy(&mut [data]).await
+            },
+            async {
+                match ids {
+                    Some(ids) => i.set_metadata(ids).await,
+                    None => Ok(()),
+                }
+            },
+            a.set_metadata(attrs),
+        );
+        drop((w, i, a));
+        if let Err(e) = wrote {
+            return Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await));
+        }
+        owned.and(set).map_err(|e| (Side::Dest, tree.err(e)))?;
+        sys::count_copied(n as u64);
+        match file.close().await {
+            Ok(()) => Ok(Some(n as u64)),
+            Err(e) => Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await)),
+        }
+    }
+}
+
+/// Streams `src` into `file` in pipelined writes; returns the bytes written.
+async fn write_data(
+    tree: &SftpTree,
+    file: &File,
+    src: &mut dyn Read,
+    size: u64,
+) -> Result<u64, (Side, io::Error)> {
+    let mut inflight = FuturesUnordered::new();
+    let mut off = 0u64;
+    let mut eof = false;
+    let mut written = 0u64;
+    loop {
+        while inflight.len() < CHUNKS_IN_FLIGHT && !eof {
+            if sys::stopping() {
+                return Err((
+                    Side::Source,
+                    io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal; not copied"),
+                ));
+            }
+            // As much as is left of the expected size (and a byte more, to see a file
+            // that grew), at most one request's worth.
+            let chunk = (size.saturating_sub(off) as usize).saturating_add(1).min(CHUNK);
+            let mut buf = vec![0u8; chunk];
+            let mut n = 0;
+            while n < chunk {
+                match src.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted && !sys::stopping() => continue,
+                    Err(e) => return Err((Side::Source, e)),
+                }
+            }
+            if n < chunk {
+                eof = true;
+            }
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            let mut f = file.clone();
+            let at = off;
+            off += n as u64;
+            inflight.push(async move {
+                f.seek(io::SeekFrom::Start(at)).await.map_err(openssh_sftp_client::Error::from)?;
+                f.write_all_zero_copy(&mut [bytes::Bytes::from(buf)]).await.map(|()| n)
+            });
+        }
+        match inflight.next().await {
+            Some(Ok(n)) => {
+                written += n as u64;
+                sys::count_copied(n as u64);
+            }
+            Some(Err(e)) => return Err((Side::Dest, tree.err(e))),
+            None => break,
+        }
+    }
+    Ok(written)
+}

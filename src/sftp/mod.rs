@@ -1,0 +1,580 @@
+//! A directory on another host, reached through that host's own SFTP server.
+//!
+//! [`SftpTree::connect`] starts the system's `ssh` (or the `-e`/`--rsh` command) with
+//! the `sftp` subsystem, so `~/.ssh/config`, agents, ProxyJump and known_hosts apply,
+//! and speaks SFTP v3 (with OpenSSH's extensions: `posix-rename@openssh.com`,
+//! `statvfs@openssh.com`, `limits@openssh.com`) to it through the
+//! `openssh-sftp-client` crate, whose requests are pipelined: many are in flight on
+//! the one connection, answered in any order. Nothing is installed on the remote.
+//!
+//! The tree is an implementation of both seams: SOURCE (`source::Source`, here) and
+//! DEST (`dest::Dest`, in `dest::sftp`). Its scans (`scan`) list each directory with
+//! READDIR, whose answers carry every entry's attributes (no per-entry stat), many
+//! directories at once; its apply (`apply`) runs a plan with many operations in
+//! flight, each file written under a temporary name in large pipelined writes,
+//! given its mode and mtime, then renamed into place.
+//!
+//! SFTP v3 carries whole seconds: mtimes are compared at that precision. It cannot set
+//! a symlink's own mtime or owner (SETSTAT follows links), so symlinks are compared by
+//! target only.
+
+pub mod apply;
+pub mod scan;
+
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use openssh_sftp_client::file::File;
+use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
+use openssh_sftp_client::{Error, Sftp, SftpOptions, UnixTimeStamp};
+use tokio::io::AsyncReadExt;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+use crate::lock::lock;
+use crate::remote::Remote;
+use crate::snapshot::{ScanOptions, Snapshot};
+use crate::source::{Source, SourceFile};
+use crate::sys::Meta;
+use crate::tree::LocalTree;
+
+/// Directories listed at once by a scan (each holds a handle on the server).
+const LIST_SLOTS: usize = 64;
+/// Operations (a file copy is one) in flight at once during an apply.
+const OP_SLOTS: usize = 64;
+/// Read or write requests in flight for one large file.
+const CHUNKS_IN_FLIGHT: usize = 16;
+/// The data of one read or write request: OpenSSH's limit (`limits@openssh.com`
+/// answers 255 KiB); the client splits larger ones, and reads may come back shorter.
+const CHUNK: usize = 255 << 10;
+
+/// How the connection was asked for.
+#[derive(Clone, Debug)]
+pub struct Connect<'a> {
+    pub remote: &'a Remote,
+    /// The `-e`/`--rsh` command, split into words.
+    pub rsh: &'a [String],
+    /// Standard input is a terminal: ssh may ask for a password or a host key.
+    pub interactive: bool,
+}
+
+/// A connection to a remote directory.
+pub struct SftpTree {
+    // Dropped in this order: the session, ssh, then the runtime they ran on.
+    sftp: Sftp,
+    child: Mutex<Option<tokio::process::Child>>,
+    rt: Runtime,
+    remote: Remote,
+    /// The remote root as a path: absolute, or relative to the home directory (`.`).
+    root: Vec<u8>,
+    ssh_stderr: Arc<Mutex<Vec<u8>>>,
+    lost: AtomicBool,
+    /// What the client said when the connection was found lost.
+    lost_cause: Mutex<Option<String>>,
+    posix_rename: bool,
+    list_slots: Semaphore,
+    op_slots: Semaphore,
+}
+
+impl std::fmt::Debug for SftpTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SftpTree").field("remote", &self.remote.shown).finish()
+    }
+}
+
+/// Explains a failed connection from what ssh said: one line, what to try.
+fn explain_ssh(host: &str, stderr: &[u8], status: Option<std::process::ExitStatus>) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+        .collect();
+    let has = |s: &str| lines.iter().any(|l| l.contains(s));
+    let last = lines.last().copied().unwrap_or("");
+    let said = if last.is_empty() { String::new() } else { format!(" (ssh: {last})") };
+    if has("Could not resolve hostname") || has("Name or service not known") {
+        format!("cannot connect to {host}: unknown host{said}; check the name, or its entry in ~/.ssh/config")
+    } else if has("Connection refused") {
+        format!("cannot connect to {host}: connection refused{said}; is sshd running there, on that port (-e 'ssh -p PORT')?")
+    } else if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("Host key verification failed") {
+        format!(
+            "cannot connect to {host}: host key verification failed{said}; the host's key is unknown or does not match known_hosts: check it, then connect once with ssh (or ssh-keygen -R {host})"
+        )
+    } else if has("Permission denied") || has("Too many authentication failures") {
+        format!(
+            "cannot connect to {host}: authentication failed{said}; tandem does not prompt for passwords when stdin is not a terminal: use a key or an agent (-e 'ssh -i KEY')"
+        )
+    } else if has("timed out") || has("No route to host") || has("Network is unreachable") {
+        format!("cannot connect to {host}: network unreachable{said}")
+    } else if has("subsystem request failed") {
+        format!("cannot connect to {host}: its ssh server does not offer the sftp subsystem{said}")
+    } else if let Some(s) = status.filter(|s| !s.success()) {
+        format!("cannot connect to {host}: ssh failed ({s}){said}")
+    } else {
+        format!("cannot connect to {host}: the SFTP session ended{said}")
+    }
+}
+
+impl SftpTree {
+    /// Starts ssh and the SFTP session. `Err`: one line for the user.
+    pub fn connect(how: Connect<'_>) -> Result<SftpTree, String> {
+        let remote = how.remote.clone();
+        let host = remote.host_shown();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tandem-sftp")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the SFTP client: {e}"))?;
+        let argv = remote.command(how.rsh, how.interactive);
+        let Some((program, args)) = argv.split_first() else {
+            return Err("--rsh: empty command".into());
+        };
+        let ssh_stderr = Arc::new(Mutex::new(Vec::new()));
+        let started = rt.block_on(async {
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = cmd.spawn().map_err(|e| {
+                format!(
+                    "cannot start {}: {} (see -e/--rsh)",
+                    program.to_string_lossy(),
+                    crate::sys::describe(&e)
+                )
+            })?;
+            let (Some(stdin), Some(stdout), Some(mut stderr)) =
+                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            else {
+                return Err("cannot talk to ssh: no pipes".to_string());
+            };
+            let sink = ssh_stderr.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut s = lock(&sink);
+                    // Keep the last few kilobytes: enough for ssh's complaint.
+                    s.extend_from_slice(&buf[..n]);
+                    if s.len() > 16 << 10 {
+                        let cut = s.len() - (8 << 10);
+                        s.drain(..cut);
+                    }
+                }
+            });
+            let opts =
+                SftpOptions::new().max_pending_requests(std::num::NonZeroU16::MIN.saturating_add(1023));
+            match Sftp::new(stdin, stdout, opts).await {
+                Ok(sftp) => Ok((sftp, child)),
+                Err(_) => {
+                    let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    // Let the stderr reader catch up with ssh's last words.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Err(explain_ssh(&host, &lock(&ssh_stderr), status))
+                }
+            }
+        });
+        let (sftp, child) = started?;
+        let posix_rename = sftp.support_posix_rename();
+        let root = if remote.path.is_empty() { b".".to_vec() } else { remote.path.clone() };
+        let tree = SftpTree {
+            sftp,
+            child: Mutex::new(Some(child)),
+            rt,
+            remote,
+            root,
+            ssh_stderr,
+            lost: AtomicBool::new(false),
+            lost_cause: Mutex::new(None),
+            posix_rename,
+            list_slots: Semaphore::new(LIST_SLOTS),
+            op_slots: Semaphore::new(OP_SLOTS),
+        };
+        Ok(tree)
+    }
+
+    /// The remote directory as the user typed it.
+    pub fn shown(&self) -> String {
+        self.remote.shown.clone()
+    }
+
+    /// The remote user is root, so owners can be mirrored there. SFTP does not say
+    /// who one is: on Linux, `/proc/self` (the SFTP server's own process directory)
+    /// belongs to it; elsewhere the owner of the home directory tells.
+    pub fn remote_is_root(&self) -> bool {
+        self.block(async {
+            let fs = || self.sftp.fs();
+            let uid = match fs().metadata("/proc/self").await {
+                Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => m.uid(),
+                _ => fs().symlink_metadata(".").await.ok().and_then(|m| m.uid()),
+            };
+            uid == Some(0)
+        })
+    }
+
+    /// The connection was lost (ssh ended): nothing more can be done.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Runs a future on this connection's runtime (from a non-async thread).
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The remote path of `rel` (relative to the root).
+    fn path(&self, rel: &[u8]) -> PathBuf {
+        let mut p = self.root.clone();
+        if !rel.is_empty() && rel != b"." {
+            if !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(rel);
+        }
+        PathBuf::from(std::ffi::OsString::from_vec(p))
+    }
+
+    /// The remote root, as a path.
+    fn root_path(&self) -> PathBuf {
+        self.path(b"")
+    }
+
+    /// The message for a lost connection.
+    fn lost_error(&self) -> io::Error {
+        let said = String::from_utf8_lossy(&lock(&self.ssh_stderr))
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_string);
+        let said = match (said, lock(&self.lost_cause).as_deref()) {
+            (Some(s), _) => format!(" (ssh: {})", s.trim()),
+            (None, Some(cause)) => format!(" ({cause})"),
+            (None, None) => String::new(),
+        };
+        io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!(
+                "connection to {} lost{said}; nothing is left torn under a final name: run tandem again to finish",
+                self.remote.host_shown()
+            ),
+        )
+    }
+
+    /// Turns a client error into an `io::Error`; a transport failure marks the
+    /// connection lost.
+    fn err(&self, e: Error) -> io::Error {
+        use openssh_sftp_client::error::SftpErrorKind as K;
+        match e {
+            Error::SftpError(kind, msg) => {
+                let text = msg.get().0.to_string();
+                let (ek, default) = match kind {
+                    K::NoSuchFile => return io::Error::from_raw_os_error(libc::ENOENT),
+                    K::PermDenied => return io::Error::from_raw_os_error(libc::EACCES),
+                    K::OpUnsupported => {
+                        (io::ErrorKind::Unsupported, "operation not supported by the SFTP server")
+                    }
+                    K::BadMessage => (io::ErrorKind::InvalidInput, "bad message"),
+                    _ => (io::ErrorKind::Other, "failure"),
+                };
+                let text = if text.trim().is_empty() { default.to_string() } else { text };
+                io::Error::new(ek, format!("remote: {text}"))
+            }
+            Error::IOError(e)
+                if e.kind() != io::ErrorKind::BrokenPipe && e.kind() != io::ErrorKind::UnexpectedEof =>
+            {
+                e
+            }
+            other => {
+                lock(&self.lost_cause).get_or_insert_with(|| other.to_string());
+                self.lost.store(true, Ordering::Relaxed);
+                self.lost_error()
+            }
+        }
+    }
+
+    /// A generic server failure on a write, explained when the remote file system is
+    /// full.
+    async fn explain_write(&self, e: io::Error, rel: &[u8]) -> io::Error {
+        if e.kind() != io::ErrorKind::Other || self.is_lost() || !self.sftp.support_statvfs() {
+            return e;
+        }
+        let dir = self.path(crate::relpath::parent(rel));
+        match self.sftp.fs().statvfs(&dir).await {
+            Ok(v) if v.bavail == 0 || v.favail == 0 => {
+                io::Error::new(io::ErrorKind::StorageFull, "no space left on the remote file system")
+            }
+            _ => e,
+        }
+    }
+
+    /// Attributes of `rel` (not following a symlink); `None` when there is none.
+    async fn lstat(&self, rel: &[u8]) -> io::Result<Option<MetaData>> {
+        match self.sftp.fs().symlink_metadata(self.path(rel)).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => {
+                let e = self.err(e);
+                if e.kind() == io::ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The root is there, as a directory (through a symlink: the user named it).
+    pub fn root_exists(&self) -> io::Result<bool> {
+        self.block(async {
+            match self.sftp.fs().metadata(self.root_path()).await {
+                Ok(m) => Ok(m.file_type().is_some_and(|t| t.is_dir())),
+                Err(e) => {
+                    let e = self.err(e);
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Ok(false)
+                    } else {
+                        Err(e)
+                    }
+                }
+            }
+        })
+    }
+
+    /// Creates the root directory (not its parents, as rsync does). True when it made
+    /// it.
+    pub fn create_root(&self) -> io::Result<bool> {
+        if self.root_exists()? {
+            return Ok(false);
+        }
+        self.block(async {
+            match self.sftp.fs().create_dir(self.root_path()).await {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    let e = self.err(e);
+                    if e.kind() != io::ErrorKind::NotFound {
+                        return Err(e);
+                    }
+                    let parent = crate::relpath::parent(&self.root);
+                    let parent = if parent.is_empty() { "the home directory".to_string() } else { crate::relpath::shown(parent) };
+                    Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "its parent directory ({parent}) is missing on {}: tandem creates DEST, not its parents; create it first",
+                            self.remote.host_shown()
+                        ),
+                    ))
+                }
+            }
+        })
+    }
+
+    /// Removes the root if it is an empty directory (after [`SftpTree::create_root`]).
+    pub fn remove_root_if_empty(&self) {
+        self.block(async {
+            let _ = self.sftp.fs().remove_dir(self.root_path()).await;
+        });
+    }
+
+    /// `rel` is a directory (not a symlink to one, below the root).
+    pub fn is_dir(&self, rel: &[u8]) -> io::Result<bool> {
+        self.block(async {
+            if rel.is_empty() {
+                return self
+                    .sftp
+                    .fs()
+                    .metadata(self.root_path())
+                    .await
+                    .map(|m| m.file_type().is_some_and(|t| t.is_dir()))
+                    .map_err(|e| self.err(e));
+            }
+            Ok(self.lstat(rel).await?.is_some_and(|m| m.file_type().is_some_and(|t| t.is_dir())))
+        })
+    }
+
+    /// What identifies the remote file system holding the root (`statvfs`'s fsid);
+    /// 0 where the server cannot tell.
+    pub fn fs_id(&self) -> io::Result<u64> {
+        if !self.sftp.support_statvfs() {
+            return Ok(0);
+        }
+        self.block(async {
+            self.sftp.fs().statvfs(self.root_path()).await.map(|v| v.fsid).map_err(|e| self.err(e))
+        })
+    }
+}
+
+impl Drop for SftpTree {
+    fn drop(&mut self) {
+        if let Some(mut child) = lock(&self.child).take() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// Tandem's attributes from an SFTP attribute block (whole seconds; no inode).
+pub fn meta_of(m: &MetaData) -> Meta {
+    let size = m.len().unwrap_or(0);
+    let (uid, gid) = (m.uid().unwrap_or(0), m.gid().unwrap_or(0));
+    Meta {
+        size,
+        mtime_sec: m.modified().map_or(0, |t| i64::from(t.into_raw())),
+        mtime_nsec: 0,
+        mode: m.permissions().map_or(0, |p| p.as_raw().bits() & 0o7777),
+        uid,
+        gid,
+        ino: 0,
+        blocks: size.div_ceil(512),
+    }
+}
+
+/// An SFTP timestamp for `meta`'s mtime (whole seconds, 1970 to 2106).
+pub fn timestamp(meta: &Meta) -> io::Result<UnixTimeStamp> {
+    u32::try_from(meta.mtime_sec).ok().and_then(UnixTimeStamp::from_raw).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "its mtime is outside what SFTP can store (1970 to 2106)")
+    })
+}
+
+/// The attribute block that gives an entry `meta`'s mode and mtime (and owner).
+pub fn attrs_of(meta: &Meta, owner: bool) -> io::Result<MetaData> {
+    let t = timestamp(meta)?;
+    let mut b = MetaDataBuilder::new();
+    if owner {
+        b.id((meta.uid, meta.gid));
+    }
+    b.permissions(Permissions::from((meta.mode & 0o7777) as u16));
+    b.time(t, t);
+    Ok(b.create())
+}
+
+/// A remote file being read, in large pipelined windows.
+struct RemoteFile<'t> {
+    tree: &'t SftpTree,
+    file: File,
+    meta: Meta,
+    offset: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl RemoteFile<'_> {
+    /// Fetches the next window: up to [`CHUNKS_IN_FLIGHT`] reads at once.
+    async fn fill(&mut self) -> io::Result<()> {
+        use futures_util::stream::{FuturesOrdered, StreamExt};
+        use tokio::io::AsyncSeekExt;
+        let chunk = CHUNK as u64;
+        // As many reads as the file's size calls for (one more, to see it grow).
+        let left = self.meta.size.saturating_sub(self.offset);
+        let wanted = (left / chunk + 1).min(CHUNKS_IN_FLIGHT as u64);
+        let mut reads = FuturesOrdered::new();
+        for i in 0..wanted {
+            let mut f = self.file.clone();
+            let off = self.offset + i * chunk;
+            reads.push_back(async move {
+                f.seek(io::SeekFrom::Start(off)).await.map_err(Error::from)?;
+                f.read(chunk as u32, bytes::BytesMut::new()).await
+            });
+        }
+        self.buf.clear();
+        self.pos = 0;
+        // Data is kept up to the first short answer: what follows it was read from
+        // offsets past a gap, and is asked for again by the next window.
+        let mut short = false;
+        while let Some(r) = reads.next().await {
+            match r.map_err(|e| self.tree.err(e))? {
+                Some(data) if !short => {
+                    short = (data.len() as u64) < chunk;
+                    self.buf.extend_from_slice(&data);
+                }
+                Some(_) => {}
+                None => short = true,
+            }
+        }
+        self.offset += self.buf.len() as u64;
+        // A short answer at the size the file had when opened is its end (had it grown,
+        // `unchanged` says so and the copy is done again): no request just to hear EOF.
+        self.eof = self.buf.is_empty() || (short && self.offset >= self.meta.size);
+        Ok(())
+    }
+}
+
+impl Read for RemoteFile<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            if crate::sys::stopping() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "interrupted by a signal; not copied",
+                ));
+            }
+            let tree = self.tree;
+            tree.block(self.fill())?;
+            if self.buf.is_empty() {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl SourceFile for RemoteFile<'_> {
+    fn meta(&self) -> Meta {
+        self.meta
+    }
+
+    fn unchanged(&mut self) -> io::Result<bool> {
+        let tree = self.tree;
+        let now = tree.block(self.file.metadata()).map_err(|e| tree.err(e))?;
+        let now = meta_of(&now);
+        Ok(now.size == self.meta.size && now.mtime_sec == self.meta.mtime_sec)
+    }
+}
+
+impl Source for SftpTree {
+    fn scan(&self, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
+        scan::scan(self, opts)
+    }
+
+    fn local(&self) -> Option<&LocalTree> {
+        None
+    }
+
+    fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
+        let opened = self.block(async {
+            // Never through a symlink: the entry itself must be a regular file. SFTP's
+            // OPEN follows links, so the entry is looked at (LSTAT) in the same breath,
+            // and the handle dropped when it is not a regular file.
+            let path = self.path(rel);
+            let (st, file) = futures_util::join!(self.lstat(rel), self.sftp.open(&path));
+            let md = match st? {
+                Some(m) if m.file_type().is_some_and(|t| t.is_file()) => m,
+                Some(_) => {
+                    return Err(io::Error::other(
+                        "entry changed type during the sync (no longer a regular file)",
+                    ))
+                }
+                None => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            };
+            let file = file.map_err(|e| self.err(e))?;
+            Ok((file, meta_of(&md)))
+        })?;
+        let (file, meta) = opened;
+        Ok(Box::new(RemoteFile { tree: self, file, meta, offset: 0, buf: Vec::new(), pos: 0, eof: false }))
+    }
+}

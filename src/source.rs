@@ -1,0 +1,85 @@
+//! The SOURCE seam: how a mirror's source is read.
+//!
+//! Batch runs read SOURCE through [`Source`]: scan it, open its files. The local tree
+//! ([`LocalTree`]) is one implementation; a directory on another host, read over SFTP
+//! (`sftp::SftpTree`), is another. A DEST reads what it copies through this trait, so
+//! every DEST can take every SOURCE; the local DEST keeps its descriptor-relative fast
+//! path (`copy_file_range`) when SOURCE is local too ([`Source::local`]).
+
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+
+use crate::relpath::split_last;
+use crate::snapshot::{Digest, ScanOptions, Snapshot};
+use crate::sys::{self, Meta};
+use crate::tree::LocalTree;
+
+/// A SOURCE file opened for copying.
+pub trait SourceFile: Read + Send {
+    /// Its attributes when it was opened.
+    fn meta(&self) -> Meta;
+    /// True when it has not changed since it was opened (checked after the copy).
+    fn unchanged(&mut self) -> io::Result<bool>;
+}
+
+pub trait Source: Sync {
+    /// Scans the whole of SOURCE.
+    fn scan(&self, opts: ScanOptions<'_>) -> io::Result<Snapshot>;
+
+    /// The local tree, when SOURCE is on this machine.
+    fn local(&self) -> Option<&LocalTree>;
+
+    /// Opens regular file `rel` for reading (never through a symlink). `Err` with
+    /// `NotFound` when it is gone.
+    fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>>;
+
+    /// The content digest of regular file `rel` (`--checksum`).
+    fn digest(&self, rel: &[u8]) -> io::Result<Digest> {
+        let mut f = self.open_file(rel)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut f)?;
+        Ok(*hasher.finalize().as_bytes())
+    }
+}
+
+/// A local file being copied.
+struct LocalFile {
+    file: std::fs::File,
+    before: rustix::fs::Stat,
+}
+
+impl Read for LocalFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if sys::stopping() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal; not copied"));
+        }
+        self.file.read(buf)
+    }
+}
+
+impl SourceFile for LocalFile {
+    fn meta(&self) -> Meta {
+        sys::from_stat(&self.before).1
+    }
+
+    fn unchanged(&mut self) -> io::Result<bool> {
+        Ok(sys::same_version(&self.before, &sys::fstat(self.file.as_fd())?))
+    }
+}
+
+impl Source for LocalTree {
+    fn scan(&self, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
+        LocalTree::scan(self, opts)
+    }
+
+    fn local(&self) -> Option<&LocalTree> {
+        Some(self)
+    }
+
+    fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
+        let (dir, name) = split_last(rel);
+        let dfd = self.open_dir(dir)?;
+        let (fd, before) = sys::open_source_file(dfd.as_fd(), name)?;
+        Ok(Box::new(LocalFile { file: std::fs::File::from(fd), before }))
+    }
+}
