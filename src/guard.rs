@@ -43,7 +43,8 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::EmptySource { source, dest, dest_entries } => write!(
                 f,
-                "refusing to sync: SOURCE {source} is empty but DEST {dest} holds {dest_entries} entries (an unmounted share looks like an empty folder; use --allow-empty-source if this is intended)"
+                "refusing to sync: SOURCE {source} is empty but DEST {dest} holds {} (an unmounted share looks like an empty folder; use --allow-empty-source if this is intended)",
+                crate::counts::count(*dest_entries, "entry", "entries")
             ),
             Refusal::TooManyDeletes { deletes, max } => write!(
                 f,
