@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, ValueHint};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
@@ -35,11 +36,11 @@ as `timeout` does); a further signal later ends it at once with 130. In watch mo
 )]
 pub struct Args {
     /// The directory to mirror.
-    #[arg(value_name = "SOURCE", required_unless_present_any = ["completions", "man"])]
+    #[arg(value_name = "SOURCE", value_hint = ValueHint::DirPath, required_unless_present_any = ["completions", "man"])]
     pub source: Option<PathBuf>,
 
     /// The mirror; created if missing.
-    #[arg(value_name = "DEST", required_unless_present_any = ["completions", "man"])]
+    #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required_unless_present_any = ["completions", "man"])]
     pub dest: Option<PathBuf>,
 
     /// Mirror, then keep DEST in step with SOURCE until stopped (SIGINT/SIGTERM). Picks
@@ -49,19 +50,19 @@ pub struct Args {
 
     /// Watch by rescanning SOURCE every INTERVAL (default 2s; `500ms`, `1m`, …);
     /// implies --watch.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration, help_heading = "Watch mode")]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Watch mode")]
     pub poll: Option<Duration>,
 
     /// Group a burst of changes into one sync: wait until SOURCE has been quiet this
     /// long (any duration: `15s` batches as lsyncd's `delay = 15` does). A file written
     /// without pause is still synced at least every max(2s, DURATION). `0` syncs as
     /// soon as a change is seen.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "200ms", help_heading = "Watch mode")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, default_value = "200ms", help_heading = "Watch mode")]
     pub debounce: Duration,
 
     /// Compare all of DEST with SOURCE this often and repair every difference, as a
     /// one-shot run would (`0`: never). SIGHUP asks for one at once.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", help_heading = "Watch mode")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, default_value = "1h", help_heading = "Watch mode")]
     pub verify_every: Duration,
 
     /// Do not watch DEST for changes made by others (by default, a DEST on a local file
@@ -79,22 +80,36 @@ pub struct Args {
     #[arg(long, help_heading = "What to sync")]
     pub no_delete: bool,
 
+    /// Accepted for rsync habits: deleting what SOURCE lacks is what tandem does anyway
+    /// (the last of --delete and --no-delete wins).
+    #[arg(long, overrides_with = "no_delete", help_heading = "rsync habits (accepted, no effect)")]
+    pub delete: bool,
+
+    /// Accepted for rsync habits (`rsync -a`): tandem always mirrors recursively, keeps
+    /// symlinks as symlinks and mirrors modes, modification times and, as root, owners.
+    #[arg(short = 'a', long, help_heading = "rsync habits (accepted, no effect)")]
+    pub archive: bool,
+
+    /// Accepted for rsync habits (`rsync -r`): tandem always mirrors the whole tree.
+    #[arg(short = 'r', long, help_heading = "rsync habits (accepted, no effect)")]
+    pub recursive: bool,
+
     /// Compare file contents instead of size and modification time.
     #[arg(short = 'c', long, help_heading = "What to sync")]
     pub checksum: bool,
 
     /// Treat modification times this close as equal (for FAT, SMB): `2s`, `500ms`, or a
     /// number of seconds.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0", help_heading = "What to sync")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, default_value = "0", help_heading = "What to sync")]
     pub modify_window: Duration,
 
     /// Exclude entries matching PATTERN (gitignore syntax, anchored at SOURCE like a
     /// line of SOURCE's root `.syncignore`; repeatable). Overrides `.syncignore` files.
-    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, help_heading = "Ignore rules")]
+    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, value_hint = ValueHint::Other, help_heading = "Ignore rules")]
     pub exclude: Vec<String>,
 
     /// Read exclude patterns from FILE, one per line, gitignore syntax (repeatable).
-    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, help_heading = "Ignore rules")]
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, value_hint = ValueHint::FilePath, help_heading = "Ignore rules")]
     pub exclude_from: Vec<PathBuf>,
 
     /// Also delete excluded entries from DEST (by default they are left alone).
@@ -106,7 +121,7 @@ pub struct Args {
     pub explain_ignored: bool,
 
     /// Refuse (change nothing, exit 4) when the plan would delete more than N entries.
-    #[arg(long, value_name = "N", help_heading = "Safety")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Safety")]
     pub max_delete: Option<u64>,
 
     /// Allow mirroring an empty SOURCE over a non-empty DEST (an unmounted share looks
@@ -148,8 +163,118 @@ pub struct Args {
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
     /// higher; 16 when SOURCE is on a network or FUSE file system, to overlap round
     /// trips].
-    #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
+    #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Performance")]
     pub scan_threads: Option<u16>,
+}
+
+/// What a flag's value may be, for the error naming a bad one (flags with a fixed list
+/// of values are described from that list).
+fn allowed(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "max_delete" => "a whole number ≥ 0",
+        "scan_threads" => "a whole number from 1 to 256",
+        "poll" | "debounce" | "verify_every" | "modify_window" => {
+            "a duration such as 2s, 500ms, 1m or a number of seconds"
+        }
+        _ => return None,
+    })
+}
+
+/// tandem's own one-line message for a command-line error: the flag, the value and
+/// what is allowed, without clap's tips (which can be misleading: `--delete` is not
+/// `--no-delete`, and `-a` is no value to pass after `--`).
+pub fn error_line(e: &clap::Error) -> String {
+    let cmd = Args::command();
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let text = |kind| strings(kind).join(" ");
+    // "--max-delete <N>" → "--max-delete"; "<DEST>" → "DEST"; "--verbose..." → "--verbose".
+    let flag_of = |s: &str| {
+        let word = s.split_whitespace().next().unwrap_or(s);
+        word.trim_end_matches('.').trim_matches(['<', '>']).to_string()
+    };
+    let arg_of = |flag: &str| {
+        cmd.get_arguments()
+            .find(|a| {
+                a.get_long().is_some_and(|l| flag == format!("--{l}"))
+                    || a.get_short().is_some_and(|c| flag == format!("-{c}"))
+            })
+            .cloned()
+    };
+    let expects = |flag: &str| -> String {
+        let Some(arg) = arg_of(flag) else { return "a value".into() };
+        if let Some(what) = allowed(arg.get_id().as_str()) {
+            return what.into();
+        }
+        let values: Vec<String> =
+            arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+        if !values.is_empty() {
+            return format!("one of {}", values.join(", "));
+        }
+        match arg.get_value_names().and_then(|n| n.first()) {
+            Some(name) => format!("a {name}"),
+            None => "a value".into(),
+        }
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = text(ContextKind::InvalidArg);
+            if arg.starts_with('-') && arg != "-" {
+                format!("unknown option \"{arg}\" (see tandem --help for the options)")
+            } else {
+                format!("unexpected argument \"{arg}\": tandem takes one SOURCE and one DEST")
+            }
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let flag = flag_of(&text(ContextKind::InvalidArg));
+            let value = text(ContextKind::InvalidValue);
+            let what = expects(&flag);
+            if value.is_empty() {
+                format!("{flag} expects {what}, got nothing")
+            } else {
+                format!("{flag} expects {what}, got \"{value}\"")
+            }
+        }
+        ErrorKind::InvalidUtf8 => {
+            let flag = flag_of(&text(ContextKind::InvalidArg));
+            format!("{flag} expects {}, got a value that is not valid UTF-8", expects(&flag))
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing: Vec<String> = strings(ContextKind::InvalidArg).iter().map(|s| flag_of(s)).collect();
+            let what = match missing.as_slice() {
+                [one] => format!("{one} is required"),
+                _ => format!("{} are required", missing.join(" and ")),
+            };
+            format!("{what}: tandem [OPTIONS] SOURCE DEST")
+        }
+        ErrorKind::ArgumentConflict => {
+            let arg = flag_of(&text(ContextKind::InvalidArg));
+            match strings(ContextKind::PriorArg).first().map(|s| flag_of(s)) {
+                Some(prior) if prior.starts_with('-') => format!("{arg} cannot be used with {prior}"),
+                _ => format!("{arg} is used alone, without other arguments"),
+            }
+        }
+        ErrorKind::TooManyValues | ErrorKind::WrongNumberOfValues | ErrorKind::NoEquals => {
+            let flag = flag_of(&text(ContextKind::InvalidArg));
+            let value = text(ContextKind::InvalidValue);
+            match arg_of(&flag) {
+                Some(a) if !a.get_action().takes_values() => {
+                    format!("{flag} takes no value, got \"{value}\"")
+                }
+                _ => format!("{flag} takes {}, once per use", expects(&flag)),
+            }
+        }
+        _ => without_tips(&one_line(&e.render().to_string())),
+    }
+}
+
+/// A folded clap message without its leading `error:` and its tips.
+fn without_tips(line: &str) -> String {
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    line.split(" tip: ").next().unwrap_or(line).to_string()
 }
 
 /// Folds one of clap's error messages into one line: the message and its details
@@ -172,10 +297,10 @@ pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec
         if !positional_only && a == "--poll" {
             // A next argument that starts like a number is meant as the interval (a bad
             // one is then reported as such).
-            let next_is_interval = args
-                .get(i + 1)
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| parse_duration(n).is_ok() || n.starts_with(|c: char| c.is_ascii_digit()));
+            let next_is_interval = args.get(i + 1).and_then(|n| n.to_str()).is_some_and(|n| {
+                parse_duration(n).is_ok()
+                    || n.trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit())
+            });
             if !next_is_interval {
                 out.push("--poll=2s".into());
                 continue;

@@ -52,7 +52,7 @@ fn main() {
             std::process::exit(Exit::Ok.code());
         }
         Err(e) => {
-            eprintln!("tandem: {} (see tandem --help)", cli::one_line(&e.render().to_string()));
+            eprintln!("tandem: {}", cli::error_line(&e));
             std::process::exit(Exit::Usage.code());
         }
     };

@@ -33,6 +33,105 @@ fn bad_flags_are_usage_errors() {
     }
 }
 
+/// Every command-line error is tandem's own one line: the flag, the value and what is
+/// allowed, never clap's tips (`a similar argument exists: '--no-delete'`, `to pass '-a'
+/// as a value, use '-- -a'`).
+#[test]
+fn bad_values_get_tandems_own_one_line() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let duration = "a duration such as 2s, 500ms, 1m or a number of seconds";
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["--max-delete", "abc", s, d], r#"--max-delete expects a whole number ≥ 0, got "abc""#.into()),
+        (vec!["--max-delete", "-1", s, d], r#"--max-delete expects a whole number ≥ 0, got "-1""#.into()),
+        (vec!["--max-delete=1.5", s, d], r#"--max-delete expects a whole number ≥ 0, got "1.5""#.into()),
+        (vec!["--max-delete"], "--max-delete expects a whole number ≥ 0, got nothing".into()),
+        (
+            vec!["--scan-threads", "0", s, d],
+            r#"--scan-threads expects a whole number from 1 to 256, got "0""#.into(),
+        ),
+        (
+            vec!["--threads", "999", s, d],
+            r#"--scan-threads expects a whole number from 1 to 256, got "999""#.into(),
+        ),
+        (
+            vec!["--scan-threads", "-4", s, d],
+            r#"--scan-threads expects a whole number from 1 to 256, got "-4""#.into(),
+        ),
+        (vec!["--debounce", "soon", s, d], format!(r#"--debounce expects {duration}, got "soon""#)),
+        (vec!["--debounce", "-1", s, d], format!(r#"--debounce expects {duration}, got "-1""#)),
+        (vec!["--verify-every", "1e300", s, d], format!(r#"--verify-every expects {duration}, got "1e300""#)),
+        (
+            vec!["--modify-window", "banana", s, d],
+            format!(r#"--modify-window expects {duration}, got "banana""#),
+        ),
+        (vec!["--poll=soon", s, d], format!(r#"--poll expects {duration}, got "soon""#)),
+        (vec!["--poll", "-1", s, d], format!(r#"--poll expects {duration}, got "-1""#)),
+        (
+            vec!["--progress", "nope", s, d],
+            r#"--progress expects one of auto, bar, lines, none, got "nope""#.into(),
+        ),
+        (vec!["--progress=", s, d], "--progress expects one of auto, bar, lines, none, got nothing".into()),
+        (
+            vec!["--completions", "tcsh"],
+            r#"--completions expects one of bash, elvish, fish, powershell, zsh, got "tcsh""#.into(),
+        ),
+        (vec!["--exclude"], "--exclude expects a PATTERN, got nothing".into()),
+        (vec!["--json=yes", s, d], r#"--json takes no value, got "yes""#.into()),
+        (
+            vec!["--no-such-flag", s, d],
+            r#"unknown option "--no-such-flag" (see tandem --help for the options)"#.into(),
+        ),
+        (vec!["-Z", s, d], r#"unknown option "-Z" (see tandem --help for the options)"#.into()),
+        (vec![s, d, "third"], r#"unexpected argument "third": tandem takes one SOURCE and one DEST"#.into()),
+        (vec![s], "DEST is required: tandem [OPTIONS] SOURCE DEST".into()),
+        (vec![], "SOURCE and DEST are required: tandem [OPTIONS] SOURCE DEST".into()),
+        (vec!["-n", "--watch", s, d], "--dry-run cannot be used with --watch".into()),
+        (vec!["-q", "-v", s, d], "--quiet cannot be used with --verbose".into()),
+        (vec!["--man", s], "--man is used alone, without other arguments".into()),
+    ];
+    for (args, want) in cases {
+        let r = run(&args);
+        r.expect_code(2);
+        assert_eq!(r.stderr, format!("tandem: {want}\n"), "tandem {args:?}:\n{r:?}");
+        assert!(!r.stderr.contains("tip:"), "{r:?}");
+        assert!(!exists_nofollow(&dst), "DEST created despite usage error:\n{r:?}");
+    }
+}
+
+/// rsync muscle memory: `-a`, `-r`, `--delete` (and `-av`) are accepted and change
+/// nothing in what tandem does; the last of `--delete`/`--no-delete` wins.
+#[test]
+fn rsync_habits_are_accepted() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n").file("d/b.txt", "b\n").symlink("ln", "a.txt");
+    for flags in [&["-av"][..], &["-a", "--delete"], &["-r"], &["--archive", "--recursive", "--delete"]] {
+        Tree::create(sb.dst()).file("extra.txt", "x\n");
+        let (src, dst) = (sb.src(), sb.dst());
+        let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+        args.push(src.as_os_str());
+        args.push(dst.as_os_str());
+        let r = run(&args);
+        r.ok();
+        assert!(!exists_nofollow(&sb.dst().join("extra.txt")), "{flags:?} kept a DEST-only file:\n{r:?}");
+        assert_trees_equal(&sb.src(), &sb.dst());
+    }
+    let (src, dst) = (sb.src(), sb.dst());
+    Tree::create(&dst).file("extra.txt", "x\n");
+    run(["--delete".as_ref(), "--no-delete".as_ref(), src.as_os_str(), dst.as_os_str()]).ok();
+    assert!(exists_nofollow(&dst.join("extra.txt")), "--delete --no-delete deleted");
+    run(["--no-delete".as_ref(), "--delete".as_ref(), src.as_os_str(), dst.as_os_str()]).ok();
+    assert!(!exists_nofollow(&dst.join("extra.txt")), "--no-delete --delete kept");
+
+    let r = run(["--help"]);
+    r.ok();
+    for flag in ["--archive", "--recursive", "--delete "] {
+        assert!(r.stdout.contains(flag), "--help does not document {flag}:\n{}", r.stdout);
+    }
+}
+
 #[test]
 fn help_mentions_exit_codes() {
     let r = run(["--help"]);
