@@ -82,16 +82,16 @@ pub struct Args {
 
     /// Accepted for rsync habits: deleting what SOURCE lacks is what tandem does anyway
     /// (the last of --delete and --no-delete wins).
-    #[arg(long, overrides_with = "no_delete", help_heading = "rsync habits (accepted, no effect)")]
+    #[arg(long, overrides_with = "no_delete", help_heading = "rsync habits")]
     pub delete: bool,
 
     /// Accepted for rsync habits (`rsync -a`): tandem always mirrors recursively, keeps
     /// symlinks as symlinks and mirrors modes, modification times and, as root, owners.
-    #[arg(short = 'a', long, help_heading = "rsync habits (accepted, no effect)")]
+    #[arg(short = 'a', long, help_heading = "rsync habits")]
     pub archive: bool,
 
     /// Accepted for rsync habits (`rsync -r`): tandem always mirrors the whole tree.
-    #[arg(short = 'r', long, help_heading = "rsync habits (accepted, no effect)")]
+    #[arg(short = 'r', long, help_heading = "rsync habits")]
     pub recursive: bool,
 
     /// Compare file contents instead of size and modification time.

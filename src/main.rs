@@ -10,7 +10,7 @@
 //! - the seam and the stages: `dest` (the DEST interface; `tree` is the local tree),
 //!   `guard`, `plan`, `apply`, `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
-//!   failed, handed back to callers);
+//!   failed, handed back to callers), `manual` (the `--man` page);
 //! - foundations: `ignore`, `relpath`, `sys` (every system call), `lock`, `exit`;
 //! - settings: `cli` (arguments as typed) → `config` (resolved, validated).
 
@@ -23,6 +23,7 @@ mod exit;
 mod guard;
 mod ignore;
 mod lock;
+mod manual;
 mod mirror;
 mod outcome;
 mod plan;
@@ -63,8 +64,10 @@ fn main() {
     }
     if args.man {
         let cmd = <cli::Args as clap::CommandFactory>::command();
-        let exit = match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        let exit = match manual::render(cmd, &mut std::io::stdout().lock()) {
             Ok(()) => Exit::Ok,
+            // `tandem --man | head`: the reader has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
             Err(e) => {
                 eprintln!("tandem: cannot write the manual page: {e}");
                 Exit::Fatal

@@ -421,3 +421,143 @@ fn dry_run_json_changes_nothing() {
     summary(&evs);
     assert!(!exists_nofollow(&sb.dst()), "--dry-run --json created DEST");
 }
+
+// ---------------------------------------------------------------------------
+// The manual and the completion scripts
+// ---------------------------------------------------------------------------
+
+/// `--man` is a full page: its sections, every option of `--help` (aliases included)
+/// with its long text, SOURCE and DEST required in the synopsis, one exit status per
+/// tagged paragraph; groff renders it without a warning.
+#[test]
+fn manual_has_every_section_and_option() {
+    let r = run(["--man"]);
+    r.ok();
+    let page = &r.stdout;
+    let sections: Vec<&str> =
+        page.lines().filter_map(|l| l.strip_prefix(".SH ")).map(|t| t.trim_matches('"')).collect();
+    let want = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "IGNORE RULES",
+        "WATCH MODE AND STRATEGIES",
+        "WHAT IS MIRRORED",
+        "WHAT TANDEM PROMISES",
+        "OUTPUT",
+        "JSON EVENTS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "EXAMPLES",
+        "SEE ALSO",
+    ];
+    assert_eq!(sections, want, "sections of the manual:\n{page}");
+    let section = |name: &str| {
+        let start = page.find(&format!(".SH {name}\n")).or_else(|| page.find(&format!(".SH \"{name}\"\n")));
+        let rest = &page[start.unwrap_or_else(|| panic!("no {name}"))..];
+        let end = rest[4..].find("\n.SH ").map_or(rest.len(), |e| e + 5);
+        rest[..end].to_string()
+    };
+
+    let synopsis = section("SYNOPSIS");
+    assert!(synopsis.contains(r"\fISOURCE\fR \fIDEST\fR"), "{synopsis}");
+    assert!(!synopsis.contains("[SOURCE]") && !synopsis.contains(r"[\fISOURCE"), "{synopsis}");
+
+    // Every long option and visible alias that --help shows, with its long text.
+    let options = section("OPTIONS");
+    let help = run(["--help"]);
+    help.ok();
+    let mut longs: Vec<String> = help
+        .stdout
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter(|w| {
+            w.starts_with("--") && w.len() > 2 && w[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        })
+        .map(String::from)
+        .collect();
+    longs.sort();
+    longs.dedup();
+    for long in ["--threads", "--archive", "--recursive", "--delete", "--watch", "--max-delete"] {
+        assert!(longs.contains(&long.to_string()), "--help lacks {long}");
+    }
+    for long in &longs {
+        let roff = format!(r"\fB{}\fR", long.replace('-', r"\-"));
+        assert!(options.contains(&roff), "OPTIONS does not list {long}:\n{options}");
+    }
+    for text in [
+        r"16 when SOURCE is on a network or FUSE file system",
+        r"lsyncd's delay = 15 does",
+        r"A live bar (files, bytes, throughput, ETA, current file)",
+    ] {
+        assert!(options.contains(text), "OPTIONS lacks {text:?}:\n{options}");
+    }
+
+    let exit = section("EXIT STATUS");
+    for code in ["0", "1", "2", "3", "4", "130"] {
+        assert!(
+            exit.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "exit status {code} is not its own item:\n{exit}"
+        );
+    }
+    assert!(section("IGNORE RULES").contains(r".syncignore"));
+    for strategy in ["native", "poll", "mixed"] {
+        assert!(section("WATCH MODE AND STRATEGIES").contains(&format!("\\fB{strategy}\\fR")));
+    }
+    for event in ["copy", "mkdir", "excluded", "error", "cycle", "summary"] {
+        let json = section("JSON EVENTS");
+        let tagged = json.lines().filter(|l| l.starts_with(r"\fB")).any(|l| {
+            l.trim_start_matches(r"\fB").trim_end_matches(r"\fR").split(", ").any(|name| name == event)
+        });
+        assert!(tagged, "JSON EVENTS lacks {event}:\n{json}");
+    }
+    assert!(section("ENVIRONMENT").contains("NO_COLOR"));
+    assert!(section("EXAMPLES").contains(r"tandem \-\-watch"));
+    assert!(section("SEE ALSO").contains("rsync(1)"));
+    assert!(page.is_ascii(), "roff text should escape what is not ASCII");
+
+    // groff renders it without warnings.
+    let Ok(mut groff) = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return skip("manual_has_every_section_and_option", "groff is not installed (Debian: groff-base)");
+    };
+    use std::io::Write;
+    groff.stdin.take().expect("stdin").write_all(page.as_bytes()).expect("write to groff");
+    let out = groff.wait_with_output().expect("groff");
+    assert!(out.status.success() && out.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Bash completion offers no file names after flags that take numbers, durations or
+/// patterns, file names after --exclude-from, and the values of --progress.
+#[test]
+fn bash_completion_offers_no_file_names_after_values() {
+    let r = run(["--completions", "bash"]);
+    r.ok();
+    let script = &r.stdout;
+    let case = |flag: &str| {
+        let start = script
+            .find(&format!("\n                {flag})\n"))
+            .unwrap_or_else(|| panic!("no case for {flag}"));
+        let rest = &script[start + 1..];
+        rest[..rest.find(";;").expect("end of case")].to_string()
+    };
+    for flag in [
+        "--debounce",
+        "--verify-every",
+        "--modify-window",
+        "--poll",
+        "--max-delete",
+        "--scan-threads",
+        "--threads",
+        "--exclude",
+    ] {
+        let c = case(flag);
+        assert!(!c.contains("compgen -f"), "{flag} completes file names:\n{c}");
+    }
+    assert!(case("--exclude-from").contains("compgen -f"), "--exclude-from should complete file names");
+    assert!(case("--progress").contains("auto bar lines none"), "{}", case("--progress"));
+}
