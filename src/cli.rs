@@ -36,11 +36,11 @@ as `timeout` does); a further signal later ends it at once with 130. In watch mo
 )]
 pub struct Args {
     /// The directory to mirror.
-    #[arg(value_name = "SOURCE", value_hint = ValueHint::DirPath, required_unless_present_any = ["completions", "man"])]
+    #[arg(value_name = "SOURCE", value_hint = ValueHint::DirPath, required = true)]
     pub source: Option<PathBuf>,
 
     /// The mirror; created if missing.
-    #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required_unless_present_any = ["completions", "man"])]
+    #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required = true)]
     pub dest: Option<PathBuf>,
 
     /// Mirror, then keep DEST in step with SOURCE until stopped (SIGINT/SIGTERM). Picks

@@ -468,6 +468,7 @@ fn manual_has_every_section_and_option() {
     let options = section("OPTIONS");
     let help = run(["--help"]);
     help.ok();
+    assert!(!help.stdout.contains("[SOURCE]") && !help.stdout.contains("[DEST]"), "{}", help.stdout);
     let mut longs: Vec<String> = help
         .stdout
         .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
