@@ -134,10 +134,12 @@ With -v (and with --dry-run) each change is itemized on stdout, one line each:
     meta bin/run.sh
     rename old/name.txt -> new/name.txt
     delete old/notes.txt
-    exclude build (.syncignore:3: build/)
+    exclude build (in SOURCE: .syncignore:3: build/)
+    exclude cache/old.log (in DEST: .syncignore:2: *.log)
 
 meta means only attributes changed; meta . is DEST's root. rename appears in watch mode; \
-exclude lines with --explain-ignored. \
+exclude lines with --explain-ignored, saying which side each is about (a SOURCE entry not \
+synced, or a DEST entry left alone). \
 Paths are relative to DEST; names that are not valid UTF-8 are shown with U+FFFD in place \
 of the invalid bytes. A one-shot run ends with a one-line summary on stderr (unless -q); \
 in watch mode each cycle that changed something prints one, and the totals when tandem \

@@ -286,8 +286,9 @@ impl Reporter {
         }
     }
 
-    /// An entry left out by an ignore rule (`--explain-ignored`): `exclude PATH (RULE)`
-    /// on stdout, or an `excluded` JSON event.
+    /// An entry left out by an ignore rule (`--explain-ignored`): `exclude PATH (in
+    /// SOURCE: RULE)` (an entry not synced) or `exclude PATH (in DEST: RULE)` (an entry
+    /// left alone) on stdout, or an `excluded` JSON event with its side.
     pub fn excluded(&self, side: Side, rel: &[u8], rule: &str) {
         match self.opts.format {
             Format::Json => self.json(json!({
@@ -297,7 +298,11 @@ impl Reporter {
                 "rule": rule,
             })),
             Format::Human if !self.opts.quiet => {
-                self.line_out(&format!("exclude {} ({})", shown(rel), shown(rule.as_bytes())))
+                let side = match side {
+                    Side::Source => "SOURCE",
+                    Side::Dest => "DEST",
+                };
+                self.line_out(&format!("exclude {} (in {side}: {})", shown(rel), shown(rule.as_bytes())))
             }
             Format::Human => {}
         }

@@ -795,15 +795,23 @@ fn sorted(xs: &[&str]) -> Vec<String> {
     v
 }
 
-/// `exclude PATH (RULE)` lines of stdout, as (path, rule).
+/// `exclude PATH (in SIDE: RULE)` lines of stdout, as (path, rule).
 fn explained(r: &Run) -> BTreeSet<(String, String)> {
+    explained_sides(r).into_iter().map(|(path, _, rule)| (path, rule)).collect()
+}
+
+/// `exclude PATH (in SIDE: RULE)` lines of stdout, as (path, side, rule); the side is
+/// `SOURCE` or `DEST`.
+fn explained_sides(r: &Run) -> BTreeSet<(String, String, String)> {
     r.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("exclude "))
         .map(|rest| {
-            let open = rest.find(" (").unwrap_or_else(|| panic!("malformed explanation {rest:?}\n{r:?}"));
-            let rule = rest[open + 2..].strip_suffix(')').unwrap_or_else(|| panic!("malformed {rest:?}"));
-            (rest[..open].to_string(), rule.to_string())
+            let open = rest.find(" (in ").unwrap_or_else(|| panic!("malformed explanation {rest:?}\n{r:?}"));
+            let inner = rest[open + 5..].strip_suffix(')').unwrap_or_else(|| panic!("malformed {rest:?}"));
+            let (side, rule) = inner.split_once(": ").unwrap_or_else(|| panic!("no side in {rest:?}"));
+            assert!(side == "SOURCE" || side == "DEST", "side {side:?} in {rest:?}");
+            (rest[..open].to_string(), side.to_string(), rule.to_string())
         })
         .collect()
 }
@@ -1142,6 +1150,10 @@ fn explain_ignored_lists_source_and_dest_entries_with_their_rule() {
     ]);
     want.insert(("ok.txt".to_string(), list_rule.clone()));
     assert_eq!(got, want, "{r:?}");
+    // Each line says which side it is about.
+    let dest_side: BTreeSet<String> =
+        explained_sides(&r).into_iter().filter(|(_, side, _)| side == "DEST").map(|(p, _, _)| p).collect();
+    assert_eq!(dest_side, sorted(&["only.log", "old/a.log", "d/z.tmp"]).into_iter().collect(), "{r:?}");
     assert_eq!(
         r.stdout.lines().filter(|l| l.starts_with("exclude ")).count(),
         want.len(),

@@ -833,6 +833,17 @@ fn very_verbose_prints_debug_lines() {
     r.ok();
     let debug: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("tandem: debug: ")).collect();
     assert!(!debug.is_empty(), "-vv printed no debug lines:\n{r:?}");
+    // In words, never a Rust structure (`Totals { copies: 4, … }`).
+    for line in &debug {
+        assert!(
+            !line.contains(" { ") && !line.contains(": [") && !line.contains("Totals"),
+            "debug line {line:?}"
+        );
+    }
+    assert!(
+        debug.iter().any(|l| l.contains("planned in") && l.contains("4 copies")),
+        "no plan line in words:\n{r:?}"
+    );
     assert!(!r.stdout.contains("debug:"), "debug lines on stdout:\n{r:?}");
     // -vv still itemizes (as -v) on stdout.
     let copies: Vec<&str> = r.stdout_lines().into_iter().filter(|l| l.starts_with("copy ")).collect();
