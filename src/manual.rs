@@ -94,7 +94,9 @@ holes. On file systems that keep coarser times (FAT 2s, exFAT 10ms, sshfs 1s, SM
 100ns) the mtime cut down to that precision counts as equal.
 - Directories: created, and given their mode and mtime after their contents are done; a \
 read-only directory in DEST that tandem owns is opened up for the update and restored. \
-DEST's root gets SOURCE root's mode and mtime.
+DEST's root gets SOURCE root's mode and mtime. A SOURCE directory that cannot be read is \
+reported and created in DEST empty and usable by its owner (u+rwx), so later runs do not \
+fail on it in DEST; its contents and real mode follow once it can be read.
 - Symlinks: copied as symlinks with their target text as is, never followed; re-pointed \
 atomically; their own mtime is mirrored.
 - Owner and group: mirrored when tandem runs as root, left as the running user otherwise.

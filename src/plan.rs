@@ -417,11 +417,15 @@ impl Planner<'_> {
             Kind::Special(_) => {}
             Kind::Unknown => {}
             // Known to be a directory, contents unknown: create it, put nothing in it.
+            // Its mode is opened up for its owner (u+rwx), so that later runs can read
+            // and fill it; the real mode is applied once SOURCE's directory can be read
+            // (the modes then differ: an attribute fix).
             Kind::Unreadable => {
                 self.totals.mkdirs += 1;
+                let meta = Meta { mode: s.meta.mode | 0o700, ..s.meta };
                 out.push(Op::Mkdir {
                     name,
-                    sub: DirPlan { ops: Vec::new(), set_meta: Some(s.meta), meta_changed: false },
+                    sub: DirPlan { ops: Vec::new(), set_meta: Some(meta), meta_changed: false },
                 });
             }
         }

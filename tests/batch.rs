@@ -357,6 +357,62 @@ fn fifo_in_source_is_skipped_with_warning() {
     assert_trees_equal_ignoring(&sb.src(), &sb.dst(), &[Path::new("the_pipe"), Path::new("d/nested_pipe")]);
 }
 
+/// A SOURCE directory that cannot be read is created in DEST usable by its owner
+/// (u+rwx), not with its real mode 000: a later run as the same user reports the same
+/// one error, not one more for DEST. Once it can be read, its contents and real mode
+/// are mirrored.
+#[test]
+fn unreadable_source_directory_is_created_usable_by_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "a\n").file("locked/inner.txt", "cannot list me\n");
+    chown_tree_for_unprivileged(sb.path());
+    src.chmod("locked", 0o000);
+    struct Restore(std::path::PathBuf);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+        }
+    }
+    let _restore = Restore(src.p("locked"));
+    if fs::read_dir(src.p("locked")).is_ok() && !is_root() {
+        return skip(
+            "unreadable_source_directory_is_created_usable_by_its_owner",
+            "permissions not enforced",
+        );
+    }
+    let json = |r: &Run| count(summary(&r.json_events()), "errors");
+    for round in 1..=2 {
+        let r = run_with(
+            tandem_unprivileged(),
+            ["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()],
+            RUN_TIMEOUT,
+        );
+        r.expect_code(3);
+        assert_eq!(json(&r), 1, "run {round}: expected exactly the one SOURCE error:\n{r:?}");
+        let evs = r.json_events();
+        let errors = events_named(&evs, "error");
+        assert_eq!(errors[0]["side"], "source", "run {round}: {r:?}");
+        assert_eq!(event_path(errors[0]), "locked", "run {round}: {r:?}");
+        let mode = lstat(&sb.dst().join("locked")).permissions().mode() & 0o7777;
+        assert_eq!(
+            mode & 0o700,
+            0o700,
+            "run {round}: DEST/locked has mode {mode:o}, not usable by its owner"
+        );
+    }
+    assert_eq!(read(&sb.dst().join("a.txt")), b"a\n");
+
+    // Readable again (r-x for its owner only): contents and the real mode follow.
+    src.chmod("locked", 0o500);
+    let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
+    r.ok();
+    assert_eq!(read(&sb.dst().join("locked/inner.txt")), b"cannot list me\n");
+    assert_eq!(lstat(&sb.dst().join("locked")).permissions().mode() & 0o7777, 0o500);
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
 /// Unreadable SOURCE entries. Root bypasses permission checks, so as root
 /// the binary is run as `nobody` (uid/gid 65534) on a tree owned by nobody.
 #[test]
