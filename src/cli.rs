@@ -133,7 +133,7 @@ pub struct Args {
     #[arg(short = 'n', long, conflicts_with_all = ["watch", "poll"], help_heading = "Safety")]
     pub dry_run: bool,
 
-    /// Itemize each change on stdout as it happens; twice (`-vv`) adds debug detail on
+    /// Itemize each change on stdout, in path order; twice (`-vv`) adds debug lines on
     /// stderr.
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,

@@ -8,7 +8,8 @@
 //!   scanned; the one-shot pipeline) and `watch` (strategies and `watch::schedule`,
 //!   the loop) → `mirror` (watch mode's held tree, refreshes, renames, cycles);
 //! - the seam and the stages: `dest` (the DEST interface; `tree` is the local tree),
-//!   `guard`, `plan`, `apply`, `snapshot`;
+//!   `guard`, `plan`, `apply` (with `ordered`: changes printed in path order),
+//!   `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers), `manual` (the `--man` page);
 //! - foundations: `ignore`, `relpath`, `sys` (every system call), `lock`, `exit`;
@@ -25,6 +26,7 @@ mod ignore;
 mod lock;
 mod manual;
 mod mirror;
+mod ordered;
 mod outcome;
 mod plan;
 mod progress;

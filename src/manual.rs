@@ -139,7 +139,10 @@ With -v (and with --dry-run) each change is itemized on stdout, one line each:
     exclude build (in SOURCE: .syncignore:3: build/)
     exclude cache/old.log (in DEST: .syncignore:2: *.log)
 
-meta means only attributes changed; meta . is DEST's root. rename appears in watch mode; \
+Lines come in path order, as a dry run lists the plan, whatever order the parallel \
+workers finish in (at most 10,000 lines wait for a slow entry earlier in the tree; past \
+that they are printed as they come). meta means only attributes changed; meta . is \
+DEST's root. rename appears in watch mode; \
 exclude lines with --explain-ignored, saying which side each is about (a SOURCE entry not \
 synced, or a DEST entry left alone). \
 Paths are relative to DEST; names that are not valid UTF-8 are shown with U+FFFD in place \

@@ -205,6 +205,21 @@ impl Reporter {
 
     /// One change done (or, in a dry run, planned).
     pub fn change(&self, path: &[u8], kind: &ChangeKind) {
+        self.count_change(path, kind);
+        self.print_change(path, kind);
+    }
+
+    /// Whether [`Reporter::print_change`] prints anything (an itemized line or a JSON
+    /// event), so that a caller need not hold changes back to print them in order.
+    pub fn prints_changes(&self) -> bool {
+        match self.opts.format {
+            Format::Json => true,
+            Format::Human => (self.opts.verbose > 0 || self.opts.dry_run) && !self.opts.quiet,
+        }
+    }
+
+    /// The counting half of [`Reporter::change`] (summary, progress).
+    pub fn count_change(&self, path: &[u8], kind: &ChangeKind) {
         let c = &self.counters;
         match kind {
             ChangeKind::Copy { bytes } => {
@@ -230,6 +245,10 @@ impl Reporter {
                 c.renamed.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// The printing half of [`Reporter::change`]: the itemized line or JSON event.
+    pub fn print_change(&self, path: &[u8], kind: &ChangeKind) {
         match self.opts.format {
             Format::Json => {
                 let mut v = json!({ "event": kind.event(), "path": text(path) });
