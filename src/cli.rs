@@ -165,6 +165,12 @@ pub struct Args {
     /// trips].
     #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Performance")]
     pub scan_threads: Option<u16>,
+
+    /// Cap the copy throughput of all workers together at RATE bytes per second: `10M`,
+    /// `500K`, `1.5M` (K, M, G: powers of 1024; KB, MB, GB: powers of 1000; a bare number
+    /// is KiB/s, as rsync's --bwlimit). `0`: no limit.
+    #[arg(long, value_name = "RATE", value_parser = crate::bwlimit::parse_rate, allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Performance")]
+    pub bwlimit: Option<u64>,
 }
 
 /// What a flag's value may be, for the error naming a bad one (flags with a fixed list
@@ -173,6 +179,7 @@ fn allowed(id: &str) -> Option<&'static str> {
     Some(match id {
         "max_delete" => "a whole number ≥ 0",
         "scan_threads" => "a whole number from 1 to 256",
+        "bwlimit" => "a rate in bytes per second such as 10M, 500K or 1.5M (0: no limit)",
         "poll" | "debounce" | "verify_every" | "modify_window" => {
             "a duration such as 2s, 500ms, 1m or a number of seconds"
         }

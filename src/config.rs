@@ -38,6 +38,8 @@ pub struct Config {
     pub explain_ignored: bool,
     /// `-x`: SOURCE's device; directories on another one are mirrored empty.
     pub one_file_system: Option<u64>,
+    /// `--bwlimit`: bytes per second for all copies together (0: no limit).
+    pub bwlimit: u64,
 }
 
 /// Watch-mode settings.
@@ -145,6 +147,7 @@ impl Config {
             rules,
             explain_ignored: args.explain_ignored,
             one_file_system,
+            bwlimit: args.bwlimit.unwrap_or(0),
         })
     }
 }

@@ -12,10 +12,12 @@
 //!   `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers), `manual` (the `--man` page);
-//! - foundations: `ignore`, `relpath`, `sys` (every system call), `lock`, `exit`;
+//! - foundations: `ignore`, `relpath`, `sys` (every system call), `bwlimit` (the
+//!   shared bucket of `--bwlimit`), `lock`, `exit`;
 //! - settings: `cli` (arguments as typed) → `config` (resolved, validated).
 
 mod apply;
+mod bwlimit;
 mod cli;
 mod config;
 mod counts;
@@ -86,7 +88,11 @@ fn main() {
             }
             f.exit()
         }
-        Ok(cfg) => run::run(&cfg),
+        Ok(cfg) => {
+            // One bucket for the whole process, whatever copies (sys::copy_data).
+            bwlimit::set(cfg.bwlimit);
+            run::run(&cfg)
+        }
     };
     std::process::exit(exit.code());
 }

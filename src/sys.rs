@@ -610,7 +610,8 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
         if stopping() {
             return Err(interrupted());
         }
-        let want = (len - done).min(COPY_CHUNK) as usize;
+        // Small pieces under --bwlimit, each paid for in its shared bucket.
+        let want = (len - done).min(COPY_CHUNK).min(crate::bwlimit::chunk()) as usize;
         if use_cfr {
             let mut in_off = off + done;
             let mut out_off = off + done;
@@ -619,6 +620,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
                 Ok(n) => {
                     done += n as u64;
                     BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+                    crate::bwlimit::account(n as u64, stopping);
                     continue;
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -663,6 +665,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
         }
         done += n as u64;
         BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+        crate::bwlimit::account(n as u64, stopping);
     }
     Ok(done)
 }

@@ -633,3 +633,27 @@ fn empty_source_guard_ignores_excluded_and_temporary_entries() {
     assert!(exists_nofollow(&sb.dst().join("keep.log")));
     assert!(!exists_nofollow(&sb.dst().join(".tandem-1-2.tmp")));
 }
+
+/// `--bwlimit` caps the throughput of all copying workers together: 4 MiB in four
+/// files at 2 MiB/s take 2 s (±20 %), and the mirror is exact.
+#[test]
+fn bwlimit_caps_copy_throughput_across_workers() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    for i in 0..4 {
+        src.file(format!("d{i}/f.bin"), pseudo_random(1 << 20, i));
+    }
+    let started = std::time::Instant::now();
+    let r = run(["--bwlimit".as_ref(), "2M".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    let took = started.elapsed().as_secs_f64();
+    r.ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+    assert!((1.6..=2.4).contains(&took), "4 MiB at 2 MiB/s took {took:.2}s, not 2s ± 20 %:\n{r:?}");
+
+    // Without a limit the same copy is far quicker (the limit is what took the time).
+    let other = sb.join("unlimited");
+    let started = std::time::Instant::now();
+    run([sb.src(), other.clone()]).ok();
+    let free = started.elapsed().as_secs_f64();
+    assert!(free < 1.0, "an unlimited 4 MiB copy took {free:.2}s");
+}

@@ -61,6 +61,14 @@ fn bad_values_get_tandems_own_one_line() {
             r#"--scan-threads expects a whole number from 1 to 256, got "-4""#.into(),
         ),
         (vec!["--debounce", "soon", s, d], format!(r#"--debounce expects {duration}, got "soon""#)),
+        (
+            vec!["--bwlimit", "fast", s, d],
+            r#"--bwlimit expects a rate in bytes per second such as 10M, 500K or 1.5M (0: no limit), got "fast""#.into(),
+        ),
+        (
+            vec!["--bwlimit=10X", s, d],
+            r#"--bwlimit expects a rate in bytes per second such as 10M, 500K or 1.5M (0: no limit), got "10X""#.into(),
+        ),
         (vec!["--debounce", "-1", s, d], format!(r#"--debounce expects {duration}, got "-1""#)),
         (vec!["--verify-every", "1e300", s, d], format!(r#"--verify-every expects {duration}, got "1e300""#)),
         (
