@@ -108,6 +108,25 @@ pub struct Args {
     #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, value_hint = ValueHint::Other, help_heading = "Ignore rules")]
     pub exclude: Vec<String>,
 
+    /// Re-include entries matching PATTERN that an exclude excluded: the same as
+    /// `--exclude '!PATTERN'` (gitignore's `!pattern`). --exclude and --include apply in
+    /// the order given, the last matching one winning; an entry inside an excluded
+    /// directory cannot be re-included (the directory is not read).
+    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, value_hint = ValueHint::Other, help_heading = "Ignore rules")]
+    pub include: Vec<String>,
+
+    /// Mirror only the paths listed in FILE (one per line, relative to SOURCE; a
+    /// directory brings everything below it; blank lines and lines starting with `#` or
+    /// `;` are skipped). Everything else is treated as excluded: neither copied nor
+    /// deleted. Exclude and include patterns still apply inside what is listed.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Ignore rules")]
+    pub files_from: Option<PathBuf>,
+
+    /// --exclude and --include patterns in command-line order, includes as `!PATTERN`
+    /// (filled by [`parse`]).
+    #[arg(skip)]
+    pub filters: Vec<String>,
+
     /// Read exclude patterns from FILE, one per line, gitignore syntax (repeatable).
     #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, value_hint = ValueHint::FilePath, help_heading = "Ignore rules")]
     pub exclude_from: Vec<PathBuf>,
@@ -171,6 +190,24 @@ pub struct Args {
     /// is KiB/s, as rsync's --bwlimit). `0`: no limit.
     #[arg(long, value_name = "RATE", value_parser = crate::bwlimit::parse_rate, allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Performance")]
     pub bwlimit: Option<u64>,
+}
+
+/// Parses the command line (after [`normalize_args`]), with --exclude and --include
+/// patterns gathered in the order they were given.
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = Args::command().try_get_matches_from(normalize_args(args))?;
+    let mut a = Args::from_arg_matches(&matches)?;
+    let mut filters: Vec<(usize, String)> = Vec::new();
+    for (id, prefix) in [("exclude", ""), ("include", "!")] {
+        let (Some(indices), Some(values)) = (matches.indices_of(id), matches.get_many::<String>(id)) else {
+            continue;
+        };
+        filters.extend(indices.zip(values).map(|(i, v)| (i, format!("{prefix}{v}"))));
+    }
+    filters.sort_by_key(|(i, _)| *i);
+    a.filters = filters.into_iter().map(|(_, p)| p).collect();
+    Ok(a)
 }
 
 /// What a flag's value may be, for the error naming a bad one (flags with a fixed list

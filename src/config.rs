@@ -152,10 +152,14 @@ impl Config {
     }
 }
 
-/// Builds the command-line rules: `--exclude-from` files (in order), then the
-/// `--exclude` patterns, which override them.
+/// Builds the command-line rules: `--files-from` (everything not listed excluded), then
+/// `--exclude-from` files (in order), then the `--exclude` and `--include` patterns (in
+/// command-line order), each overriding what comes before.
 fn build_rules(args: &Args) -> Result<Rules, Failure> {
     let mut cli = Vec::new();
+    if let Some(file) = &args.files_from {
+        cli.push(Arc::new(files_from(file)?));
+    }
     for file in &args.exclude_from {
         let bytes = std::fs::read(file)
             .map_err(|e| Failure::usage(format!("--exclude-from {}: {}", file.display(), describe(&e))))?;
@@ -164,17 +168,48 @@ fn build_rules(args: &Args) -> Result<Rules, Failure> {
             .map_err(|e| Failure::usage(e.to_string()))?;
         cli.push(Arc::new(rf));
     }
-    if !args.exclude.is_empty() {
-        for p in &args.exclude {
+    // In command-line order with --include (`cli::parse`); --exclude alone otherwise.
+    let patterns = if args.filters.is_empty() { &args.exclude } else { &args.filters };
+    if !patterns.is_empty() {
+        for p in patterns {
             // Each pattern checked alone, so the error names it.
             RuleFile::from_patterns("--exclude", std::slice::from_ref(p))
                 .map_err(|e| Failure::usage(e.to_string()))?;
         }
-        let rf =
-            RuleFile::from_patterns("--exclude", &args.exclude).map_err(|e| Failure::usage(e.to_string()))?;
+        let rf = RuleFile::from_patterns("--exclude", patterns).map_err(|e| Failure::usage(e.to_string()))?;
         cli.push(Arc::new(rf));
     }
     Ok(Rules { cli, delete_excluded: args.delete_excluded })
+}
+
+/// `--files-from FILE`: the listed paths (relative to SOURCE) as rules that exclude the
+/// rest. A path that leaves SOURCE (`..`) is a usage error naming the line.
+fn files_from(file: &Path) -> Result<RuleFile, Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::usage(format!("--files-from {}: {}", file.display(), describe(&e))))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::usage(format!("--files-from {}: not UTF-8 text", file.display())))?;
+    let mut paths = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let parts: Vec<&str> = line.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        if parts.contains(&"..") {
+            return Err(Failure::usage(format!(
+                "--files-from {}:{}: {line:?} leaves SOURCE (paths are relative to SOURCE, without ..)",
+                file.display(),
+                i + 1
+            )));
+        }
+        if !parts.is_empty() {
+            paths.push(parts.join("/"));
+        }
+    }
+    let origin = format!("--files-from {}", file.display());
+    RuleFile::parse(Path::new(""), &origin, &crate::ignore::files_from_lines(&paths))
+        .map_err(|e| Failure::usage(e.to_string()))
 }
 
 /// DEST's file system keeps coarser timestamps than nanoseconds: the precision, in

@@ -44,12 +44,10 @@ mod watch;
 #[cfg(test)]
 mod model_tests;
 
-use clap::Parser;
-
 use crate::exit::Exit;
 
 fn main() {
-    let args = match cli::Args::try_parse_from(cli::normalize_args(std::env::args_os())) {
+    let args = match cli::parse(std::env::args_os()) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
             // --help, --version: clap's own output.

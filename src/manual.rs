@@ -22,8 +22,10 @@ such as [[:digit:]]), ** in every position, backslash escapes, and trailing spac
 unless escaped.
 
 - Precedence, as in git: within one file the last matching line wins; a deeper .syncignore \
-overrides a shallower one; --exclude and --exclude-from patterns override every \
-.syncignore, and a later --exclude overrides an earlier one and --exclude-from files.
+overrides a shallower one; command-line rules override every .syncignore. Among those, from \
+weakest to strongest: --files-from (everything not listed is excluded), the --exclude-from \
+files in order, then the --exclude and --include patterns in the order given, the last one \
+that matches deciding (--include PATTERN is --exclude !PATTERN).
 - A file cannot be re-included when its parent directory is excluded: an excluded \
 directory is not even read.
 - Excluded entries are neither copied nor deleted: what DEST already has under an excluded \
