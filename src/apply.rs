@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::ordered::{Ordered, Slots};
 use crate::outcome::{Failures, Outcome};
-use crate::plan::{ChangeKind, DirPlan, Op};
+use crate::plan::{ChangeKind, DeleteReason, DirPlan, Op};
 use crate::relpath::{join, split_last};
 use crate::report::{Reporter, Side};
 use crate::sys::{self, Attrs, Meta, RawKind};
@@ -174,8 +174,15 @@ impl Applier<'_> {
         // closing one.
         let (inner, close) = (slot + 1, slot + self.slots.of_op(op).saturating_sub(1));
         match op {
-            Op::Delete { name, dir, sub, keep, .. } => {
-                self.delete(dst, name, *dir, sub, *keep, &path, inner, close)
+            Op::Delete { name, dir, sub, keep, reason } => {
+                // --backup-dir: moved there whole (a directory in one rename) instead.
+                let backup = crate::backup::get().filter(|_| *reason != DeleteReason::Temporary && !*keep);
+                match backup.map(|b| b.move_in(dst, name, &path)) {
+                    Some(Ok(())) => self.seq.change(close, &path, &ChangeKind::Delete),
+                    Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
+                    Some(Err(e)) => self.fail(Side::Dest, &path, &e),
+                    None => self.delete(dst, name, *dir, sub, *keep, &path, inner, close),
+                }
             }
             Op::Mkdir { name, sub } => {
                 match sys::mkdir_at(dst, name, 0o700) {
@@ -195,12 +202,12 @@ impl Applier<'_> {
                     self.seq.change(close, &path, &ChangeKind::Meta);
                 }
             }
-            Op::Copy { name, .. } => {
+            Op::Copy { name, new, .. } => {
                 let Some(src) = src else {
                     return self.fail_with(Side::Source, &path, "source directory could not be read");
                 };
                 self.rep.progress().current(&path);
-                match self.copy(src, dst, name) {
+                match self.copy(src, dst, name, (!new).then_some(&path[..])) {
                     Ok(bytes) => self.seq.change(slot, &path, &ChangeKind::Copy { bytes }),
                     Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
                         self.failures.not_done(&path);
@@ -212,10 +219,12 @@ impl Applier<'_> {
                     Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
-            Op::Symlink { name, target, meta, .. } => match self.symlink(dst, name, target, meta) {
-                Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
-                Err(e) => self.fail(Side::Dest, &path, &e),
-            },
+            Op::Symlink { name, target, meta, new } => {
+                match self.symlink(dst, name, target, meta, (!new).then_some(&path[..])) {
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
+                    Err(e) => self.fail(Side::Dest, &path, &e),
+                }
+            }
             Op::Meta { name, symlink, meta } => {
                 let r = if *symlink {
                     sys::set_link_attrs_at(dst, name, self.attrs(meta))
@@ -319,7 +328,15 @@ impl Applier<'_> {
     }
 
     /// Copies one file through a temporary; returns the bytes copied.
-    fn copy(&self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &[u8]) -> Result<u64, (Side, io::Error)> {
+    /// `replaced`: DEST has a file there (at that relative path), to keep in
+    /// `--backup-dir` before it is replaced.
+    fn copy(
+        &self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        replaced: Option<&[u8]>,
+    ) -> Result<u64, (Side, io::Error)> {
         for _ in 0..COPY_ATTEMPTS {
             let (sf, before) = sys::open_source_file(src, name).map_err(|e| (Side::Source, e))?;
             let (_, meta) = sys::from_stat(&before);
@@ -335,6 +352,7 @@ impl Applier<'_> {
             }
             sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(df);
+            keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -346,7 +364,14 @@ impl Applier<'_> {
         ))
     }
 
-    fn symlink(&self, dst: BorrowedFd<'_>, name: &[u8], target: &[u8], meta: &Meta) -> io::Result<()> {
+    fn symlink(
+        &self,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        target: &[u8],
+        meta: &Meta,
+        replaced: Option<&[u8]>,
+    ) -> io::Result<()> {
         loop {
             let tmp = sys::temp_name();
             match sys::symlink_at(target, dst, &tmp) {
@@ -358,8 +383,18 @@ impl Applier<'_> {
             if let Some(t) = &temp.name {
                 sys::set_link_attrs_at(dst, t, self.attrs(meta))?;
             }
+            keep_replaced(dst, name, replaced)?;
             return temp.commit(name);
         }
+    }
+}
+
+/// `--backup-dir`: keeps what is about to be replaced at `rel` (a hard link, so the
+/// replacement stays atomic).
+fn keep_replaced(dst: BorrowedFd<'_>, name: &[u8], rel: Option<&[u8]>) -> io::Result<()> {
+    match (rel, crate::backup::get()) {
+        (Some(rel), Some(b)) => b.keep_before_overwrite(dst, name, rel),
+        _ => Ok(()),
     }
 }
 

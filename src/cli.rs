@@ -139,6 +139,18 @@ pub struct Args {
     #[arg(long, help_heading = "Ignore rules")]
     pub explain_ignored: bool,
 
+    /// Keep what a sync deletes or overwrites in DEST: move it to DIR under its relative
+    /// path, by rename (DIR must be on DEST's file system; a relative DIR is inside
+    /// DEST, as with rsync, and is left out of the mirror).
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, help_heading = "Safety")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Append SUFFIX to the names moved to --backup-dir (for example a timestamp, to
+    /// keep every version); without it a later backup of the same path replaces the
+    /// earlier one.
+    #[arg(long, value_name = "SUFFIX", value_hint = ValueHint::Other, help_heading = "Safety")]
+    pub suffix: Option<String>,
+
     /// Refuse (change nothing, exit 4) when the plan would delete more than N entries.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Safety")]
     pub max_delete: Option<u64>,

@@ -40,6 +40,8 @@ pub struct Config {
     pub one_file_system: Option<u64>,
     /// `--bwlimit`: bytes per second for all copies together (0: no limit).
     pub bwlimit: u64,
+    /// `--backup-dir`, `--suffix`: where what is deleted or overwritten goes.
+    pub backup: Option<crate::backup::Backup>,
 }
 
 /// Watch-mode settings.
@@ -97,7 +99,16 @@ impl Config {
                 dest.display()
             )));
         }
-        let rules = Arc::new(build_rules(args)?);
+        let backup = resolve_backup(args, &source, &dest)?;
+        let mut rules = build_rules(args)?;
+        if let Some(rel) = backup.as_ref().and_then(|b| b.root.strip_prefix(&dest).ok()) {
+            // Inside DEST: out of the mirror on both sides, never deleted.
+            let pattern = format!("/{}/", crate::ignore::escape_literal(&rel.to_string_lossy()));
+            let keep = RuleFile::from_patterns("--backup-dir", &[pattern])
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            rules.keep = Some(Arc::new(keep));
+        }
+        let rules = Arc::new(rules);
         let remote_source = crate::watch::fstype::of(&source).remote;
         let dest_grain_ns = dest_grain(&dest);
         let watching = args.watch || args.poll.is_some();
@@ -148,6 +159,7 @@ impl Config {
             explain_ignored: args.explain_ignored,
             one_file_system,
             bwlimit: args.bwlimit.unwrap_or(0),
+            backup,
         })
     }
 }
@@ -179,7 +191,73 @@ fn build_rules(args: &Args) -> Result<Rules, Failure> {
         let rf = RuleFile::from_patterns("--exclude", patterns).map_err(|e| Failure::usage(e.to_string()))?;
         cli.push(Arc::new(rf));
     }
-    Ok(Rules { cli, delete_excluded: args.delete_excluded })
+    Ok(Rules { cli, delete_excluded: args.delete_excluded, keep: None })
+}
+
+/// `--backup-dir DIR` (relative: inside DEST) resolved and checked: not SOURCE's, not
+/// DEST itself or above it, on DEST's file system (entries are moved there by rename).
+fn resolve_backup(args: &Args, source: &Path, dest: &Path) -> Result<Option<crate::backup::Backup>, Failure> {
+    let Some(dir) = &args.backup_dir else {
+        if args.suffix.is_some() {
+            return Err(Failure::usage(
+                "--suffix needs --backup-dir (the directory the suffixed names go to)",
+            ));
+        }
+        return Ok(None);
+    };
+    let err = |msg: &str| Failure::usage(format!("--backup-dir {}: {msg}", dir.display()));
+    let joined = if dir.is_absolute() { dir.clone() } else { dest.join(dir) };
+    let mut root = PathBuf::from("/");
+    let mut existing = PathBuf::from("/");
+    let mut missing = false;
+    for comp in joined.components() {
+        match comp {
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+            Component::ParentDir if !missing => {
+                root.pop();
+                existing = root.clone();
+            }
+            Component::ParentDir => return Err(err("`..` after a missing directory")),
+            Component::Normal(name) => {
+                root.push(name);
+                if !missing {
+                    match std::fs::symlink_metadata(&root) {
+                        Ok(_) => {
+                            root = std::fs::canonicalize(&root).map_err(|e| err(&describe(&e)))?;
+                            existing = root.clone();
+                        }
+                        Err(_) => missing = true,
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(md) = std::fs::metadata(&root) {
+        if !md.is_dir() {
+            return Err(err("exists and is not a directory"));
+        }
+    }
+    if root.starts_with(source) || source.starts_with(&root) {
+        return Err(err("is inside SOURCE (or holds it): SOURCE is only read"));
+    }
+    if dest.starts_with(&root) {
+        return Err(err("is DEST or holds it: give a directory inside DEST or beside it"));
+    }
+    let mut dest_existing = dest.to_path_buf();
+    while !dest_existing.exists() {
+        if !dest_existing.pop() {
+            break;
+        }
+    }
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(&existing) != dev(&dest_existing) && !root.starts_with(dest) {
+        return Err(err("is on another file system than DEST (entries are moved there by rename)"));
+    }
+    let suffix = args.suffix.clone().unwrap_or_default();
+    if suffix.contains('/') {
+        return Err(Failure::usage(format!("--suffix {suffix:?}: a suffix cannot contain /")));
+    }
+    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes() }))
 }
 
 /// `--files-from FILE`: the listed paths (relative to SOURCE) as rules that exclude the

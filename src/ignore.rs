@@ -140,6 +140,11 @@ impl RuleFile {
         })
     }
 
+    /// Whether this file alone excludes `path`.
+    pub fn excludes(&self, path: &Path, is_dir: bool) -> bool {
+        self.matched_glob(path, is_dir).is_some_and(|g| !g.is_whitelist())
+    }
+
     fn matched(&self, path: &Path, is_dir: bool) -> Option<Hit<'_>> {
         self.matched_glob(path, is_dir).map(|glob| Hit { file: self, glob })
     }
@@ -467,7 +472,7 @@ pub fn files_from_lines(paths: &[String]) -> String {
 }
 
 /// A path as a gitignore pattern that matches only itself.
-fn escape_literal(path: &str) -> String {
+pub fn escape_literal(path: &str) -> String {
     let mut s = String::with_capacity(path.len());
     for c in path.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -491,13 +496,20 @@ pub struct Rules {
     pub cli: Vec<Arc<RuleFile>>,
     /// Also delete excluded entries from DEST.
     pub delete_excluded: bool,
+    /// Excluded on both sides and never deleted, whatever `delete_excluded` says, and
+    /// stronger than every other rule: `--backup-dir` inside DEST.
+    pub keep: Option<Arc<RuleFile>>,
 }
 
 impl Rules {
     /// The rule that decides `path` (relative to SOURCE), if any: command-line patterns
     /// first, then the chain from the deepest file up.
     pub fn check<'a>(&'a self, chain: &'a [Arc<RuleFile>], path: &Path, is_dir: bool) -> Option<Hit<'a>> {
-        self.cli.iter().rev().chain(chain.iter().rev()).find_map(|f| f.matched(path, is_dir))
+        self.keep
+            .iter()
+            .chain(self.cli.iter().rev())
+            .chain(chain.iter().rev())
+            .find_map(|f| f.matched(path, is_dir))
     }
 
     /// True when `path` is excluded.
@@ -648,7 +660,7 @@ mod tests {
     #[test]
     fn cli_patterns_win() {
         let cli = RuleFile::from_patterns("--exclude", &["*.bin".to_string()]).expect("cli");
-        let rules = Rules { cli: vec![Arc::new(cli)], delete_excluded: false };
+        let rules = Rules { cli: vec![Arc::new(cli)], delete_excluded: false, keep: None };
         let chain = vec![Arc::new(RuleFile::parse(Path::new(""), ".syncignore", "!x.bin\n").expect("f"))];
         assert!(rules.excluded(&chain, Path::new("x.bin"), false));
     }

@@ -8,7 +8,8 @@
 //!   scanned; the one-shot pipeline) and `watch` (strategies and `watch::schedule`,
 //!   the loop) → `mirror` (watch mode's held tree, refreshes, renames, cycles);
 //! - the seam and the stages: `dest` (the DEST interface; `tree` is the local tree),
-//!   `guard`, `plan`, `apply` (with `ordered`: changes printed in path order),
+//!   `guard`, `plan`, `apply` (with `ordered`: changes printed in path order, and
+//!   `backup`: `--backup-dir`),
 //!   `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers), `manual` (the `--man` page);
@@ -17,6 +18,7 @@
 //! - settings: `cli` (arguments as typed) → `config` (resolved, validated).
 
 mod apply;
+mod backup;
 mod bwlimit;
 mod cli;
 mod config;
@@ -89,6 +91,9 @@ fn main() {
         Ok(cfg) => {
             // One bucket for the whole process, whatever copies (sys::copy_data).
             bwlimit::set(cfg.bwlimit);
+            if let Some(b) = &cfg.backup {
+                backup::set(b.clone());
+            }
             run::run(&cfg)
         }
     };

@@ -103,6 +103,8 @@ fail on it in DEST; its contents and real mode follow once it can be read.
 atomically; their own mtime is mirrored.
 - Owner and group: mirrored when tandem runs as root, left as the running user otherwise.
 - Special files (FIFOs, sockets, devices) are skipped with a warning and never opened.
+- What is deleted or overwritten in DEST is gone, unless --backup-dir keeps it there \
+(moved by rename, overwritten files hard-linked first so their replacement stays atomic).
 - Hard links are copied as separate files; access times, ACLs and extended attributes are \
 not mirrored.
 - Type changes: the old entry is removed and the new one created, even with --no-delete; \

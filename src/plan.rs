@@ -340,7 +340,11 @@ impl Planner<'_> {
     fn protected(&mut self, d: &Entry, path: &[u8], chain: &Chain) -> bool {
         let Some(rules) = self.rules else { return false };
         if rules.delete_excluded {
-            return false;
+            // Only what must stay whatever --delete-excluded says (--backup-dir).
+            return rules
+                .keep
+                .as_ref()
+                .is_some_and(|k| k.excludes(crate::relpath::rel_path(path), d.is_dir()));
         }
         match rules.check(chain, crate::relpath::rel_path(path), d.is_dir()) {
             Some(hit) if hit.excluded() => {

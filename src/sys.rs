@@ -424,6 +424,17 @@ pub fn rename_between(
     Ok(rfs::renameat(from_dir, cname(from)?.as_c_str(), to_dir, cname(to)?.as_c_str())?)
 }
 
+/// A hard link `to` (in `to_dir`) of `from` (in `from_dir`); a symlink is linked
+/// itself, never followed.
+pub fn link_between(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    to_dir: BorrowedFd<'_>,
+    to: &[u8],
+) -> io::Result<()> {
+    Ok(rfs::linkat(from_dir, cname(from)?.as_c_str(), to_dir, cname(to)?.as_c_str(), AtFlags::empty())?)
+}
+
 pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     Ok(rfs::symlinkat(cname(target)?.as_c_str(), dir, cname(name)?.as_c_str())?)
 }

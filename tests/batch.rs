@@ -657,3 +657,77 @@ fn bwlimit_caps_copy_throughput_across_workers() {
     let free = started.elapsed().as_secs_f64();
     assert!(free < 1.0, "an unlimited 4 MiB copy took {free:.2}s");
 }
+
+/// `--backup-dir DIR`: what a sync deletes or overwrites is moved to DIR under its
+/// relative path (a removed directory whole), with `--suffix` for repeated versions;
+/// DIR inside DEST is left out of the mirror (also with --delete-excluded); DIR beside
+/// DEST works the same; DIR in SOURCE, on another file system, or `--suffix` alone are
+/// usage errors.
+#[test]
+fn backup_dir_keeps_what_is_deleted_or_overwritten() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "version 1\n").file("d/b.txt", "b\n").file("e/f/g.txt", "g\n").symlink("ln", "a.txt");
+    src.stamp_all();
+    let (s, d) = (sb.src(), sb.dst());
+    run([&s, &d]).ok();
+    let inode_before = std::os::unix::fs::MetadataExt::ino(&lstat(&d.join("a.txt")));
+    src.file("a.txt", "version 2\n").remove("d/b.txt").remove("e").remove("ln").symlink("ln", "d");
+    let r = run(["--backup-dir".as_ref(), ".old".as_ref(), s.as_os_str(), d.as_os_str()]);
+    r.ok();
+    let old = d.join(".old");
+    assert_eq!(read(&old.join("a.txt")), b"version 1\n", "{r:?}");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&lstat(&old.join("a.txt"))),
+        inode_before,
+        "not moved by link"
+    );
+    assert_eq!(read(&old.join("d/b.txt")), b"b\n");
+    assert_eq!(read(&old.join("e/f/g.txt")), b"g\n");
+    assert_eq!(fs::read_link(old.join("ln")).unwrap(), Path::new("a.txt"));
+    assert_trees_equal_ignoring(&s, &d, &[Path::new(".old")]);
+
+    // A suffix keeps each version; the backup directory survives --delete-excluded and
+    // a run without --backup-dir leaves it alone too.
+    src.file("a.txt", "version 3\n");
+    let r = run(["--backup-dir", ".old", "--suffix", ".2", "--delete-excluded", "--exclude", "*.tmp"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([s.as_os_str(), d.as_os_str()])
+        .collect::<Vec<_>>());
+    r.ok();
+    assert_eq!(read(&old.join("a.txt")), b"version 1\n");
+    assert_eq!(read(&old.join("a.txt.2")), b"version 2\n");
+    assert_eq!(read(&d.join("a.txt")), b"version 3\n");
+    // Without a suffix a later backup replaces the earlier one.
+    src.file("a.txt", "version 4\n");
+    run(["--backup-dir".as_ref(), ".old".as_ref(), s.as_os_str(), d.as_os_str()]).ok();
+    assert_eq!(read(&old.join("a.txt")), b"version 3\n");
+    assert_trees_equal_ignoring(&s, &d, &[Path::new(".old")]);
+
+    // Beside DEST, on the same file system.
+    let beside = sb.join("kept");
+    src.remove("a.txt");
+    let r = run(["--backup-dir".as_ref(), beside.as_os_str(), s.as_os_str(), d.as_os_str()]);
+    r.ok();
+    assert_eq!(read(&beside.join("a.txt")), b"version 4\n");
+    assert_eq!(
+        read(&beside.join(".old/a.txt")),
+        b"version 3\n",
+        "the old backup dir is an entry like any other now"
+    );
+
+    // Usage errors.
+    for (args, token) in [
+        (vec!["--backup-dir".into(), s.join("bk").into_os_string()], "SOURCE"),
+        (vec!["--backup-dir".into(), "/dev/shm/tandem-elsewhere".into()], "file system"),
+        (vec!["--suffix".into(), ".1".into()], "--suffix needs --backup-dir"),
+    ] {
+        let mut a: Vec<std::ffi::OsString> = args;
+        a.extend([s.clone().into_os_string(), sb.join("new").into_os_string()]);
+        let r = run(&a);
+        r.expect_code(2);
+        assert!(r.stderr.contains(token), "{a:?}: {r:?}");
+        assert!(!exists_nofollow(&sb.join("new")));
+    }
+}
