@@ -563,10 +563,14 @@ fn bash_completion_offers_no_file_names_after_values() {
         "--scan-threads",
         "--threads",
         "--exclude",
+        "--include",
+        "--bwlimit",
+        "--suffix",
     ] {
         let c = case(flag);
         assert!(!c.contains("compgen -f"), "{flag} completes file names:\n{c}");
     }
     assert!(case("--exclude-from").contains("compgen -f"), "--exclude-from should complete file names");
+    assert!(case("--files-from").contains("compgen -f"), "--files-from should complete file names");
     assert!(case("--progress").contains("auto bar lines none"), "{}", case("--progress"));
 }
