@@ -260,7 +260,7 @@ tandem --watch SOURCE DEST mirrors, then keeps DEST in step until stopped: with 
 events on local disks, and a parallel polling scanner on network shares (NFS, SMB, sshfs \
 and other FUSE mounts), where native events never arrive.
 
-A flag given twice takes its last value (--exclude and --exclude-from add up).";
+A flag given twice takes its last value (--exclude, --include and --exclude-from add up).";
 
 /// Writes the whole page.
 pub fn render(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
