@@ -12,15 +12,17 @@
 //! after the copy); a file that changed while being copied is copied again, up to
 //! [`COPY_ATTEMPTS`] times, then reported. Every failure is reported with its path and
 //! the run goes on; what failed (or was not done) comes back to the caller as an
-//! [`Outcome`].
+//! [`Outcome`]. Changes are itemized in path order, as a dry run lists them, whatever
+//! order the workers finish in (`ordered`).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rayon::prelude::*;
 
+use crate::ordered::{Ordered, Slots};
 use crate::outcome::{Failures, Outcome};
-use crate::plan::{ChangeKind, DirPlan, Op};
+use crate::plan::{ChangeKind, DeleteReason, DirPlan, Op};
 use crate::relpath::{join, split_last};
 use crate::report::{Reporter, Side};
 use crate::source::Source;
@@ -58,6 +60,9 @@ struct Applier<'a> {
     /// target (sshfs turns them into SFTP's SETSTAT, which follows links): symlinks
     /// keep the owner and mtime they were created with.
     links_follow: bool,
+    /// Changes printed in path order.
+    seq: Ordered<'a>,
+    slots: Slots,
     /// Mirror owner and group (root only).
     owner: bool,
     vanished_ok: bool,
@@ -87,18 +92,23 @@ pub fn apply_at(
     if links_follow {
         rep.debug("DEST is on a FUSE file system, whose server may apply a symlink's owner and mtime to its target (sshfs does): symlinks keep the owner and mtime they are created with");
     }
+    let slots = Slots::of(dp);
+    let last = slots.size(dp);
     let a = Applier {
         rep,
         source,
         links_follow,
+        seq: Ordered::new(rep),
+        slots,
         owner: opts.owner,
         vanished_ok: opts.vanished_ok,
         failures: Failures::default(),
     };
-    let attrs_set = a.dir(src, dst.as_fd(), dp, base);
+    let attrs_set = a.dir(src, dst.as_fd(), dp, base, 0);
     if attrs_set && dp.meta_changed && !sys::stopping() {
-        rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
+        a.seq.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
     }
+    a.seq.finish(0, last + 1);
     Ok(a.failures.into_outcome())
 }
 
@@ -137,16 +147,27 @@ impl Applier<'_> {
 
     /// Runs one directory's plan. `src` is `None` when the SOURCE directory could not be
     /// opened (its copies then fail one by one; deletions still run).
-    /// Returns false when the directory's own attributes could not be set.
-    fn dir(&self, src: Src<'_>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8]) -> bool {
+    /// Returns false when the directory's own attributes could not be set. `slot` is the
+    /// first slot of its operations (see `ordered`).
+    fn dir(&self, src: Src<'_>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8], slot: u64) -> bool {
         let here: &[u8] = if rel.is_empty() { b"." } else { rel };
         let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
-        let (deletes, rest) = dp.ops.split_at(n_del);
+        let mut at = slot;
+        let ops: Vec<(u64, &Op)> = dp
+            .ops
+            .iter()
+            .map(|op| {
+                let s = at;
+                at += self.slots.of_op(op);
+                (s, op)
+            })
+            .collect();
+        let (deletes, rest) = ops.split_at(n_del);
         // Entries of a read-only directory we own can still be updated: open it up for
         // the duration, its mode is set (or restored) below.
         let restore = if dp.ops.is_empty() { None } else { sys::make_dir_writable(dst).unwrap_or(None) };
-        deletes.par_iter().for_each(|op| self.op(src, dst, op, rel));
-        rest.par_iter().for_each(|op| self.op(src, dst, op, rel));
+        deletes.par_iter().for_each(|&(s, op)| self.op(src, dst, op, rel, s));
+        rest.par_iter().for_each(|&(s, op)| self.op(src, dst, op, rel, s));
         if sys::stopping() {
             // Interrupted: start nothing more, not even this directory's attributes
             // (the next run sets them).
@@ -167,40 +188,61 @@ impl Applier<'_> {
         true
     }
 
-    fn op(&self, src: Src<'_>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8]) {
+    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
+    fn op(&self, src: Src<'_>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8], slot: u64) {
+        self.op_at(src, dst, op, rel, slot);
+        self.seq.finish(slot, slot + self.slots.of_op(op));
+    }
+
+    fn op_at(&self, src: Src<'_>, dst: BorrowedFd<'_>, op: &Op, rel: &[u8], slot: u64) {
         if sys::stopping() {
             return;
         }
         let path = join(rel, op.name());
+        // A directory's contents start after its opening slot and end before its
+        // closing one.
+        let (inner, close) = (slot + 1, slot + self.slots.of_op(op).saturating_sub(1));
         match op {
-            Op::Delete { name, dir, sub, keep, .. } => self.delete(dst, name, *dir, sub, *keep, &path),
+            Op::Delete { name, dir, sub, keep, reason } => {
+                // --backup-dir: moved there whole (a directory in one rename) instead.
+                let backup = crate::backup::get().filter(|_| *reason != DeleteReason::Temporary && !*keep);
+                match backup.map(|b| b.move_in(dst, name, &path)) {
+                    Some(Ok(())) => self.seq.change(close, &path, &ChangeKind::Delete),
+                    Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
+                    Some(Err(e)) => self.fail(Side::Dest, &path, &e),
+                    None => self.delete(dst, name, *dir, sub, *keep, &path, inner, close),
+                }
+            }
             Op::Mkdir { name, sub } => {
                 match sys::mkdir_at(dst, name, 0o700) {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Mkdir),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Mkdir),
                     // Already there as a directory (made meanwhile): fill it all the same.
                     Err(e)
                         if e.kind() == io::ErrorKind::AlreadyExists
                             && sys::open_dir_at(dst, name).is_ok() => {}
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
-                let _ = self.descend(src, dst, name, sub, &path);
+                self.seq.finish(slot, inner);
+                let _ = self.descend(src, dst, name, sub, &path, inner);
             }
             Op::Enter { name, sub } => {
-                if self.descend(src, dst, name, sub, &path) && sub.meta_changed {
-                    self.rep.change(&path, &ChangeKind::Meta);
+                self.seq.finish(slot, inner);
+                if self.descend(src, dst, name, sub, &path, inner) && sub.meta_changed {
+                    self.seq.change(close, &path, &ChangeKind::Meta);
                 }
             }
-            Op::Copy { name, .. } => {
+            Op::Copy { name, new, .. } => {
                 self.rep.progress().current(&path);
+                let replaced = (!new).then_some(&path[..]);
                 let copied = match src {
-                    Src::Fd(src) => self.copy(src, dst, name),
-                    Src::Remote => self.copy_from_source(dst, name, &path),
+                    Src::Fd(src) => self.copy(src, dst, name, replaced),
+                    Src::Remote => self.copy_from_source(dst, name, &path, replaced),
                     Src::Missing => {
                         return self.fail_with(Side::Source, &path, "source directory could not be read");
                     }
                 };
                 match copied {
-                    Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
+                    Ok(bytes) => self.seq.change(slot, &path, &ChangeKind::Copy { bytes }),
                     Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
                         self.failures.not_done(&path);
                         self.rep.debug(&format!(
@@ -211,10 +253,12 @@ impl Applier<'_> {
                     Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
-            Op::Symlink { name, target, meta, .. } => match self.symlink(dst, name, target, meta) {
-                Ok(()) => self.rep.change(&path, &ChangeKind::Symlink { target: target.clone() }),
-                Err(e) => self.fail(Side::Dest, &path, &e),
-            },
+            Op::Symlink { name, target, meta, new } => {
+                match self.symlink(dst, name, target, meta, (!new).then_some(&path[..])) {
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
+                    Err(e) => self.fail(Side::Dest, &path, &e),
+                }
+            }
             Op::Meta { name, symlink, meta } => {
                 let r = if *symlink {
                     self.set_link_attrs(dst, name, meta)
@@ -222,15 +266,24 @@ impl Applier<'_> {
                     sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
                 };
                 match r {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Meta),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Meta),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
             }
         }
     }
 
-    /// Opens `name` on both sides (DEST without following links) and runs its plan.
-    fn descend(&self, src: Src<'_>, dst: BorrowedFd<'_>, name: &[u8], sub: &DirPlan, path: &[u8]) -> bool {
+    /// Opens `name` on both sides (DEST without following links) and runs its plan,
+    /// whose slots start at `slot`.
+    fn descend(
+        &self,
+        src: Src<'_>,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        sub: &DirPlan,
+        path: &[u8],
+        slot: u64,
+    ) -> bool {
         let d: OwnedFd = match sys::open_dir_at(dst, name) {
             Ok(fd) => fd,
             Err(e) => {
@@ -256,25 +309,38 @@ impl Applier<'_> {
             (None, Src::Remote) => Src::Remote,
             (None, _) => Src::Missing,
         };
-        self.dir(sub_src, d.as_fd(), sub, path)
+        self.dir(sub_src, d.as_fd(), sub, path, slot)
     }
 
-    fn delete(&self, dst: BorrowedFd<'_>, name: &[u8], dir: bool, sub: &DirPlan, keep: bool, path: &[u8]) {
+    /// Deletes `name`; a directory's contents have the slots from `inner`, and what is
+    /// removed as a whole is reported at slot `close`.
+    #[allow(clippy::too_many_arguments)]
+    fn delete(
+        &self,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        dir: bool,
+        sub: &DirPlan,
+        keep: bool,
+        path: &[u8],
+        inner: u64,
+        close: u64,
+    ) {
         if dir {
             match sys::open_dir_at(dst, name) {
                 Ok(fd) => {
-                    self.dir(Src::Missing, fd.as_fd(), sub, path);
+                    self.dir(Src::Missing, fd.as_fd(), sub, path, inner);
                     drop(fd);
                     if keep {
                         return;
                     }
                     match sys::rmdir_at(dst, name) {
-                        Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+                        Ok(()) => self.seq.change(close, path, &ChangeKind::Delete),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
                             // Something appeared in it during the run: remove that too,
                             // since the directory itself is to go.
-                            self.remove_any(dst, name, path);
+                            self.remove_any(dst, name, path, close);
                         }
                         Err(e) => self.fail(Side::Dest, path, &e),
                     }
@@ -285,15 +351,15 @@ impl Applier<'_> {
                 Err(_) => {}
             }
         }
-        self.remove_any(dst, name, path);
+        self.remove_any(dst, name, path, close);
     }
 
-    fn remove_any(&self, dst: BorrowedFd<'_>, name: &[u8], path: &[u8]) {
+    fn remove_any(&self, dst: BorrowedFd<'_>, name: &[u8], path: &[u8], slot: u64) {
         let parent = &path[..path.len() - name.len()];
         let mut report = |rel: &[u8]| {
             let mut p = parent.to_vec();
             p.extend_from_slice(rel);
-            self.rep.change(&p, &ChangeKind::Delete);
+            self.seq.change(slot, &p, &ChangeKind::Delete);
         };
         match sys::remove_any(dst, name, &mut report) {
             Ok(()) => {}
@@ -303,7 +369,15 @@ impl Applier<'_> {
     }
 
     /// Copies one file through a temporary; returns the bytes copied.
-    fn copy(&self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &[u8]) -> Result<u64, (Side, io::Error)> {
+    /// `replaced`: DEST has a file there (at that relative path), to keep in
+    /// `--backup-dir` before it is replaced.
+    fn copy(
+        &self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        replaced: Option<&[u8]>,
+    ) -> Result<u64, (Side, io::Error)> {
         for _ in 0..COPY_ATTEMPTS {
             let (sf, before) = sys::open_source_file(src, name).map_err(|e| (Side::Source, e))?;
             let (_, meta) = sys::from_stat(&before);
@@ -319,6 +393,7 @@ impl Applier<'_> {
             }
             sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(df);
+            keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -332,11 +407,13 @@ impl Applier<'_> {
 
     /// Copies one file read through the [`Source`] (SOURCE on another host) through a
     /// temporary; returns the bytes copied.
+    /// `replaced`: as for [`Applier::copy`].
     fn copy_from_source(
         &self,
         dst: BorrowedFd<'_>,
         name: &[u8],
         path: &[u8],
+        replaced: Option<&[u8]>,
     ) -> Result<u64, (Side, io::Error)> {
         for _ in 0..COPY_ATTEMPTS {
             let mut sf = self.source.open_file(path).map_err(|e| (Side::Source, e))?;
@@ -352,6 +429,7 @@ impl Applier<'_> {
             }
             sys::set_new_file_attrs(out.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(out);
+            keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -363,7 +441,14 @@ impl Applier<'_> {
         ))
     }
 
-    fn symlink(&self, dst: BorrowedFd<'_>, name: &[u8], target: &[u8], meta: &Meta) -> io::Result<()> {
+    fn symlink(
+        &self,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        target: &[u8],
+        meta: &Meta,
+        replaced: Option<&[u8]>,
+    ) -> io::Result<()> {
         loop {
             let tmp = sys::temp_name();
             match sys::symlink_at(target, dst, &tmp) {
@@ -375,6 +460,7 @@ impl Applier<'_> {
             if let Some(t) = &temp.name {
                 self.set_link_attrs(dst, t, meta)?;
             }
+            keep_replaced(dst, name, replaced)?;
             return temp.commit(name);
         }
     }
@@ -394,7 +480,17 @@ fn copy_stream(src: &mut dyn io::Read, out: &mut std::fs::File) -> Result<u64, (
         };
         out.write_all(&buf[..k]).map_err(|e| (Side::Dest, e))?;
         sys::count_copied(k as u64);
+        crate::bwlimit::account(k as u64, sys::stopping);
         n += k as u64;
+    }
+}
+
+/// `--backup-dir`: keeps what is about to be replaced at `rel` (a hard link, so the
+/// replacement stays atomic).
+fn keep_replaced(dst: BorrowedFd<'_>, name: &[u8], rel: Option<&[u8]>) -> io::Result<()> {
+    match (rel, crate::backup::get()) {
+        (Some(rel), Some(b)) => b.keep_before_overwrite(dst, name, rel),
+        _ => Ok(()),
     }
 }
 

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, ValueHint};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
@@ -36,11 +37,11 @@ as `timeout` does); a further signal later ends it at once with 130. In watch mo
 pub struct Args {
     /// The directory to mirror: a local path, `[user@]host:path` or
     /// `sftp://[user@]host[:port]/path`.
-    #[arg(value_name = "SOURCE", required_unless_present_any = ["completions", "man"])]
+    #[arg(value_name = "SOURCE", value_hint = ValueHint::DirPath, required = true)]
     pub source: Option<PathBuf>,
 
     /// The mirror, local or remote as SOURCE; created if missing.
-    #[arg(value_name = "DEST", required_unless_present_any = ["completions", "man"])]
+    #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required = true)]
     pub dest: Option<PathBuf>,
 
     /// Mirror, then keep DEST in step with SOURCE until stopped (SIGINT/SIGTERM). Picks
@@ -50,19 +51,19 @@ pub struct Args {
 
     /// Watch by rescanning SOURCE every INTERVAL (default 2s; `500ms`, `1m`, …);
     /// implies --watch.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration, help_heading = "Watch mode")]
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Watch mode")]
     pub poll: Option<Duration>,
 
     /// Group a burst of changes into one sync: wait until SOURCE has been quiet this
     /// long (any duration: `15s` batches as lsyncd's `delay = 15` does). A file written
     /// without pause is still synced at least every max(2s, DURATION). `0` syncs as
     /// soon as a change is seen.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "200ms", help_heading = "Watch mode")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, default_value = "200ms", help_heading = "Watch mode")]
     pub debounce: Duration,
 
     /// Compare all of DEST with SOURCE this often and repair every difference, as a
     /// one-shot run would (`0`: never). SIGHUP asks for one at once.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", help_heading = "Watch mode")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, default_value = "1h", help_heading = "Watch mode")]
     pub verify_every: Duration,
 
     /// Do not watch DEST for changes made by others (by default, a DEST on a local file
@@ -80,22 +81,55 @@ pub struct Args {
     #[arg(long, help_heading = "What to sync")]
     pub no_delete: bool,
 
+    /// Accepted for rsync habits: deleting what SOURCE lacks is what tandem does anyway
+    /// (the last of --delete and --no-delete wins).
+    #[arg(long, overrides_with = "no_delete", help_heading = "rsync habits")]
+    pub delete: bool,
+
+    /// Accepted for rsync habits (`rsync -a`): tandem always mirrors recursively, keeps
+    /// symlinks as symlinks and mirrors modes, modification times and, as root, owners.
+    #[arg(short = 'a', long, help_heading = "rsync habits")]
+    pub archive: bool,
+
+    /// Accepted for rsync habits (`rsync -r`): tandem always mirrors the whole tree.
+    #[arg(short = 'r', long, help_heading = "rsync habits")]
+    pub recursive: bool,
+
     /// Compare file contents instead of size and modification time.
     #[arg(short = 'c', long, help_heading = "What to sync")]
     pub checksum: bool,
 
     /// Treat modification times this close as equal (for FAT, SMB): `2s`, `500ms`, or a
     /// number of seconds.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0", help_heading = "What to sync")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_negative_numbers = true, value_hint = ValueHint::Other, default_value = "0", help_heading = "What to sync")]
     pub modify_window: Duration,
 
     /// Exclude entries matching PATTERN (gitignore syntax, anchored at SOURCE like a
     /// line of SOURCE's root `.syncignore`; repeatable). Overrides `.syncignore` files.
-    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, help_heading = "Ignore rules")]
+    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, value_hint = ValueHint::Other, help_heading = "Ignore rules")]
     pub exclude: Vec<String>,
 
+    /// Re-include entries matching PATTERN that an exclude excluded: the same as
+    /// `--exclude '!PATTERN'` (gitignore's `!pattern`). --exclude and --include apply in
+    /// the order given, the last matching one winning; an entry inside an excluded
+    /// directory cannot be re-included (the directory is not read).
+    #[arg(long, value_name = "PATTERN", action = clap::ArgAction::Append, value_hint = ValueHint::Other, help_heading = "Ignore rules")]
+    pub include: Vec<String>,
+
+    /// Mirror only the paths listed in FILE (one per line, relative to SOURCE; a
+    /// directory brings everything below it; blank lines and lines starting with `#` or
+    /// `;` are skipped). Everything else is treated as excluded: neither copied nor
+    /// deleted. Exclude and include patterns still apply inside what is listed.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Ignore rules")]
+    pub files_from: Option<PathBuf>,
+
+    /// --exclude and --include patterns in command-line order, includes as `!PATTERN`
+    /// (filled by [`parse`]).
+    #[arg(skip)]
+    pub filters: Vec<String>,
+
     /// Read exclude patterns from FILE, one per line, gitignore syntax (repeatable).
-    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, help_heading = "Ignore rules")]
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, value_hint = ValueHint::FilePath, help_heading = "Ignore rules")]
     pub exclude_from: Vec<PathBuf>,
 
     /// Also delete excluded entries from DEST (by default they are left alone).
@@ -106,8 +140,20 @@ pub struct Args {
     #[arg(long, help_heading = "Ignore rules")]
     pub explain_ignored: bool,
 
+    /// Keep what a sync deletes or overwrites in DEST: move it to DIR under its relative
+    /// path, by rename (DIR must be on DEST's file system; a relative DIR is inside
+    /// DEST, as with rsync, and is left out of the mirror).
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, help_heading = "Safety")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Append SUFFIX to the names moved to --backup-dir (for example a timestamp, to
+    /// keep every version); without it a later backup of the same path replaces the
+    /// earlier one.
+    #[arg(long, value_name = "SUFFIX", value_hint = ValueHint::Other, help_heading = "Safety")]
+    pub suffix: Option<String>,
+
     /// Refuse (change nothing, exit 4) when the plan would delete more than N entries.
-    #[arg(long, value_name = "N", help_heading = "Safety")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Safety")]
     pub max_delete: Option<u64>,
 
     /// Allow mirroring an empty SOURCE over a non-empty DEST (an unmounted share looks
@@ -119,7 +165,7 @@ pub struct Args {
     #[arg(short = 'n', long, conflicts_with_all = ["watch", "poll"], help_heading = "Safety")]
     pub dry_run: bool,
 
-    /// Itemize each change on stdout as it happens; twice (`-vv`) adds debug detail on
+    /// Itemize each change on stdout, in path order; twice (`-vv`) adds debug lines on
     /// stderr.
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
@@ -156,8 +202,143 @@ pub struct Args {
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
     /// higher; 16 when SOURCE is on a network or FUSE file system or DEST is remote,
     /// 64 when SOURCE is remote, to overlap round trips].
-    #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Performance")]
+    #[arg(long, visible_alias = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Performance")]
     pub scan_threads: Option<u16>,
+
+    /// Cap the copy throughput of all workers together at RATE bytes per second: `10M`,
+    /// `500K`, `1.5M` (K, M, G: powers of 1024; KB, MB, GB: powers of 1000; a bare number
+    /// is KiB/s, as rsync's --bwlimit). `0`: no limit.
+    #[arg(long, value_name = "RATE", value_parser = crate::bwlimit::parse_rate, allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Performance")]
+    pub bwlimit: Option<u64>,
+}
+
+/// Parses the command line (after [`normalize_args`]), with --exclude and --include
+/// patterns gathered in the order they were given.
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = Args::command().try_get_matches_from(normalize_args(args))?;
+    let mut a = Args::from_arg_matches(&matches)?;
+    let mut filters: Vec<(usize, String)> = Vec::new();
+    for (id, prefix) in [("exclude", ""), ("include", "!")] {
+        let (Some(indices), Some(values)) = (matches.indices_of(id), matches.get_many::<String>(id)) else {
+            continue;
+        };
+        filters.extend(indices.zip(values).map(|(i, v)| (i, format!("{prefix}{v}"))));
+    }
+    filters.sort_by_key(|(i, _)| *i);
+    a.filters = filters.into_iter().map(|(_, p)| p).collect();
+    Ok(a)
+}
+
+/// What a flag's value may be, for the error naming a bad one (flags with a fixed list
+/// of values are described from that list).
+fn allowed(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "max_delete" => "a whole number ≥ 0",
+        "scan_threads" => "a whole number from 1 to 256",
+        "bwlimit" => "a rate in bytes per second such as 10M, 500K or 1.5M (0: no limit)",
+        "poll" | "debounce" | "verify_every" | "modify_window" => {
+            "a duration such as 2s, 500ms, 1m or a number of seconds"
+        }
+        _ => return None,
+    })
+}
+
+/// tandem's own one-line message for a command-line error: the flag, the value and
+/// what is allowed, without clap's tips (which can be misleading: `--delete` is not
+/// `--no-delete`, and `-a` is no value to pass after `--`).
+pub fn error_line(e: &clap::Error) -> String {
+    let cmd = Args::command();
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let text = |kind| strings(kind).join(" ");
+    // "--max-delete <N>" → "--max-delete"; "<DEST>" → "DEST"; "--verbose..." → "--verbose".
+    let flag_of = |s: &str| {
+        let word = s.split_whitespace().next().unwrap_or(s);
+        word.trim_end_matches('.').trim_matches(['<', '>']).to_string()
+    };
+    let arg_of = |flag: &str| {
+        cmd.get_arguments()
+            .find(|a| {
+                a.get_long().is_some_and(|l| flag == format!("--{l}"))
+                    || a.get_short().is_some_and(|c| flag == format!("-{c}"))
+            })
+            .cloned()
+    };
+    let expects = |flag: &str| -> String {
+        let Some(arg) = arg_of(flag) else { return "a value".into() };
+        if let Some(what) = allowed(arg.get_id().as_str()) {
+            return what.into();
+        }
+        let values: Vec<String> =
+            arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect();
+        if !values.is_empty() {
+            return format!("one of {}", values.join(", "));
+        }
+        match arg.get_value_names().and_then(|n| n.first()) {
+            Some(name) => format!("a {name}"),
+            None => "a value".into(),
+        }
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = text(ContextKind::InvalidArg);
+            if arg.starts_with('-') && arg != "-" {
+                format!("unknown option \"{arg}\" (see tandem --help for the options)")
+            } else {
+                format!("unexpected argument \"{arg}\": tandem takes one SOURCE and one DEST")
+            }
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let flag = flag_of(&text(ContextKind::InvalidArg));
+            let value = text(ContextKind::InvalidValue);
+            let what = expects(&flag);
+            if value.is_empty() {
+                format!("{flag} expects {what}, got nothing")
+            } else {
+                format!("{flag} expects {what}, got \"{value}\"")
+            }
+        }
+        ErrorKind::InvalidUtf8 => {
+            let flag = flag_of(&text(ContextKind::InvalidArg));
+            format!("{flag} expects {}, got a value that is not valid UTF-8", expects(&flag))
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing: Vec<String> = strings(ContextKind::InvalidArg).iter().map(|s| flag_of(s)).collect();
+            let what = match missing.as_slice() {
+                [one] => format!("{one} is required"),
+                _ => format!("{} are required", missing.join(" and ")),
+            };
+            format!("{what}: tandem [OPTIONS] SOURCE DEST")
+        }
+        ErrorKind::ArgumentConflict => {
+            let arg = flag_of(&text(ContextKind::InvalidArg));
+            match strings(ContextKind::PriorArg).first().map(|s| flag_of(s)) {
+                Some(prior) if prior.starts_with('-') => format!("{arg} cannot be used with {prior}"),
+                _ => format!("{arg} is used alone, without other arguments"),
+            }
+        }
+        ErrorKind::TooManyValues | ErrorKind::WrongNumberOfValues | ErrorKind::NoEquals => {
+            let flag = flag_of(&text(ContextKind::InvalidArg));
+            let value = text(ContextKind::InvalidValue);
+            match arg_of(&flag) {
+                Some(a) if !a.get_action().takes_values() => {
+                    format!("{flag} takes no value, got \"{value}\"")
+                }
+                _ => format!("{flag} takes {}, once per use", expects(&flag)),
+            }
+        }
+        _ => without_tips(&one_line(&e.render().to_string())),
+    }
+}
+
+/// A folded clap message without its leading `error:` and its tips.
+fn without_tips(line: &str) -> String {
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    line.split(" tip: ").next().unwrap_or(line).to_string()
 }
 
 /// Folds one of clap's error messages into one line: the message and its details
@@ -180,10 +361,10 @@ pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec
         if !positional_only && a == "--poll" {
             // A next argument that starts like a number is meant as the interval (a bad
             // one is then reported as such).
-            let next_is_interval = args
-                .get(i + 1)
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| parse_duration(n).is_ok() || n.starts_with(|c: char| c.is_ascii_digit()));
+            let next_is_interval = args.get(i + 1).and_then(|n| n.to_str()).is_some_and(|n| {
+                parse_duration(n).is_ok()
+                    || n.trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit())
+            });
             if !next_is_interval {
                 out.push("--poll=2s".into());
                 continue;

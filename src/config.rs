@@ -45,6 +45,10 @@ pub struct Config {
     pub explain_ignored: bool,
     /// `-x`: SOURCE's device; directories on another one are mirrored empty.
     pub one_file_system: Option<u64>,
+    /// `--bwlimit`: bytes per second for all copies together (0: no limit).
+    pub bwlimit: u64,
+    /// `--backup-dir`, `--suffix`: where what is deleted or overwritten goes.
+    pub backup: Option<crate::backup::Backup>,
 }
 
 /// Watch-mode settings.
@@ -139,7 +143,21 @@ impl Config {
                 dest.display()
             )));
         }
-        let rules = Arc::new(build_rules(args)?);
+        if !local_pair && args.backup_dir.is_some() {
+            return Err(Failure::usage(
+                "--backup-dir works with a SOURCE and DEST on this machine only (for now)",
+            ));
+        }
+        let backup = resolve_backup(args, &source, &dest)?;
+        let mut rules = build_rules(args)?;
+        if let Some(rel) = backup.as_ref().and_then(|b| b.root.strip_prefix(&dest).ok()) {
+            // Inside DEST: out of the mirror on both sides, never deleted.
+            let pattern = format!("/{}/", crate::ignore::escape_literal(&rel.to_string_lossy()));
+            let keep = RuleFile::from_patterns("--backup-dir", &[pattern])
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            rules.keep = Some(Arc::new(keep));
+        }
+        let rules = Arc::new(rules);
         let network_source = remote_source.is_none() && crate::watch::fstype::of(&source).remote;
         // SFTP v3 carries whole seconds.
         let dest_grain_ns = if remote_dest.is_some() { Some(1_000_000_000) } else { dest_grain(&dest) };
@@ -195,14 +213,20 @@ impl Config {
             rules,
             explain_ignored: args.explain_ignored,
             one_file_system,
+            bwlimit: args.bwlimit.unwrap_or(0),
+            backup,
         })
     }
 }
 
-/// Builds the command-line rules: `--exclude-from` files (in order), then the
-/// `--exclude` patterns, which override them.
+/// Builds the command-line rules: `--files-from` (everything not listed excluded), then
+/// `--exclude-from` files (in order), then the `--exclude` and `--include` patterns (in
+/// command-line order), each overriding what comes before.
 fn build_rules(args: &Args) -> Result<Rules, Failure> {
     let mut cli = Vec::new();
+    if let Some(file) = &args.files_from {
+        cli.push(Arc::new(files_from(file)?));
+    }
     for file in &args.exclude_from {
         let bytes = std::fs::read(file)
             .map_err(|e| Failure::usage(format!("--exclude-from {}: {}", file.display(), describe(&e))))?;
@@ -211,17 +235,114 @@ fn build_rules(args: &Args) -> Result<Rules, Failure> {
             .map_err(|e| Failure::usage(e.to_string()))?;
         cli.push(Arc::new(rf));
     }
-    if !args.exclude.is_empty() {
-        for p in &args.exclude {
+    // In command-line order with --include (`cli::parse`); --exclude alone otherwise.
+    let patterns = if args.filters.is_empty() { &args.exclude } else { &args.filters };
+    if !patterns.is_empty() {
+        for p in patterns {
             // Each pattern checked alone, so the error names it.
             RuleFile::from_patterns("--exclude", std::slice::from_ref(p))
                 .map_err(|e| Failure::usage(e.to_string()))?;
         }
-        let rf =
-            RuleFile::from_patterns("--exclude", &args.exclude).map_err(|e| Failure::usage(e.to_string()))?;
+        let rf = RuleFile::from_patterns("--exclude", patterns).map_err(|e| Failure::usage(e.to_string()))?;
         cli.push(Arc::new(rf));
     }
-    Ok(Rules { cli, delete_excluded: args.delete_excluded })
+    Ok(Rules { cli, delete_excluded: args.delete_excluded, keep: None })
+}
+
+/// `--backup-dir DIR` (relative: inside DEST) resolved and checked: not SOURCE's, not
+/// DEST itself or above it, on DEST's file system (entries are moved there by rename).
+fn resolve_backup(args: &Args, source: &Path, dest: &Path) -> Result<Option<crate::backup::Backup>, Failure> {
+    let Some(dir) = &args.backup_dir else {
+        if args.suffix.is_some() {
+            return Err(Failure::usage(
+                "--suffix needs --backup-dir (the directory the suffixed names go to)",
+            ));
+        }
+        return Ok(None);
+    };
+    let err = |msg: &str| Failure::usage(format!("--backup-dir {}: {msg}", dir.display()));
+    let joined = if dir.is_absolute() { dir.clone() } else { dest.join(dir) };
+    let mut root = PathBuf::from("/");
+    let mut existing = PathBuf::from("/");
+    let mut missing = false;
+    for comp in joined.components() {
+        match comp {
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+            Component::ParentDir if !missing => {
+                root.pop();
+                existing = root.clone();
+            }
+            Component::ParentDir => return Err(err("`..` after a missing directory")),
+            Component::Normal(name) => {
+                root.push(name);
+                if !missing {
+                    match std::fs::symlink_metadata(&root) {
+                        Ok(_) => {
+                            root = std::fs::canonicalize(&root).map_err(|e| err(&describe(&e)))?;
+                            existing = root.clone();
+                        }
+                        Err(_) => missing = true,
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(md) = std::fs::metadata(&root) {
+        if !md.is_dir() {
+            return Err(err("exists and is not a directory"));
+        }
+    }
+    if root.starts_with(source) || source.starts_with(&root) {
+        return Err(err("is inside SOURCE (or holds it): SOURCE is only read"));
+    }
+    if dest.starts_with(&root) {
+        return Err(err("is DEST or holds it: give a directory inside DEST or beside it"));
+    }
+    let mut dest_existing = dest.to_path_buf();
+    while !dest_existing.exists() {
+        if !dest_existing.pop() {
+            break;
+        }
+    }
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(&existing) != dev(&dest_existing) && !root.starts_with(dest) {
+        return Err(err("is on another file system than DEST (entries are moved there by rename)"));
+    }
+    let suffix = args.suffix.clone().unwrap_or_default();
+    if suffix.contains('/') {
+        return Err(Failure::usage(format!("--suffix {suffix:?}: a suffix cannot contain /")));
+    }
+    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes() }))
+}
+
+/// `--files-from FILE`: the listed paths (relative to SOURCE) as rules that exclude the
+/// rest. A path that leaves SOURCE (`..`) is a usage error naming the line.
+fn files_from(file: &Path) -> Result<RuleFile, Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::usage(format!("--files-from {}: {}", file.display(), describe(&e))))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::usage(format!("--files-from {}: not UTF-8 text", file.display())))?;
+    let mut paths = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let parts: Vec<&str> = line.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        if parts.contains(&"..") {
+            return Err(Failure::usage(format!(
+                "--files-from {}:{}: {line:?} leaves SOURCE (paths are relative to SOURCE, without ..)",
+                file.display(),
+                i + 1
+            )));
+        }
+        if !parts.is_empty() {
+            paths.push(parts.join("/"));
+        }
+    }
+    let origin = format!("--files-from {}", file.display());
+    RuleFile::parse(Path::new(""), &origin, &crate::ignore::files_from_lines(&paths))
+        .map_err(|e| Failure::usage(e.to_string()))
 }
 
 /// The type of the file system holding DEST (or its nearest existing parent).

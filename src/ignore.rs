@@ -140,6 +140,11 @@ impl RuleFile {
         })
     }
 
+    /// Whether this file alone excludes `path`.
+    pub fn excludes(&self, path: &Path, is_dir: bool) -> bool {
+        self.matched_glob(path, is_dir).is_some_and(|g| !g.is_whitelist())
+    }
+
     fn matched(&self, path: &Path, is_dir: bool) -> Option<Hit<'_>> {
         self.matched_glob(path, is_dir).map(|glob| Hit { file: self, glob })
     }
@@ -434,6 +439,54 @@ fn posix_class(name: &str) -> Option<Vec<Member>> {
 /// The chain of `.syncignore` files that apply in one directory, root first.
 pub type Chain = Vec<Arc<RuleFile>>;
 
+/// `--files-from`: the list of paths to mirror (relative to SOURCE) as gitignore lines
+/// that exclude everything else: `/*`, then for each directory on the way to a listed
+/// path `!/dir/` and `/dir/*`, then `!/path` for each listed path (a listed directory
+/// brings everything below it). Paths below another listed path add nothing.
+/// Returns the lines, one per line, ready for [`RuleFile::parse`].
+pub fn files_from_lines(paths: &[String]) -> String {
+    let mut paths: Vec<&str> = paths.iter().map(|p| p.as_str()).filter(|p| !p.is_empty()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let listed: rustc_hash::FxHashSet<&str> = paths.iter().copied().collect();
+    let below_listed = |p: &str| p.match_indices('/').any(|(i, _)| listed.contains(&p[..i]));
+    let kept: Vec<&str> = paths.into_iter().filter(|p| !below_listed(p)).collect();
+    let mut dirs: Vec<&str> = Vec::new();
+    for p in &kept {
+        let mut at = 0;
+        while let Some(i) = p[at..].find('/') {
+            dirs.push(&p[..at + i]);
+            at += i + 1;
+        }
+    }
+    dirs.sort_unstable_by_key(|d| (d.matches('/').count(), *d));
+    dirs.dedup();
+    let mut out = String::from("/*\n");
+    for d in dirs {
+        out.push_str(&format!("!/{}/\n/{}/*\n", escape_literal(d), escape_literal(d)));
+    }
+    for p in kept {
+        out.push_str(&format!("!/{}\n", escape_literal(p)));
+    }
+    out
+}
+
+/// A path as a gitignore pattern that matches only itself.
+pub fn escape_literal(path: &str) -> String {
+    let mut s = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    if s.ends_with(' ') {
+        s.pop();
+        s.push_str("\\ ");
+    }
+    s
+}
+
 /// All the rules of one sync: command-line patterns plus per-directory files found
 /// while scanning SOURCE.
 #[derive(Debug, Default)]
@@ -443,13 +496,20 @@ pub struct Rules {
     pub cli: Vec<Arc<RuleFile>>,
     /// Also delete excluded entries from DEST.
     pub delete_excluded: bool,
+    /// Excluded on both sides and never deleted, whatever `delete_excluded` says, and
+    /// stronger than every other rule: `--backup-dir` inside DEST.
+    pub keep: Option<Arc<RuleFile>>,
 }
 
 impl Rules {
     /// The rule that decides `path` (relative to SOURCE), if any: command-line patterns
     /// first, then the chain from the deepest file up.
     pub fn check<'a>(&'a self, chain: &'a [Arc<RuleFile>], path: &Path, is_dir: bool) -> Option<Hit<'a>> {
-        self.cli.iter().rev().chain(chain.iter().rev()).find_map(|f| f.matched(path, is_dir))
+        self.keep
+            .iter()
+            .chain(self.cli.iter().rev())
+            .chain(chain.iter().rev())
+            .find_map(|f| f.matched(path, is_dir))
     }
 
     /// True when `path` is excluded.
@@ -469,6 +529,39 @@ mod tests {
 
     fn ex(r: &(Rules, Chain), p: &str, dir: bool) -> bool {
         r.0.excluded(&r.1, Path::new(p), dir)
+    }
+
+    #[test]
+    fn files_from_keeps_only_the_listed_paths_and_their_parents() {
+        let list: Vec<String> =
+            ["a/b/c.txt", "a/b/d", "a/b/d-2", "a/b/d/below", "top.txt", "odd*[x] ", "e/f"]
+                .map(String::from)
+                .to_vec();
+        let text = files_from_lines(&list);
+        let r = rules(&text);
+        for (p, dir) in [
+            ("a", true),
+            ("a/b", true),
+            ("a/b/c.txt", false),
+            ("a/b/d", true),
+            ("a/b/d/x/y", false),
+            ("a/b/d/below/z", false),
+        ] {
+            assert!(!ex(&r, p, dir), "{p} excluded:\n{text}");
+        }
+        for (p, dir) in [("top.txt", false), ("odd*[x] ", false), ("e", true), ("e/f", false)] {
+            assert!(!ex(&r, p, dir), "{p} excluded:\n{text}");
+        }
+        for (p, dir) in [
+            ("other", false),
+            ("a/x", false),
+            ("a/b/c.txt2", false),
+            ("a/b/e", true),
+            ("oddz", false),
+            ("e/g", false),
+        ] {
+            assert!(ex(&r, p, dir), "{p} not excluded:\n{text}");
+        }
     }
 
     #[test]
@@ -567,7 +660,7 @@ mod tests {
     #[test]
     fn cli_patterns_win() {
         let cli = RuleFile::from_patterns("--exclude", &["*.bin".to_string()]).expect("cli");
-        let rules = Rules { cli: vec![Arc::new(cli)], delete_excluded: false };
+        let rules = Rules { cli: vec![Arc::new(cli)], delete_excluded: false, keep: None };
         let chain = vec![Arc::new(RuleFile::parse(Path::new(""), ".syncignore", "!x.bin\n").expect("f"))];
         assert!(rules.excluded(&chain, Path::new("x.bin"), false));
     }

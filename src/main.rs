@@ -10,13 +10,17 @@
 //! - the seams and the stages: `source` and `dest` (the SOURCE and DEST interfaces;
 //!   `tree` is the local tree, `sftp` a directory on another host, reached over ssh
 //!   through its SFTP server; `remote` parses where that is), `guard`, `plan`,
-//!   `apply`, `snapshot`;
+//!   `apply` (with `ordered`: changes printed in path order, and `backup`:
+//!   `--backup-dir`), `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
-//!   failed, handed back to callers);
-//! - foundations: `ignore`, `relpath`, `sys` (every system call), `lock`, `exit`;
+//!   failed, handed back to callers), `manual` (the `--man` page);
+//! - foundations: `ignore`, `relpath`, `sys` (every system call), `bwlimit` (the
+//!   shared bucket of `--bwlimit`), `lock`, `exit`;
 //! - settings: `cli` (arguments as typed) → `config` (resolved, validated).
 
 mod apply;
+mod backup;
+mod bwlimit;
 mod cli;
 mod config;
 mod counts;
@@ -25,7 +29,9 @@ mod exit;
 mod guard;
 mod ignore;
 mod lock;
+mod manual;
 mod mirror;
+mod ordered;
 mod outcome;
 mod plan;
 mod progress;
@@ -44,12 +50,10 @@ mod watch;
 #[cfg(test)]
 mod model_tests;
 
-use clap::Parser;
-
 use crate::exit::Exit;
 
 fn main() {
-    let args = match cli::Args::try_parse_from(cli::normalize_args(std::env::args_os())) {
+    let args = match cli::parse(std::env::args_os()) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
             // --help, --version: clap's own output.
@@ -57,7 +61,7 @@ fn main() {
             std::process::exit(Exit::Ok.code());
         }
         Err(e) => {
-            eprintln!("tandem: {} (see tandem --help)", cli::one_line(&e.render().to_string()));
+            eprintln!("tandem: {}", cli::error_line(&e));
             std::process::exit(Exit::Usage.code());
         }
     };
@@ -68,8 +72,10 @@ fn main() {
     }
     if args.man {
         let cmd = <cli::Args as clap::CommandFactory>::command();
-        let exit = match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        let exit = match manual::render(cmd, &mut std::io::stdout().lock()) {
             Ok(()) => Exit::Ok,
+            // `tandem --man | head`: the reader has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
             Err(e) => {
                 eprintln!("tandem: cannot write the manual page: {e}");
                 Exit::Fatal
@@ -86,7 +92,14 @@ fn main() {
             }
             f.exit()
         }
-        Ok(cfg) => run::run(&cfg),
+        Ok(cfg) => {
+            // One bucket for the whole process, whatever copies (sys::copy_data).
+            bwlimit::set(cfg.bwlimit);
+            if let Some(b) = &cfg.backup {
+                backup::set(b.clone());
+            }
+            run::run(&cfg)
+        }
     };
     std::process::exit(exit.code());
 }

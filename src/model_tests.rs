@@ -176,7 +176,7 @@ fn rules(case: &Case) -> Option<Arc<Rules>> {
     }
     let f = RuleFile::from_patterns("--exclude", &["*.x".into(), "!keep.x".into(), "b/".into()])
         .expect("patterns");
-    Some(Arc::new(Rules { cli: vec![Arc::new(f)], delete_excluded: case.delete_excluded }))
+    Some(Arc::new(Rules { cli: vec![Arc::new(f)], delete_excluded: case.delete_excluded, keep: None }))
 }
 
 fn excluded(r: &Option<Arc<Rules>>, path: &[u8], is_dir: bool) -> bool {

@@ -343,7 +343,11 @@ impl Planner<'_> {
     fn protected(&mut self, d: &Entry, path: &[u8], chain: &Chain) -> bool {
         let Some(rules) = self.rules else { return false };
         if rules.delete_excluded {
-            return false;
+            // Only what must stay whatever --delete-excluded says (--backup-dir).
+            return rules
+                .keep
+                .as_ref()
+                .is_some_and(|k| k.excludes(crate::relpath::rel_path(path), d.is_dir()));
         }
         match rules.check(chain, crate::relpath::rel_path(path), d.is_dir()) {
             Some(hit) if hit.excluded() => {
@@ -420,11 +424,15 @@ impl Planner<'_> {
             Kind::Special(_) => {}
             Kind::Unknown => {}
             // Known to be a directory, contents unknown: create it, put nothing in it.
+            // Its mode is opened up for its owner (u+rwx), so that later runs can read
+            // and fill it; the real mode is applied once SOURCE's directory can be read
+            // (the modes then differ: an attribute fix).
             Kind::Unreadable => {
                 self.totals.mkdirs += 1;
+                let meta = Meta { mode: s.meta.mode | 0o700, ..s.meta };
                 out.push(Op::Mkdir {
                     name,
-                    sub: DirPlan { ops: Vec::new(), set_meta: Some(s.meta), meta_changed: false },
+                    sub: DirPlan { ops: Vec::new(), set_meta: Some(meta), meta_changed: false },
                 });
             }
         }

@@ -205,6 +205,21 @@ impl Reporter {
 
     /// One change done (or, in a dry run, planned).
     pub fn change(&self, path: &[u8], kind: &ChangeKind) {
+        self.count_change(path, kind);
+        self.print_change(path, kind);
+    }
+
+    /// Whether [`Reporter::print_change`] prints anything (an itemized line or a JSON
+    /// event), so that a caller need not hold changes back to print them in order.
+    pub fn prints_changes(&self) -> bool {
+        match self.opts.format {
+            Format::Json => true,
+            Format::Human => (self.opts.verbose > 0 || self.opts.dry_run) && !self.opts.quiet,
+        }
+    }
+
+    /// The counting half of [`Reporter::change`] (summary, progress).
+    pub fn count_change(&self, path: &[u8], kind: &ChangeKind) {
         let c = &self.counters;
         match kind {
             ChangeKind::Copy { bytes } => {
@@ -230,6 +245,10 @@ impl Reporter {
                 c.renamed.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// The printing half of [`Reporter::change`]: the itemized line or JSON event.
+    pub fn print_change(&self, path: &[u8], kind: &ChangeKind) {
         match self.opts.format {
             Format::Json => {
                 let mut v = json!({ "event": kind.event(), "path": text(path) });
@@ -286,8 +305,9 @@ impl Reporter {
         }
     }
 
-    /// An entry left out by an ignore rule (`--explain-ignored`): `exclude PATH (RULE)`
-    /// on stdout, or an `excluded` JSON event.
+    /// An entry left out by an ignore rule (`--explain-ignored`): `exclude PATH (in
+    /// SOURCE: RULE)` (an entry not synced) or `exclude PATH (in DEST: RULE)` (an entry
+    /// left alone) on stdout, or an `excluded` JSON event with its side.
     pub fn excluded(&self, side: Side, rel: &[u8], rule: &str) {
         match self.opts.format {
             Format::Json => self.json(json!({
@@ -297,7 +317,11 @@ impl Reporter {
                 "rule": rule,
             })),
             Format::Human if !self.opts.quiet => {
-                self.line_out(&format!("exclude {} ({})", shown(rel), shown(rule.as_bytes())))
+                let side = match side {
+                    Side::Source => "SOURCE",
+                    Side::Dest => "DEST",
+                };
+                self.line_out(&format!("exclude {} (in {side}: {})", shown(rel), shown(rule.as_bytes())))
             }
             Format::Human => {}
         }

@@ -90,6 +90,22 @@ fn scan_both(
     Ok((src, dst))
 }
 
+/// What a plan will do, in words (for `-vv`): `2 copies (1.2 KiB), 1 directory to
+/// create, 0 symlinks, 1 attribute fix, 3 deletions, 0 temporaries to remove`.
+fn planned_text(t: &plan::Totals) -> String {
+    use crate::counts::{count, human_bytes};
+    format!(
+        "{} ({}), {} to create, {}, {}, {}, {} to remove",
+        count(t.copies, "copy", "copies"),
+        human_bytes(t.copy_bytes),
+        count(t.mkdirs, "directory", "directories"),
+        count(t.symlinks, "symlink", "symlinks"),
+        count(t.metas, "attribute fix", "attribute fixes"),
+        count(t.deletes, "deletion", "deletions"),
+        count(t.temporaries, "temporary", "temporaries"),
+    )
+}
+
 /// The batch pipeline. Returns how it ended: in sync, or with per-entry errors.
 pub fn sync_once(
     cfg: &Config,
@@ -112,7 +128,7 @@ pub fn sync_once(
     }
     let t = Instant::now();
     let plan = plan::plan(&src, dst.as_ref(), &cfg.plan);
-    rep.debug(&format!("planned in {:.3}s: {:?}", t.elapsed().as_secs_f64(), plan.totals));
+    rep.debug(&format!("planned in {:.3}s: {}", t.elapsed().as_secs_f64(), planned_text(&plan.totals)));
     let t = &plan.totals;
     rep.set_planned(t.copies + t.mkdirs + t.symlinks + t.metas + plan.conflicts.len() as u64);
     let dst_entries = dst.as_ref().map_or(&[][..], |d| &d.entries[..]);

@@ -437,6 +437,17 @@ pub fn rename_between(
     Ok(rfs::renameat(from_dir, cname(from)?.as_c_str(), to_dir, cname(to)?.as_c_str())?)
 }
 
+/// A hard link `to` (in `to_dir`) of `from` (in `from_dir`); a symlink is linked
+/// itself, never followed.
+pub fn link_between(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    to_dir: BorrowedFd<'_>,
+    to: &[u8],
+) -> io::Result<()> {
+    Ok(rfs::linkat(from_dir, cname(from)?.as_c_str(), to_dir, cname(to)?.as_c_str(), AtFlags::empty())?)
+}
+
 pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     Ok(rfs::symlinkat(cname(target)?.as_c_str(), dir, cname(name)?.as_c_str())?)
 }
@@ -628,7 +639,8 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
         if stopping() {
             return Err(interrupted());
         }
-        let want = (len - done).min(COPY_CHUNK) as usize;
+        // Small pieces under --bwlimit, each paid for in its shared bucket.
+        let want = (len - done).min(COPY_CHUNK).min(crate::bwlimit::chunk()) as usize;
         if use_cfr {
             let mut in_off = off + done;
             let mut out_off = off + done;
@@ -637,6 +649,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
                 Ok(n) => {
                     done += n as u64;
                     BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+                    crate::bwlimit::account(n as u64, stopping);
                     continue;
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -681,6 +694,7 @@ fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, off: u64, len: u64) -> i
         }
         done += n as u64;
         BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+        crate::bwlimit::account(n as u64, stopping);
     }
     Ok(done)
 }

@@ -357,6 +357,62 @@ fn fifo_in_source_is_skipped_with_warning() {
     assert_trees_equal_ignoring(&sb.src(), &sb.dst(), &[Path::new("the_pipe"), Path::new("d/nested_pipe")]);
 }
 
+/// A SOURCE directory that cannot be read is created in DEST usable by its owner
+/// (u+rwx), not with its real mode 000: a later run as the same user reports the same
+/// one error, not one more for DEST. Once it can be read, its contents and real mode
+/// are mirrored.
+#[test]
+fn unreadable_source_directory_is_created_usable_by_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "a\n").file("locked/inner.txt", "cannot list me\n");
+    chown_tree_for_unprivileged(sb.path());
+    src.chmod("locked", 0o000);
+    struct Restore(std::path::PathBuf);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+        }
+    }
+    let _restore = Restore(src.p("locked"));
+    if fs::read_dir(src.p("locked")).is_ok() && !is_root() {
+        return skip(
+            "unreadable_source_directory_is_created_usable_by_its_owner",
+            "permissions not enforced",
+        );
+    }
+    let json = |r: &Run| count(summary(&r.json_events()), "errors");
+    for round in 1..=2 {
+        let r = run_with(
+            tandem_unprivileged(),
+            ["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()],
+            RUN_TIMEOUT,
+        );
+        r.expect_code(3);
+        assert_eq!(json(&r), 1, "run {round}: expected exactly the one SOURCE error:\n{r:?}");
+        let evs = r.json_events();
+        let errors = events_named(&evs, "error");
+        assert_eq!(errors[0]["side"], "source", "run {round}: {r:?}");
+        assert_eq!(event_path(errors[0]), "locked", "run {round}: {r:?}");
+        let mode = lstat(&sb.dst().join("locked")).permissions().mode() & 0o7777;
+        assert_eq!(
+            mode & 0o700,
+            0o700,
+            "run {round}: DEST/locked has mode {mode:o}, not usable by its owner"
+        );
+    }
+    assert_eq!(read(&sb.dst().join("a.txt")), b"a\n");
+
+    // Readable again (r-x for its owner only): contents and the real mode follow.
+    src.chmod("locked", 0o500);
+    let r = run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT);
+    r.ok();
+    assert_eq!(read(&sb.dst().join("locked/inner.txt")), b"cannot list me\n");
+    assert_eq!(lstat(&sb.dst().join("locked")).permissions().mode() & 0o7777, 0o500);
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
 /// Unreadable SOURCE entries. Root bypasses permission checks, so as root
 /// the binary is run as `nobody` (uid/gid 65534) on a tree owned by nobody.
 #[test]
@@ -576,4 +632,102 @@ fn empty_source_guard_ignores_excluded_and_temporary_entries() {
     r.ok();
     assert!(exists_nofollow(&sb.dst().join("keep.log")));
     assert!(!exists_nofollow(&sb.dst().join(".tandem-1-2.tmp")));
+}
+
+/// `--bwlimit` caps the throughput of all copying workers together: 4 MiB in four
+/// files at 2 MiB/s take 2 s (±20 %), and the mirror is exact.
+#[test]
+fn bwlimit_caps_copy_throughput_across_workers() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    for i in 0..4 {
+        src.file(format!("d{i}/f.bin"), pseudo_random(1 << 20, i));
+    }
+    let started = std::time::Instant::now();
+    let r = run(["--bwlimit".as_ref(), "2M".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    let took = started.elapsed().as_secs_f64();
+    r.ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+    assert!((1.6..=2.4).contains(&took), "4 MiB at 2 MiB/s took {took:.2}s, not 2s ± 20 %:\n{r:?}");
+
+    // Without a limit the same copy is far quicker (the limit is what took the time).
+    let other = sb.join("unlimited");
+    let started = std::time::Instant::now();
+    run([sb.src(), other.clone()]).ok();
+    let free = started.elapsed().as_secs_f64();
+    assert!(free < 1.0, "an unlimited 4 MiB copy took {free:.2}s");
+}
+
+/// `--backup-dir DIR`: what a sync deletes or overwrites is moved to DIR under its
+/// relative path (a removed directory whole), with `--suffix` for repeated versions;
+/// DIR inside DEST is left out of the mirror (also with --delete-excluded); DIR beside
+/// DEST works the same; DIR in SOURCE, on another file system, or `--suffix` alone are
+/// usage errors.
+#[test]
+fn backup_dir_keeps_what_is_deleted_or_overwritten() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "version 1\n").file("d/b.txt", "b\n").file("e/f/g.txt", "g\n").symlink("ln", "a.txt");
+    src.stamp_all();
+    let (s, d) = (sb.src(), sb.dst());
+    run([&s, &d]).ok();
+    let inode_before = std::os::unix::fs::MetadataExt::ino(&lstat(&d.join("a.txt")));
+    src.file("a.txt", "version 2\n").remove("d/b.txt").remove("e").remove("ln").symlink("ln", "d");
+    let r = run(["--backup-dir".as_ref(), ".old".as_ref(), s.as_os_str(), d.as_os_str()]);
+    r.ok();
+    let old = d.join(".old");
+    assert_eq!(read(&old.join("a.txt")), b"version 1\n", "{r:?}");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&lstat(&old.join("a.txt"))),
+        inode_before,
+        "not moved by link"
+    );
+    assert_eq!(read(&old.join("d/b.txt")), b"b\n");
+    assert_eq!(read(&old.join("e/f/g.txt")), b"g\n");
+    assert_eq!(fs::read_link(old.join("ln")).unwrap(), Path::new("a.txt"));
+    assert_trees_equal_ignoring(&s, &d, &[Path::new(".old")]);
+
+    // A suffix keeps each version; the backup directory survives --delete-excluded and
+    // a run without --backup-dir leaves it alone too.
+    src.file("a.txt", "version 3\n");
+    let r = run(["--backup-dir", ".old", "--suffix", ".2", "--delete-excluded", "--exclude", "*.tmp"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([s.as_os_str(), d.as_os_str()])
+        .collect::<Vec<_>>());
+    r.ok();
+    assert_eq!(read(&old.join("a.txt")), b"version 1\n");
+    assert_eq!(read(&old.join("a.txt.2")), b"version 2\n");
+    assert_eq!(read(&d.join("a.txt")), b"version 3\n");
+    // Without a suffix a later backup replaces the earlier one.
+    src.file("a.txt", "version 4\n");
+    run(["--backup-dir".as_ref(), ".old".as_ref(), s.as_os_str(), d.as_os_str()]).ok();
+    assert_eq!(read(&old.join("a.txt")), b"version 3\n");
+    assert_trees_equal_ignoring(&s, &d, &[Path::new(".old")]);
+
+    // Beside DEST, on the same file system.
+    let beside = sb.join("kept");
+    src.remove("a.txt");
+    let r = run(["--backup-dir".as_ref(), beside.as_os_str(), s.as_os_str(), d.as_os_str()]);
+    r.ok();
+    assert_eq!(read(&beside.join("a.txt")), b"version 4\n");
+    assert_eq!(
+        read(&beside.join(".old/a.txt")),
+        b"version 3\n",
+        "the old backup dir is an entry like any other now"
+    );
+
+    // Usage errors.
+    for (args, token) in [
+        (vec!["--backup-dir".into(), s.join("bk").into_os_string()], "SOURCE"),
+        (vec!["--backup-dir".into(), "/dev/shm/tandem-elsewhere".into()], "file system"),
+        (vec!["--suffix".into(), ".1".into()], "--suffix needs --backup-dir"),
+    ] {
+        let mut a: Vec<std::ffi::OsString> = args;
+        a.extend([s.clone().into_os_string(), sb.join("new").into_os_string()]);
+        let r = run(&a);
+        r.expect_code(2);
+        assert!(r.stderr.contains(token), "{a:?}: {r:?}");
+        assert!(!exists_nofollow(&sb.join("new")));
+    }
 }

@@ -33,6 +33,113 @@ fn bad_flags_are_usage_errors() {
     }
 }
 
+/// Every command-line error is tandem's own one line: the flag, the value and what is
+/// allowed, never clap's tips (`a similar argument exists: '--no-delete'`, `to pass '-a'
+/// as a value, use '-- -a'`).
+#[test]
+fn bad_values_get_tandems_own_one_line() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n");
+    let (src, dst) = (sb.src(), sb.dst());
+    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let duration = "a duration such as 2s, 500ms, 1m or a number of seconds";
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["--max-delete", "abc", s, d], r#"--max-delete expects a whole number ≥ 0, got "abc""#.into()),
+        (vec!["--max-delete", "-1", s, d], r#"--max-delete expects a whole number ≥ 0, got "-1""#.into()),
+        (vec!["--max-delete=1.5", s, d], r#"--max-delete expects a whole number ≥ 0, got "1.5""#.into()),
+        (vec!["--max-delete"], "--max-delete expects a whole number ≥ 0, got nothing".into()),
+        (
+            vec!["--scan-threads", "0", s, d],
+            r#"--scan-threads expects a whole number from 1 to 256, got "0""#.into(),
+        ),
+        (
+            vec!["--threads", "999", s, d],
+            r#"--scan-threads expects a whole number from 1 to 256, got "999""#.into(),
+        ),
+        (
+            vec!["--scan-threads", "-4", s, d],
+            r#"--scan-threads expects a whole number from 1 to 256, got "-4""#.into(),
+        ),
+        (vec!["--debounce", "soon", s, d], format!(r#"--debounce expects {duration}, got "soon""#)),
+        (
+            vec!["--bwlimit", "fast", s, d],
+            r#"--bwlimit expects a rate in bytes per second such as 10M, 500K or 1.5M (0: no limit), got "fast""#.into(),
+        ),
+        (
+            vec!["--bwlimit=10X", s, d],
+            r#"--bwlimit expects a rate in bytes per second such as 10M, 500K or 1.5M (0: no limit), got "10X""#.into(),
+        ),
+        (vec!["--debounce", "-1", s, d], format!(r#"--debounce expects {duration}, got "-1""#)),
+        (vec!["--verify-every", "1e300", s, d], format!(r#"--verify-every expects {duration}, got "1e300""#)),
+        (
+            vec!["--modify-window", "banana", s, d],
+            format!(r#"--modify-window expects {duration}, got "banana""#),
+        ),
+        (vec!["--poll=soon", s, d], format!(r#"--poll expects {duration}, got "soon""#)),
+        (vec!["--poll", "-1", s, d], format!(r#"--poll expects {duration}, got "-1""#)),
+        (
+            vec!["--progress", "nope", s, d],
+            r#"--progress expects one of auto, bar, lines, none, got "nope""#.into(),
+        ),
+        (vec!["--progress=", s, d], "--progress expects one of auto, bar, lines, none, got nothing".into()),
+        (
+            vec!["--completions", "tcsh"],
+            r#"--completions expects one of bash, elvish, fish, powershell, zsh, got "tcsh""#.into(),
+        ),
+        (vec!["--exclude"], "--exclude expects a PATTERN, got nothing".into()),
+        (vec!["--json=yes", s, d], r#"--json takes no value, got "yes""#.into()),
+        (
+            vec!["--no-such-flag", s, d],
+            r#"unknown option "--no-such-flag" (see tandem --help for the options)"#.into(),
+        ),
+        (vec!["-Z", s, d], r#"unknown option "-Z" (see tandem --help for the options)"#.into()),
+        (vec![s, d, "third"], r#"unexpected argument "third": tandem takes one SOURCE and one DEST"#.into()),
+        (vec![s], "DEST is required: tandem [OPTIONS] SOURCE DEST".into()),
+        (vec![], "SOURCE and DEST are required: tandem [OPTIONS] SOURCE DEST".into()),
+        (vec!["-n", "--watch", s, d], "--dry-run cannot be used with --watch".into()),
+        (vec!["-q", "-v", s, d], "--quiet cannot be used with --verbose".into()),
+        (vec!["--man", s], "--man is used alone, without other arguments".into()),
+    ];
+    for (args, want) in cases {
+        let r = run(&args);
+        r.expect_code(2);
+        assert_eq!(r.stderr, format!("tandem: {want}\n"), "tandem {args:?}:\n{r:?}");
+        assert!(!r.stderr.contains("tip:"), "{r:?}");
+        assert!(!exists_nofollow(&dst), "DEST created despite usage error:\n{r:?}");
+    }
+}
+
+/// rsync muscle memory: `-a`, `-r`, `--delete` (and `-av`) are accepted and change
+/// nothing in what tandem does; the last of `--delete`/`--no-delete` wins.
+#[test]
+fn rsync_habits_are_accepted() {
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "a\n").file("d/b.txt", "b\n").symlink("ln", "a.txt");
+    for flags in [&["-av"][..], &["-a", "--delete"], &["-r"], &["--archive", "--recursive", "--delete"]] {
+        Tree::create(sb.dst()).file("extra.txt", "x\n");
+        let (src, dst) = (sb.src(), sb.dst());
+        let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+        args.push(src.as_os_str());
+        args.push(dst.as_os_str());
+        let r = run(&args);
+        r.ok();
+        assert!(!exists_nofollow(&sb.dst().join("extra.txt")), "{flags:?} kept a DEST-only file:\n{r:?}");
+        assert_trees_equal(&sb.src(), &sb.dst());
+    }
+    let (src, dst) = (sb.src(), sb.dst());
+    Tree::create(&dst).file("extra.txt", "x\n");
+    run(["--delete".as_ref(), "--no-delete".as_ref(), src.as_os_str(), dst.as_os_str()]).ok();
+    assert!(exists_nofollow(&dst.join("extra.txt")), "--delete --no-delete deleted");
+    run(["--no-delete".as_ref(), "--delete".as_ref(), src.as_os_str(), dst.as_os_str()]).ok();
+    assert!(!exists_nofollow(&dst.join("extra.txt")), "--no-delete --delete kept");
+
+    let r = run(["--help"]);
+    r.ok();
+    for flag in ["--archive", "--recursive", "--delete "] {
+        assert!(r.stdout.contains(flag), "--help does not document {flag}:\n{}", r.stdout);
+    }
+}
+
 #[test]
 fn help_mentions_exit_codes() {
     let r = run(["--help"]);
@@ -321,4 +428,149 @@ fn dry_run_json_changes_nothing() {
     assert_eq!(paths_of(&evs, "copy"), vec!["a.txt".to_string(), "d/b.txt".to_string()]);
     summary(&evs);
     assert!(!exists_nofollow(&sb.dst()), "--dry-run --json created DEST");
+}
+
+// ---------------------------------------------------------------------------
+// The manual and the completion scripts
+// ---------------------------------------------------------------------------
+
+/// `--man` is a full page: its sections, every option of `--help` (aliases included)
+/// with its long text, SOURCE and DEST required in the synopsis, one exit status per
+/// tagged paragraph; groff renders it without a warning.
+#[test]
+fn manual_has_every_section_and_option() {
+    let r = run(["--man"]);
+    r.ok();
+    let page = &r.stdout;
+    let sections: Vec<&str> =
+        page.lines().filter_map(|l| l.strip_prefix(".SH ")).map(|t| t.trim_matches('"')).collect();
+    let want = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "IGNORE RULES",
+        "WATCH MODE AND STRATEGIES",
+        "WHAT IS MIRRORED",
+        "WHAT TANDEM PROMISES",
+        "OUTPUT",
+        "JSON EVENTS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "EXAMPLES",
+        "SEE ALSO",
+    ];
+    assert_eq!(sections, want, "sections of the manual:\n{page}");
+    let section = |name: &str| {
+        let start = page.find(&format!(".SH {name}\n")).or_else(|| page.find(&format!(".SH \"{name}\"\n")));
+        let rest = &page[start.unwrap_or_else(|| panic!("no {name}"))..];
+        let end = rest[4..].find("\n.SH ").map_or(rest.len(), |e| e + 5);
+        rest[..end].to_string()
+    };
+
+    let synopsis = section("SYNOPSIS");
+    assert!(synopsis.contains(r"\fISOURCE\fR \fIDEST\fR"), "{synopsis}");
+    assert!(!synopsis.contains("[SOURCE]") && !synopsis.contains(r"[\fISOURCE"), "{synopsis}");
+
+    // Every long option and visible alias that --help shows, with its long text.
+    let options = section("OPTIONS");
+    let help = run(["--help"]);
+    help.ok();
+    assert!(!help.stdout.contains("[SOURCE]") && !help.stdout.contains("[DEST]"), "{}", help.stdout);
+    let mut longs: Vec<String> = help
+        .stdout
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter(|w| {
+            w.starts_with("--") && w.len() > 2 && w[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        })
+        .map(String::from)
+        .collect();
+    longs.sort();
+    longs.dedup();
+    for long in ["--threads", "--archive", "--recursive", "--delete", "--watch", "--max-delete"] {
+        assert!(longs.contains(&long.to_string()), "--help lacks {long}");
+    }
+    for long in &longs {
+        let roff = format!(r"\fB{}\fR", long.replace('-', r"\-"));
+        assert!(options.contains(&roff), "OPTIONS does not list {long}:\n{options}");
+    }
+    for text in [
+        r"16 when SOURCE is on a network or FUSE file system",
+        r"lsyncd's delay = 15 does",
+        r"A live bar (files, bytes, throughput, ETA, current file)",
+    ] {
+        assert!(options.contains(text), "OPTIONS lacks {text:?}:\n{options}");
+    }
+
+    let exit = section("EXIT STATUS");
+    for code in ["0", "1", "2", "3", "4", "130"] {
+        assert!(
+            exit.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "exit status {code} is not its own item:\n{exit}"
+        );
+    }
+    assert!(section("IGNORE RULES").contains(r".syncignore"));
+    for strategy in ["native", "poll", "mixed"] {
+        assert!(section("WATCH MODE AND STRATEGIES").contains(&format!("\\fB{strategy}\\fR")));
+    }
+    for event in ["copy", "mkdir", "excluded", "error", "cycle", "summary"] {
+        let json = section("JSON EVENTS");
+        let tagged = json.lines().filter(|l| l.starts_with(r"\fB")).any(|l| {
+            l.trim_start_matches(r"\fB").trim_end_matches(r"\fR").split(", ").any(|name| name == event)
+        });
+        assert!(tagged, "JSON EVENTS lacks {event}:\n{json}");
+    }
+    assert!(section("ENVIRONMENT").contains("NO_COLOR"));
+    assert!(section("EXAMPLES").contains(r"tandem \-\-watch"));
+    assert!(section("SEE ALSO").contains("rsync(1)"));
+    assert!(page.is_ascii(), "roff text should escape what is not ASCII");
+
+    // groff renders it without warnings.
+    let Ok(mut groff) = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return skip("manual_has_every_section_and_option", "groff is not installed (Debian: groff-base)");
+    };
+    use std::io::Write;
+    groff.stdin.take().expect("stdin").write_all(page.as_bytes()).expect("write to groff");
+    let out = groff.wait_with_output().expect("groff");
+    assert!(out.status.success() && out.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Bash completion offers no file names after flags that take numbers, durations or
+/// patterns, file names after --exclude-from, and the values of --progress.
+#[test]
+fn bash_completion_offers_no_file_names_after_values() {
+    let r = run(["--completions", "bash"]);
+    r.ok();
+    let script = &r.stdout;
+    let case = |flag: &str| {
+        let start = script
+            .find(&format!("\n                {flag})\n"))
+            .unwrap_or_else(|| panic!("no case for {flag}"));
+        let rest = &script[start + 1..];
+        rest[..rest.find(";;").expect("end of case")].to_string()
+    };
+    for flag in [
+        "--debounce",
+        "--verify-every",
+        "--modify-window",
+        "--poll",
+        "--max-delete",
+        "--scan-threads",
+        "--threads",
+        "--exclude",
+        "--include",
+        "--bwlimit",
+        "--suffix",
+    ] {
+        let c = case(flag);
+        assert!(!c.contains("compgen -f"), "{flag} completes file names:\n{c}");
+    }
+    assert!(case("--exclude-from").contains("compgen -f"), "--exclude-from should complete file names");
+    assert!(case("--files-from").contains("compgen -f"), "--files-from should complete file names");
+    assert!(case("--progress").contains("auto bar lines none"), "{}", case("--progress"));
 }

@@ -795,15 +795,23 @@ fn sorted(xs: &[&str]) -> Vec<String> {
     v
 }
 
-/// `exclude PATH (RULE)` lines of stdout, as (path, rule).
+/// `exclude PATH (in SIDE: RULE)` lines of stdout, as (path, rule).
 fn explained(r: &Run) -> BTreeSet<(String, String)> {
+    explained_sides(r).into_iter().map(|(path, _, rule)| (path, rule)).collect()
+}
+
+/// `exclude PATH (in SIDE: RULE)` lines of stdout, as (path, side, rule); the side is
+/// `SOURCE` or `DEST`.
+fn explained_sides(r: &Run) -> BTreeSet<(String, String, String)> {
     r.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("exclude "))
         .map(|rest| {
-            let open = rest.find(" (").unwrap_or_else(|| panic!("malformed explanation {rest:?}\n{r:?}"));
-            let rule = rest[open + 2..].strip_suffix(')').unwrap_or_else(|| panic!("malformed {rest:?}"));
-            (rest[..open].to_string(), rule.to_string())
+            let open = rest.find(" (in ").unwrap_or_else(|| panic!("malformed explanation {rest:?}\n{r:?}"));
+            let inner = rest[open + 5..].strip_suffix(')').unwrap_or_else(|| panic!("malformed {rest:?}"));
+            let (side, rule) = inner.split_once(": ").unwrap_or_else(|| panic!("no side in {rest:?}"));
+            assert!(side == "SOURCE" || side == "DEST", "side {side:?} in {rest:?}");
+            (rest[..open].to_string(), side.to_string(), rule.to_string())
         })
         .collect()
 }
@@ -1142,6 +1150,10 @@ fn explain_ignored_lists_source_and_dest_entries_with_their_rule() {
     ]);
     want.insert(("ok.txt".to_string(), list_rule.clone()));
     assert_eq!(got, want, "{r:?}");
+    // Each line says which side it is about.
+    let dest_side: BTreeSet<String> =
+        explained_sides(&r).into_iter().filter(|(_, side, _)| side == "DEST").map(|(p, _, _)| p).collect();
+    assert_eq!(dest_side, sorted(&["only.log", "old/a.log", "d/z.tmp"]).into_iter().collect(), "{r:?}");
     assert_eq!(
         r.stdout.lines().filter(|l| l.starts_with("exclude ")).count(),
         want.len(),
@@ -1223,4 +1235,114 @@ fn unreadable_syncignore_leaves_its_directory_alone() {
     assert!(!sb.dst().join("sub/secret.x").exists(), "an excluded file leaked:\n{r:?}");
     assert!(sb.dst().join("sub/keep.x").exists(), "a protected file was deleted:\n{r:?}");
     assert!(sb.dst().join("top").exists(), "the rest was not synced:\n{r:?}");
+}
+
+/// `--include PATTERN` is gitignore's `!PATTERN` on the command line: --exclude and
+/// --include apply in the order given (the last match wins), override `.syncignore`
+/// files, and cannot re-include an entry inside an excluded directory.
+#[test]
+fn include_reincludes_in_command_line_order() {
+    let sb = Sandbox::new();
+    sb.src_tree()
+        .file(".syncignore", "*.tmp\n")
+        .file("a.log", "a")
+        .file("keep.log", "k")
+        .file("b.txt", "b")
+        .file("d/keep.log", "dk")
+        .file("keep.tmp", "t")
+        .file("other.tmp", "o")
+        .file("logs/x.log", "x");
+    let mirror = |flags: &[&str]| {
+        let dst = sb.join(format!("dst{}", flags.join("_").replace(['/', '*', '.'], "")));
+        let mut a: Vec<OsString> = flags.iter().map(OsString::from).collect();
+        a.extend([sb.src().into_os_string(), dst.clone().into_os_string()]);
+        run(&a).ok();
+        files_of(&dst)
+    };
+    assert_eq!(
+        mirror(&["--exclude", "*.log", "--include", "keep.log", "--include", "keep.tmp"]),
+        sorted(&[".syncignore", "b.txt", "d/keep.log", "keep.log", "keep.tmp"]),
+        "--include after --exclude re-includes (and overrides .syncignore)"
+    );
+    assert_eq!(
+        mirror(&["--include", "keep.log", "--exclude", "*.log"]),
+        sorted(&[".syncignore", "b.txt"]),
+        "a later --exclude overrides an earlier --include"
+    );
+    assert_eq!(
+        mirror(&["--exclude", "logs/", "--include", "logs/x.log", "--exclude", "*.log"]),
+        sorted(&[".syncignore", "b.txt"]),
+        "an entry of an excluded directory cannot be re-included"
+    );
+    // Explained as the exclude that decided it.
+    let r = run(args(&[
+        &"-n",
+        &"--explain-ignored",
+        &"--exclude",
+        &"*.log",
+        &"--include",
+        &"keep.log",
+        &sb.src(),
+        &sb.dst(),
+    ]));
+    r.ok();
+    let got = explained(&r);
+    assert!(got.contains(&("a.log".to_string(), "--exclude *.log".to_string())), "{got:?}\n{r:?}");
+    assert!(!got.iter().any(|(p, _)| p == "keep.log"), "{got:?}");
+}
+
+/// `--files-from FILE` mirrors only the listed paths (a directory with everything below
+/// it) and the directories leading to them; the rest is treated as excluded: neither
+/// copied nor deleted in DEST. Exclude patterns still apply inside; `..` is refused.
+#[test]
+fn files_from_mirrors_only_the_listed_paths() {
+    let sb = Sandbox::new();
+    sb.src_tree()
+        .file("top.txt", "t")
+        .file("unlisted.txt", "u")
+        .file("docs/guide/a.md", "a")
+        .file("docs/guide/deep/b.md", "b")
+        .file("docs/guide/skip.log", "s")
+        .file("docs/other.md", "o")
+        .file("src/main.rs", "m")
+        .file("src/lib.rs", "l")
+        .file("odd [name]*", "odd");
+    sb.dst_tree().file("unlisted.txt", "dest's own").file("stale/x", "x");
+    let list = sb.join("list.txt");
+    fs::write(&list, "# what to mirror\n\n./top.txt\ndocs/guide/\n/src/main.rs\n; comment\nodd [name]*\n")
+        .unwrap();
+    let r = run(args(&[&"--files-from", &list, &"--exclude", &"*.log", &sb.src(), &sb.dst()]));
+    r.ok();
+    assert_eq!(
+        files_of(&sb.dst()),
+        sorted(&[
+            "docs/guide/a.md",
+            "docs/guide/deep/b.md",
+            "odd [name]*",
+            "src/main.rs",
+            "stale/x",
+            "top.txt",
+            "unlisted.txt"
+        ]),
+        "{r:?}"
+    );
+    assert_eq!(read(&sb.dst().join("unlisted.txt")), b"dest's own", "an unlisted DEST entry was touched");
+    assert_eq!(read(&sb.dst().join("docs/guide/deep/b.md")), b"b");
+
+    // A second run has nothing to do.
+    let r = run(args(&[&"-v", &"--files-from", &list, &"--exclude", &"*.log", &sb.src(), &sb.dst()]));
+    r.ok();
+    assert!(r.stdout_lines().is_empty(), "{r:?}");
+
+    // Paths that leave SOURCE, and a missing list, are usage errors.
+    let bad = sb.join("bad.txt");
+    fs::write(&bad, "ok\n../etc/passwd\n").unwrap();
+    let other = sb.join("other");
+    let r = run(args(&[&"--files-from", &bad, &sb.src(), &other]));
+    r.expect_code(2);
+    assert!(r.stderr.contains("bad.txt:2") && r.stderr.contains("leaves SOURCE"), "{r:?}");
+    let r = run(args(&[&"--files-from", &sb.join("missing.txt"), &sb.src(), &other]));
+    r.expect_code(2);
+    assert!(r.stderr.contains("missing.txt"), "{r:?}");
+    assert!(!exists_nofollow(&other));
 }

@@ -833,6 +833,17 @@ fn very_verbose_prints_debug_lines() {
     r.ok();
     let debug: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("tandem: debug: ")).collect();
     assert!(!debug.is_empty(), "-vv printed no debug lines:\n{r:?}");
+    // In words, never a Rust structure (`Totals { copies: 4, … }`).
+    for line in &debug {
+        assert!(
+            !line.contains(" { ") && !line.contains(": [") && !line.contains("Totals"),
+            "debug line {line:?}"
+        );
+    }
+    assert!(
+        debug.iter().any(|l| l.contains("planned in") && l.contains("4 copies")),
+        "no plan line in words:\n{r:?}"
+    );
     assert!(!r.stdout.contains("debug:"), "debug lines on stdout:\n{r:?}");
     // -vv still itemizes (as -v) on stdout.
     let copies: Vec<&str> = r.stdout_lines().into_iter().filter(|l| l.starts_with("copy ")).collect();
@@ -847,4 +858,58 @@ fn very_verbose_prints_debug_lines() {
     let r = run(os(&[&sb.src(), &sb.dst()]));
     r.ok();
     assert!(!r.stderr.contains("debug:"), "default printed debug lines:\n{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Itemized lines in path order
+// ---------------------------------------------------------------------------
+
+/// One-shot runs itemize in path order, as rsync does and as the dry run lists the
+/// plan, whatever order the parallel workers finish in: big files early in the tree,
+/// many small ones after, nested directories, deletions, attribute fixes, symlinks.
+#[test]
+fn itemized_lines_come_in_path_order() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    for d in 0..12 {
+        // The first file of each directory is the slowest to copy.
+        src.file(format!("d{d:02}/a.bin"), pseudo_random(400_000 - d * 30_000, d as u64));
+        for f in 0..15 {
+            src.file(format!("d{d:02}/f{f:02}.txt"), format!("{d} {f}\n"));
+        }
+        src.file(format!("d{d:02}/sub/x.txt"), "x\n").symlink(format!("d{d:02}/ln"), "a.bin");
+    }
+    src.file("keep.txt", "k\n").file("mode.txt", "m\n");
+    src.stamp_all();
+    run([sb.src(), sb.dst()]).ok();
+    // Changes of every kind for the second run.
+    src.chmod("mode.txt", 0o600).file("new/inner/deep.txt", "deep\n").chmod("d03", 0o700);
+    Tree::create(sb.dst()).file("gone.txt", "x\n").file("gone_dir/a/b.txt", "y\n").file("d05/extra", "e\n");
+    for d in 0..12 {
+        src.file(format!("d{d:02}/a.bin"), pseudo_random(500_000, 100 + d as u64));
+        src.file(format!("d{d:02}/f07.txt"), "changed\n");
+    }
+    let want = run(["-n".as_ref(), "-v".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    want.ok();
+    let want = want.stdout_lines().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(want.len() > 40, "{want:?}");
+    let r = run(["-v".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    r.ok();
+    assert_eq!(r.stdout_lines(), want, "-v lines are not in the dry run's (path) order");
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    // A first mirror of the whole tree, in JSON too.
+    let dst2 = sb.join("second");
+    let want = run(["-n".as_ref(), "--json".as_ref(), sb.src().as_os_str(), dst2.as_os_str()]);
+    let paths = |r: &Run| -> Vec<(String, String)> {
+        r.json_events()
+            .iter()
+            .filter(|e| CHANGE_EVENTS.contains(&event_name(e)))
+            .map(|e| (event_name(e).to_string(), event_path(e)))
+            .collect()
+    };
+    let want = paths(&want);
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), dst2.as_os_str()]);
+    r.ok();
+    assert_eq!(paths(&r), want, "JSON events are not in path order");
 }

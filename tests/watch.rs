@@ -1292,3 +1292,30 @@ fn poll_zero_rescans_continuously_and_stops_on_sigint() {
     assert!(dst.join("b").exists(), "a change was not synced:\n{}", w.dump());
     finish_json(w, &dst);
 }
+
+/// `--backup-dir` in watch mode (both strategies): a file overwritten and a file
+/// deleted in SOURCE end up in the backup directory inside DEST, which the watcher
+/// leaves alone (no repair, no deletion) while DEST stays a mirror of SOURCE.
+#[test]
+fn backup_dir_in_watch_mode() {
+    let _g = shared();
+    for strategy in [Strategy::Native, Strategy::Poll] {
+        let sb = Sandbox::new_fast();
+        let src = sb.src_tree();
+        src.file("a.txt", "one\n").file("d/b.txt", "b\n");
+        let dst = sb.dst();
+        let w = start_json(strategy, &["--backup-dir", ".versions", "--suffix", ".bak"], &sb.src(), &dst);
+        src.file("a.txt", "two, longer\n").remove("d/b.txt");
+        let old = dst.join(".versions");
+        w.wait_for("backups of a.txt and d/b.txt", SYNC_TIMEOUT, |_| {
+            fs::read(old.join("a.txt.bak")).is_ok_and(|c| c == b"one\n")
+                && fs::read(old.join("d/b.txt.bak")).is_ok_and(|c| c == b"b\n")
+        });
+        w.wait_for("DEST in step", SYNC_TIMEOUT, |_| {
+            tree_diff(&sb.src(), &dst, &[Path::new(".versions")]).is_empty()
+        });
+        finish_json(w, &dst);
+        assert_eq!(read(&old.join("a.txt.bak")), b"one\n", "{strategy:?}");
+        assert_eq!(read(&dst.join("a.txt")), b"two, longer\n", "{strategy:?}");
+    }
+}

@@ -471,6 +471,8 @@ impl Applier<'_> {
         }
         owned.and(set).map_err(|e| (Side::Dest, tree.err(e)))?;
         sys::count_copied(n as u64);
+        // (--bwlimit: this worker waits its turn; the others keep their requests.)
+        crate::bwlimit::account(n as u64, sys::stopping);
         match file.close().await {
             Ok(()) => Ok(Some(n as u64)),
             Err(e) => Err((Side::Dest, tree.explain_write(tree.err(e), tmp).await)),
@@ -529,6 +531,7 @@ async fn write_data(
             Some(Ok(n)) => {
                 written += n as u64;
                 sys::count_copied(n as u64);
+                crate::bwlimit::account(n as u64, sys::stopping);
             }
             Some(Err(e)) => return Err((Side::Dest, tree.err(e))),
             None => break,

@@ -233,10 +233,11 @@ pub fn watch(
             targets.push(Target::Verify(Vec::new()));
         }
         rep.debug(&format!(
-            "cycle {}: {} targets: {:?}",
+            "cycle {}: {}: {}{}",
             cycle_no + 1,
-            targets.len(),
-            targets.iter().take(8).collect::<Vec<_>>()
+            crate::counts::count(targets.len() as u64, "target", "targets"),
+            targets.iter().take(8).map(target_text).collect::<Vec<_>>().join(", "),
+            if targets.len() > 8 { ", …" } else { "" }
         ));
         let t0 = Instant::now();
         cycle_no += 1;
@@ -372,4 +373,16 @@ fn add_targets(
             }
         }
     }
+}
+
+/// A cycle's target in words, for `-vv`: `rescan of docs (whole subtree)`.
+fn target_text(t: &Target) -> String {
+    let (what, path) = match t {
+        Target::Level(p) => ("re-read of", p),
+        Target::Deep(p) => ("rescan of the subtree", p),
+        Target::Verify(p) => ("verification of", p),
+        Target::Repair(p) => ("repair in DEST of", p),
+    };
+    let shown = if path.is_empty() { ".".to_string() } else { crate::relpath::shown(path).to_string() };
+    format!("{what} {shown}")
 }
