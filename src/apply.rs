@@ -397,12 +397,7 @@ impl Applier<'_> {
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
-        Err((
-            Side::Source,
-            io::Error::other(format!(
-                "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
-            )),
-        ))
+        Err(changed_too_often())
     }
 
     /// Copies one file read through the [`Source`] (SOURCE on another host) through a
@@ -433,12 +428,7 @@ impl Applier<'_> {
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
-        Err((
-            Side::Source,
-            io::Error::other(format!(
-                "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
-            )),
-        ))
+        Err(changed_too_often())
     }
 
     fn symlink(
@@ -483,6 +473,17 @@ fn copy_stream(src: &mut dyn io::Read, out: &mut std::fs::File) -> Result<u64, (
         crate::bwlimit::account(k as u64, sys::stopping);
         n += k as u64;
     }
+}
+
+/// A SOURCE file that changed during each of its [`COPY_ATTEMPTS`] copies (every
+/// backend reports it so).
+pub fn changed_too_often() -> (Side, io::Error) {
+    (
+        Side::Source,
+        io::Error::other(format!(
+            "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
+        )),
+    )
 }
 
 /// `--backup-dir`: keeps what is about to be replaced at `rel` (a hard link, so the

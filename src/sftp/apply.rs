@@ -360,12 +360,7 @@ impl Applier<'_> {
                 }
             }
         }
-        Err((
-            Side::Source,
-            io::Error::other(format!(
-                "changed while being copied ({COPY_ATTEMPTS} attempts); left as it was, the next run will retry"
-            )),
-        ))
+        Err(crate::apply::changed_too_often())
     }
 
     /// Writes the temporary's data and attributes; `None` when SOURCE changed
