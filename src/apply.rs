@@ -243,14 +243,12 @@ impl Applier<'_> {
                 };
                 match copied {
                     Ok(bytes) => self.seq.change(slot, &path, &ChangeKind::Copy { bytes }),
-                    Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
-                        self.failures.not_done(&path);
-                        self.rep.debug(&format!(
-                            "{}: vanished before it could be copied",
-                            crate::relpath::shown(&path)
-                        ));
+                    Err((side, e)) => {
+                        if !vanished_before_copy(self.rep, &self.failures, self.vanished_ok, side, &path, &e)
+                        {
+                            self.fail(side, &path, &e)
+                        }
                     }
-                    Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
             Op::Symlink { name, target, meta, new } => {
@@ -473,6 +471,25 @@ fn copy_stream(src: &mut dyn io::Read, out: &mut std::fs::File) -> Result<u64, (
         crate::bwlimit::account(k as u64, sys::stopping);
         n += k as u64;
     }
+}
+
+/// A copy that failed because its SOURCE file was gone: with `vanished_ok` (watch
+/// mode, whose next cycle syncs the removal) that is no error, only not done.
+/// Returns whether it was so (every backend's copies go through here).
+pub fn vanished_before_copy(
+    rep: &Reporter,
+    failures: &Failures,
+    vanished_ok: bool,
+    side: Side,
+    path: &[u8],
+    err: &io::Error,
+) -> bool {
+    if !(vanished_ok && side == Side::Source && err.kind() == io::ErrorKind::NotFound) {
+        return false;
+    }
+    failures.not_done(path);
+    rep.debug(&format!("{}: vanished before it could be copied", crate::relpath::shown(path)));
+    true
 }
 
 /// A SOURCE file that changed during each of its [`COPY_ATTEMPTS`] copies (every

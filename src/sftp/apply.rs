@@ -198,14 +198,19 @@ impl Applier<'_> {
                 self.rep.progress().current(&path);
                 match self.copy(&path).await {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
-                    Err((Side::Source, e)) if self.vanished_ok && e.kind() == io::ErrorKind::NotFound => {
-                        self.failures.not_done(&path);
-                        self.rep.debug(&format!(
-                            "{}: vanished before it could be copied",
-                            crate::relpath::shown(&path)
-                        ));
+                    Err((side, e)) => {
+                        let (rep, failures) = (self.rep, &self.failures);
+                        if !crate::apply::vanished_before_copy(
+                            rep,
+                            failures,
+                            self.vanished_ok,
+                            side,
+                            &path,
+                            &e,
+                        ) {
+                            self.fail(side, &path, &e)
+                        }
                     }
-                    Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
             Op::Symlink { target, .. } => {
