@@ -1,9 +1,12 @@
-//! The native strategy: notify's recommended watcher (inotify on Linux), one watch per
-//! directory, managed here.
+//! The native strategy: notify's recommended watcher (inotify on Linux).
+//!
+//! Where the whole tree can be watched (nothing to leave out, the kernel's limits
+//! suffice), notify's recursive mode does it, and watches new and moved directories
+//! itself, at once. Otherwise directories are watched one by one, as described next.
 //!
 //! Every event becomes "these paths may have changed"; a queue overflow (`need_rescan`)
-//! or a watcher error becomes "rescan everything". Directories are watched one by one
-//! (not with notify's recursive mode) so that tandem knows exactly which subtrees are
+//! or a watcher error becomes "rescan everything". Watched one by one, tandem knows
+//! exactly which subtrees are
 //! watched: subtrees that must not be (a network or FUSE file system mounted inside
 //! SOURCE, where no events arrive; mount points left out by `-x`) are skipped, and
 //! when the kernel's watch limit runs out part-way, what is already watched stays
@@ -31,6 +34,8 @@ pub struct Native {
     watcher: RecommendedWatcher,
     /// Subtrees never watched (see the module's doc).
     skip: Vec<PathBuf>,
+    /// notify's recursive mode: it watches new directories itself.
+    recursive: bool,
 }
 
 /// What one [`Native::add_tree`] could watch.
@@ -55,66 +60,24 @@ impl Native {
         tree: Tree,
         skip: Vec<PathBuf>,
     ) -> Result<(Native, Coverage), String> {
-        let paths = move |p: Vec<PathBuf>| match tree {
-            Tree::Source => Signal::Paths(p),
-            Tree::Dest => Signal::DestPaths(p),
-        };
-        let handler = move |res: notify::Result<notify::Event>| match res {
-            Ok(ev) => {
-                if ev.need_rescan() {
-                    let all = match tree {
-                        Tree::Source => Signal::All,
-                        Tree::Dest => Signal::DestAll("events were lost".into()),
-                    };
-                    send(&tx, all);
-                    return;
+        // The common case: no subtree to leave out, and the kernel's limits allow
+        // watching everything: notify's recursive mode, which also watches new
+        // directories (and moved ones) on its own thread, at once.
+        if skip.is_empty() {
+            let mut w = notify::recommended_watcher(handler(tx.clone(), tree)).map_err(|e| describe(&e))?;
+            match w.watch(root, RecursiveMode::Recursive) {
+                Ok(()) => {
+                    let n = Native { watcher: w, skip, recursive: true };
+                    return Ok((n, Coverage { watched: 1, ..Coverage::default() }));
                 }
-                match ev.kind {
-                    // Reads change nothing; a writer closing the file does (its final
-                    // state is there now).
-                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => send(&tx, paths(ev.paths)),
-                    EventKind::Access(_) => {}
-                    // Everything else (created, modified, removed, renamed, attributes):
-                    // the directories holding these paths are read again. A directory
-                    // that appears (made, or moved in) is read whole there, and is to
-                    // be watched from now on.
-                    kind => {
-                        let appeared = matches!(
-                            kind,
-                            EventKind::Create(CreateKind::Folder | CreateKind::Any)
-                                | EventKind::Modify(ModifyKind::Name(
-                                    RenameMode::To | RenameMode::Both | RenameMode::Any
-                                ))
-                        );
-                        // (A rename from one of tandem's temporaries is a file being
-                        // put in place: no directory to watch, no stat needed.)
-                        let from_temp = ev.paths.len() == 2
-                            && ev.paths[0].file_name().is_some_and(|n| {
-                                crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
-                            });
-                        if appeared && !from_temp {
-                            // (Both: [from, to]; the last path is where it is now.)
-                            let dirs: Vec<PathBuf> = ev
-                                .paths
-                                .last()
-                                .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
-                                .cloned()
-                                .into_iter()
-                                .collect();
-                            if !dirs.is_empty() {
-                                send(&tx, Signal::NewDirs(tree, dirs));
-                            }
-                        }
-                        send(&tx, paths(ev.paths))
-                    }
-                }
+                // Out of watches part-way: start again directory by directory, so
+                // that what can be watched is, and the rest is known.
+                Err(e) if is_limit(&e) => drop(w),
+                Err(e) => return Err(describe(&e)),
             }
-            Err(e) if tree == Tree::Dest => send(&tx, Signal::DestAll(describe(&e))),
-            Err(e) if is_limit(&e) => send(&tx, Signal::LimitReached(describe(&e))),
-            Err(e) => send(&tx, Signal::Error(describe(&e))),
-        };
-        let watcher = notify::recommended_watcher(handler).map_err(|e| describe(&e))?;
-        let mut n = Native { watcher, skip };
+        }
+        let watcher = notify::recommended_watcher(handler(tx, tree)).map_err(|e| describe(&e))?;
+        let mut n = Native { watcher, skip, recursive: false };
         let first = n.watcher.watch(root, RecursiveMode::NonRecursive);
         if let Err(e) = first {
             return Err(describe(&e));
@@ -127,7 +90,7 @@ impl Native {
     /// Watches `dir` and every directory below it (symlinks are not followed, skipped
     /// subtrees not entered). Returns what could be watched.
     pub fn add_tree(&mut self, dir: &Path) -> Coverage {
-        if self.skipped(dir) {
+        if self.recursive || self.skipped(dir) {
             return Coverage::default();
         }
         match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
@@ -179,6 +142,68 @@ impl Native {
             }
         }
         cov
+    }
+}
+
+/// The event handler of a watcher of `tree`: events become [`Signal`]s on `tx`.
+fn handler(tx: Sender<Signal>, tree: Tree) -> impl notify::EventHandler {
+    let paths = move |p: Vec<PathBuf>| match tree {
+        Tree::Source => Signal::Paths(p),
+        Tree::Dest => Signal::DestPaths(p),
+    };
+    move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            if ev.need_rescan() {
+                let all = match tree {
+                    Tree::Source => Signal::All,
+                    Tree::Dest => Signal::DestAll("events were lost".into()),
+                };
+                send(&tx, all);
+                return;
+            }
+            match ev.kind {
+                // Reads change nothing; a writer closing the file does (its final
+                // state is there now).
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => send(&tx, paths(ev.paths)),
+                EventKind::Access(_) => {}
+                // Everything else (created, modified, removed, renamed, attributes):
+                // the directories holding these paths are read again. A directory
+                // that appears (made, or moved in) is read whole there, and is to
+                // be watched from now on.
+                kind => {
+                    let appeared = matches!(
+                        kind,
+                        EventKind::Create(CreateKind::Folder | CreateKind::Any)
+                            | EventKind::Modify(ModifyKind::Name(
+                                RenameMode::To | RenameMode::Both | RenameMode::Any
+                            ))
+                    );
+                    // (A rename from one of tandem's temporaries is a file being
+                    // put in place: no directory to watch, no stat needed.)
+                    let from_temp = ev.paths.len() == 2
+                        && ev.paths[0].file_name().is_some_and(|n| {
+                            crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
+                        });
+                    if appeared && !from_temp {
+                        // (Both: [from, to]; the last path is where it is now.)
+                        let dirs: Vec<PathBuf> = ev
+                            .paths
+                            .last()
+                            .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
+                            .cloned()
+                            .into_iter()
+                            .collect();
+                        if !dirs.is_empty() {
+                            send(&tx, Signal::NewDirs(tree, dirs));
+                        }
+                    }
+                    send(&tx, paths(ev.paths))
+                }
+            }
+        }
+        Err(e) if tree == Tree::Dest => send(&tx, Signal::DestAll(describe(&e))),
+        Err(e) if is_limit(&e) => send(&tx, Signal::LimitReached(describe(&e))),
+        Err(e) => send(&tx, Signal::Error(describe(&e))),
     }
 }
 
