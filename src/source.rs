@@ -33,6 +33,17 @@ pub trait Source: Sync {
     /// `NotFound` when it is gone.
     fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>>;
 
+    /// SOURCE is read over a connection, and it was lost: what happened, in words.
+    /// Watch mode then pauses and calls [`Source::reconnect`] with a back-off.
+    fn connection_lost(&self) -> Option<String> {
+        None
+    }
+
+    /// Connects to SOURCE again after [`Source::connection_lost`]; `Err`: why not.
+    fn reconnect(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The content digest of regular file `rel` (`--checksum`).
     fn digest(&self, rel: &[u8]) -> io::Result<Digest> {
         let mut f = self.open_file(rel)?;

@@ -505,6 +505,57 @@ fn watch_mode_reaches_a_remote_dest_through_the_same_loop() {
 }
 
 #[test]
+fn watch_mode_reconnects_after_the_connection_drops_and_catches_up() {
+    let test = "watch_mode_reconnects_after_the_connection_drops_and_catches_up";
+    let Some(mut sshd) = Sshd::start(test) else { return };
+    let sb = Sandbox::new();
+    sb.src_tree().file("a", "1").file("d/b", "2");
+    let p = Proc::spawn(&[
+        os("-e"),
+        os(&sshd.rsh()),
+        os("--watch"),
+        os("--debounce"),
+        os("0"),
+        sb.src().as_os_str(),
+        &sshd.remote(&sb.dst()),
+    ]);
+    p.wait_stderr("the first sync", Duration::from_secs(30), |l| l.contains("sync #1:"));
+    // The server goes down and the connection with it (network down, sshd restarted).
+    sshd.stop();
+    let ssh = children_named(p.pid(), "ssh");
+    assert_eq!(ssh.len(), 1, "tandem's ssh: {ssh:?}\n{}", p.dump());
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(ssh[0], libc::SIGKILL) };
+    // Changes made while it is down are caught up once it is back.
+    sb.src_tree().file("new", "3").rewrite("a", "changed").remove("d/b");
+    p.wait_stderr("the lost connection said", Duration::from_secs(30), |l| {
+        l.contains("lost") && l.contains("paused")
+    });
+    p.wait_stderr("a failed attempt to connect again", Duration::from_secs(30), |l| {
+        l.contains("trying again in")
+    });
+    assert!(p.exited().is_none(), "the watcher ended:\n{}", p.dump());
+    sshd.restart();
+    p.wait_stderr("connected again", Duration::from_secs(90), |l| l.contains("connected again"));
+    wait_for("the catch-up", Duration::from_secs(30), || {
+        fs::read(sb.join("dst/new")).ok().as_deref() == Some(b"3")
+            && fs::read(sb.join("dst/a")).ok().as_deref() == Some(b"changed")
+            && !sb.join("dst/d/b").exists()
+    });
+    // And it goes on syncing over the new connection.
+    sb.src_tree().file("after", "4");
+    wait_for("a change after the reconnection", Duration::from_secs(30), || {
+        fs::read(sb.join("dst/after")).ok().as_deref() == Some(b"4")
+    });
+    let st = p.stop(libc::SIGTERM, Duration::from_secs(20));
+    assert_eq!(st.code(), Some(0), "{}", p.dump());
+    assert!(temp_files(&sb.dst()).is_empty(), "temporaries left: {:?}", temp_files(&sb.dst()));
+    assert_mirrored(&sb.src(), &sb.dst());
+    let lost = p.stderr().into_iter().filter(|l| l.contains("lost") && l.contains("paused")).count();
+    assert_eq!(lost, 1, "the lost connection said once:\n{}", p.dump());
+}
+
+#[test]
 fn sshfs_dest_as_root_mirrors_symlinks() {
     let test = "sshfs_dest_as_root_mirrors_symlinks";
     let Some(sshd) = Sshd::start(test) else { return };

@@ -106,6 +106,19 @@ pub trait Dest: Sync {
     fn mtime_grain_ns(&self) -> Option<i128> {
         None
     }
+
+    /// DEST is reached over a connection, and it was lost: what happened, in words
+    /// (`connection to host lost (ssh: …)`). Watch mode then pauses its cycles and
+    /// calls [`Dest::reconnect`] with a back-off. A local DEST is never lost.
+    fn connection_lost(&self) -> Option<String> {
+        None
+    }
+
+    /// Connects to DEST again after [`Dest::connection_lost`]; `Err`: why not, one
+    /// line.
+    fn reconnect(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl Dest for LocalTree {

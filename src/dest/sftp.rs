@@ -101,4 +101,12 @@ impl Dest for SftpTree {
     fn mtime_grain_ns(&self) -> Option<i128> {
         Some(1_000_000_000)
     }
+
+    fn connection_lost(&self) -> Option<String> {
+        self.lost_text()
+    }
+
+    fn reconnect(&self) -> Result<(), String> {
+        SftpTree::reconnect(self)
+    }
 }

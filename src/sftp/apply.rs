@@ -80,16 +80,16 @@ pub fn rename(tree: &SftpTree, from: &[u8], to: &[u8]) -> io::Result<()> {
 
 async fn rename_async(tree: &SftpTree, from: &[u8], to: &[u8]) -> io::Result<()> {
     let (f, t) = (tree.path(from), tree.path(to));
-    match tree.sftp.fs().rename(&f, &t).await {
+    match tree.sess().sftp.fs().rename(&f, &t).await {
         Ok(()) => Ok(()),
         Err(e) => {
             let e = tree.err(e);
-            if tree.posix_rename || tree.is_lost() || e.kind() == io::ErrorKind::NotFound {
+            if tree.posix_rename() || tree.is_lost() || e.kind() == io::ErrorKind::NotFound {
                 return Err(e);
             }
             // Plain SFTP RENAME does not replace: remove the old entry, then rename.
-            let _ = tree.sftp.fs().remove_file(&t).await;
-            tree.sftp.fs().rename(&f, &t).await.map_err(|e| tree.err(e))
+            let _ = tree.sess().sftp.fs().remove_file(&t).await;
+            tree.sess().sftp.fs().rename(&f, &t).await.map_err(|e| tree.err(e))
         }
     }
 }
@@ -102,9 +102,14 @@ async fn set_attrs(tree: &SftpTree, rel: &[u8], meta: &Meta, owner: bool) -> io:
     let set_id = meta.mode & 0o6000 != 0;
     if owner && set_id {
         let ids = MetaDataBuilder::new().id((meta.uid, meta.gid)).create();
-        tree.sftp.fs().set_metadata(&path, ids).await.map_err(|e| tree.err(e))?;
+        tree.sess().sftp.fs().set_metadata(&path, ids).await.map_err(|e| tree.err(e))?;
     }
-    tree.sftp.fs().set_metadata(&path, attrs_of(meta, owner && !set_id)?).await.map_err(|e| tree.err(e))
+    tree.sess()
+        .sftp
+        .fs()
+        .set_metadata(&path, attrs_of(meta, owner && !set_id)?)
+        .await
+        .map_err(|e| tree.err(e))
 }
 
 impl Applier<'_> {
@@ -158,7 +163,7 @@ impl Applier<'_> {
             Op::Mkdir { sub, .. } => {
                 let made = {
                     let _slot = self.tree.op_slots.acquire().await;
-                    let mut fs = self.tree.sftp.fs();
+                    let mut fs = self.tree.sess().sftp.fs();
                     let mut b = fs.dir_builder();
                     b.permissions(Permissions::from(0o700));
                     match b.create(self.tree.path(&path)).await {
@@ -251,6 +256,7 @@ impl Applier<'_> {
                     let r = {
                         let _slot = self.tree.op_slots.acquire().await;
                         self.tree
+                            .sess()
                             .sftp
                             .fs()
                             .remove_dir(self.tree.path(path))
@@ -279,7 +285,13 @@ impl Applier<'_> {
         async move {
             let r = {
                 let _slot = self.tree.op_slots.acquire().await;
-                self.tree.sftp.fs().remove_file(self.tree.path(path)).await.map_err(|e| self.tree.err(e))
+                self.tree
+                    .sess()
+                    .sftp
+                    .fs()
+                    .remove_file(self.tree.path(path))
+                    .await
+                    .map_err(|e| self.tree.err(e))
             };
             match r {
                 Ok(()) => return self.rep.change(path, &ChangeKind::Delete),
@@ -301,7 +313,13 @@ impl Applier<'_> {
             }
             let r = {
                 let _slot = self.tree.op_slots.acquire().await;
-                self.tree.sftp.fs().remove_dir(self.tree.path(path)).await.map_err(|e| self.tree.err(e))
+                self.tree
+                    .sess()
+                    .sftp
+                    .fs()
+                    .remove_dir(self.tree.path(path))
+                    .await
+                    .map_err(|e| self.tree.err(e))
             };
             match r {
                 Ok(()) => self.rep.change(path, &ChangeKind::Delete),
@@ -317,7 +335,7 @@ impl Applier<'_> {
         let tmp = join(parent(path), &sys::temp_name());
         let target =
             std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target));
-        let fs = || self.tree.sftp.fs();
+        let fs = || self.tree.sess().sftp.fs();
         fs().symlink(&target, self.tree.path(&tmp)).await.map_err(|e| self.tree.err(e))?;
         match rename_async(self.tree, &tmp, path).await {
             Ok(()) => Ok(()),
@@ -337,6 +355,7 @@ impl Applier<'_> {
             let tmp_path = self.tree.path(&tmp);
             let file = self
                 .tree
+                .sess()
                 .sftp
                 .options()
                 .write(true)
@@ -355,11 +374,11 @@ impl Applier<'_> {
                 Ok(Some(n)) => return Ok(n),
                 Ok(None) => {
                     // Changed while being copied: drop this attempt and start over.
-                    let _ = self.tree.sftp.fs().remove_file(&tmp_path).await;
+                    let _ = self.tree.sess().sftp.fs().remove_file(&tmp_path).await;
                 }
                 Err(e) => {
                     if !self.tree.is_lost() {
-                        let _ = self.tree.sftp.fs().remove_file(&tmp_path).await;
+                        let _ = self.tree.sess().sftp.fs().remove_file(&tmp_path).await;
                     }
                     return Err(e);
                 }

@@ -25,7 +25,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use openssh_sftp_client::file::File;
 use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
@@ -61,20 +61,38 @@ pub struct Connect<'a> {
     pub interactive: bool,
 }
 
-/// A connection to a remote directory.
-pub struct SftpTree {
-    // Dropped in this order: the session, ssh, then the runtime they ran on.
+/// One SFTP session: the client, the ssh process it speaks through, and whether it
+/// was found lost. A watch session replaces it when the connection drops
+/// ([`SftpTree::reconnect`]).
+struct Session {
     sftp: Sftp,
     child: Mutex<Option<tokio::process::Child>>,
-    rt: Runtime,
-    remote: Remote,
-    /// The remote root as a path: absolute, or relative to the home directory (`.`).
-    root: Vec<u8>,
     ssh_stderr: Arc<Mutex<Vec<u8>>>,
     lost: AtomicBool,
     /// What the client said when the connection was found lost.
     lost_cause: Mutex<Option<String>>,
     posix_rename: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(mut child) = lock(&self.child).take() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A connection to a remote directory.
+pub struct SftpTree {
+    // Dropped in this order: the session (and its ssh), then the runtime they ran on.
+    session: RwLock<Arc<Session>>,
+    rt: Runtime,
+    remote: Remote,
+    /// How to connect again: the `-e` command and whether ssh may prompt.
+    rsh: Vec<String>,
+    interactive: bool,
+    /// The remote root as a path: absolute, or relative to the home directory (`.`).
+    root: Vec<u8>,
     list_slots: Semaphore,
     op_slots: Semaphore,
 }
@@ -119,89 +137,119 @@ fn explain_ssh(host: &str, stderr: &[u8], status: Option<std::process::ExitStatu
     }
 }
 
+/// Starts ssh (the `-e` command) with the sftp subsystem and opens an SFTP session
+/// over it, on runtime `rt`. `Err`: one line for the user (what ssh said, what to try).
+fn open_session(rt: &Runtime, remote: &Remote, rsh: &[String], interactive: bool) -> Result<Session, String> {
+    let host = remote.host_shown();
+    let argv = remote.command(rsh, interactive);
+    let Some((program, args)) = argv.split_first() else {
+        return Err("--rsh: empty command".into());
+    };
+    let ssh_stderr = Arc::new(Mutex::new(Vec::new()));
+    let started = rt.block_on(async {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            format!("cannot start {}: {} (see -e/--rsh)", program.to_string_lossy(), crate::sys::describe(&e))
+        })?;
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err("cannot talk to ssh: no pipes".to_string());
+        };
+        let sink = ssh_stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut s = lock(&sink);
+                // Keep the last few kilobytes: enough for ssh's complaint.
+                s.extend_from_slice(&buf[..n]);
+                if s.len() > 16 << 10 {
+                    let cut = s.len() - (8 << 10);
+                    s.drain(..cut);
+                }
+            }
+        });
+        let opts = SftpOptions::new().max_pending_requests(std::num::NonZeroU16::MIN.saturating_add(1023));
+        match Sftp::new(stdin, stdout, opts).await {
+            Ok(sftp) => Ok((sftp, child)),
+            Err(_) => {
+                let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                // Let the stderr reader catch up with ssh's last words.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err(explain_ssh(&host, &lock(&ssh_stderr), status))
+            }
+        }
+    });
+    let (sftp, child) = started?;
+    let posix_rename = sftp.support_posix_rename();
+    Ok(Session {
+        sftp,
+        child: Mutex::new(Some(child)),
+        ssh_stderr,
+        lost: AtomicBool::new(false),
+        lost_cause: Mutex::new(None),
+        posix_rename,
+    })
+}
+
 impl SftpTree {
     /// Starts ssh and the SFTP session. `Err`: one line for the user.
     pub fn connect(how: Connect<'_>) -> Result<SftpTree, String> {
         let remote = how.remote.clone();
-        let host = remote.host_shown();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tandem-sftp")
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the SFTP client: {e}"))?;
-        let argv = remote.command(how.rsh, how.interactive);
-        let Some((program, args)) = argv.split_first() else {
-            return Err("--rsh: empty command".into());
-        };
-        let ssh_stderr = Arc::new(Mutex::new(Vec::new()));
-        let started = rt.block_on(async {
-            let mut cmd = tokio::process::Command::new(program);
-            cmd.args(args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .kill_on_drop(true);
-            let mut child = cmd.spawn().map_err(|e| {
-                format!(
-                    "cannot start {}: {} (see -e/--rsh)",
-                    program.to_string_lossy(),
-                    crate::sys::describe(&e)
-                )
-            })?;
-            let (Some(stdin), Some(stdout), Some(mut stderr)) =
-                (child.stdin.take(), child.stdout.take(), child.stderr.take())
-            else {
-                return Err("cannot talk to ssh: no pipes".to_string());
-            };
-            let sink = ssh_stderr.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut s = lock(&sink);
-                    // Keep the last few kilobytes: enough for ssh's complaint.
-                    s.extend_from_slice(&buf[..n]);
-                    if s.len() > 16 << 10 {
-                        let cut = s.len() - (8 << 10);
-                        s.drain(..cut);
-                    }
-                }
-            });
-            let opts =
-                SftpOptions::new().max_pending_requests(std::num::NonZeroU16::MIN.saturating_add(1023));
-            match Sftp::new(stdin, stdout, opts).await {
-                Ok(sftp) => Ok((sftp, child)),
-                Err(_) => {
-                    let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
-                        .await
-                        .ok()
-                        .and_then(Result::ok);
-                    // Let the stderr reader catch up with ssh's last words.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    Err(explain_ssh(&host, &lock(&ssh_stderr), status))
-                }
-            }
-        });
-        let (sftp, child) = started?;
-        let posix_rename = sftp.support_posix_rename();
+        let session = open_session(&rt, &remote, how.rsh, how.interactive)?;
         let root = if remote.path.is_empty() { b".".to_vec() } else { remote.path.clone() };
-        let tree = SftpTree {
-            sftp,
-            child: Mutex::new(Some(child)),
+        Ok(SftpTree {
+            session: RwLock::new(Arc::new(session)),
             rt,
             remote,
+            rsh: how.rsh.to_vec(),
+            interactive: how.interactive,
             root,
-            ssh_stderr,
-            lost: AtomicBool::new(false),
-            lost_cause: Mutex::new(None),
-            posix_rename,
             list_slots: Semaphore::new(LIST_SLOTS),
             op_slots: Semaphore::new(OP_SLOTS),
+        })
+    }
+
+    /// Connects again after the connection was lost (watch mode): a new ssh and SFTP
+    /// session replace the old one. `Err`: one line for the user, as for
+    /// [`SftpTree::connect`]. Called between cycles, when no operation is in flight.
+    pub fn reconnect(&self) -> Result<(), String> {
+        let session = open_session(&self.rt, &self.remote, &self.rsh, self.interactive)?;
+        let old = {
+            let mut current = self.session.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::replace(&mut *current, Arc::new(session))
         };
-        Ok(tree)
+        // The old client's tasks end on this runtime.
+        let _in_runtime = self.rt.enter();
+        drop(old);
+        Ok(())
+    }
+
+    /// The current session.
+    fn sess(&self) -> Arc<Session> {
+        self.session.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The server renames over an existing name in one step (`posix-rename@openssh.com`).
+    fn posix_rename(&self) -> bool {
+        self.sess().posix_rename
     }
 
     /// The remote directory as the user typed it.
@@ -214,7 +262,7 @@ impl SftpTree {
     /// belongs to it; elsewhere the owner of the home directory tells.
     pub fn remote_is_root(&self) -> bool {
         self.block(async {
-            let fs = || self.sftp.fs();
+            let fs = || self.sess().sftp.fs();
             let uid = match fs().metadata("/proc/self").await {
                 Ok(m) if m.file_type().is_some_and(|t| t.is_dir()) => m.uid(),
                 _ => fs().symlink_metadata(".").await.ok().and_then(|m| m.uid()),
@@ -225,7 +273,7 @@ impl SftpTree {
 
     /// The connection was lost (ssh ended): nothing more can be done.
     pub fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
+        self.sess().lost.load(Ordering::Relaxed)
     }
 
     /// Runs a future on this connection's runtime (from a non-async thread).
@@ -250,24 +298,33 @@ impl SftpTree {
         self.path(b"")
     }
 
-    /// The message for a lost connection.
-    fn lost_error(&self) -> io::Error {
-        let said = String::from_utf8_lossy(&lock(&self.ssh_stderr))
+    /// What happened to a lost connection, in words (`connection to host lost (ssh:
+    /// …)`); `None` while it is up.
+    pub fn lost_text(&self) -> Option<String> {
+        if !self.is_lost() {
+            return None;
+        }
+        let sess = self.sess();
+        let said = String::from_utf8_lossy(&lock(&sess.ssh_stderr))
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .map(str::to_string);
-        let said = match (said, lock(&self.lost_cause).as_deref()) {
+        let said = match (said, lock(&sess.lost_cause).as_deref()) {
             (Some(s), _) => format!(" (ssh: {})", s.trim()),
             (None, Some(cause)) => format!(" ({cause})"),
             (None, None) => String::new(),
         };
+        Some(format!("connection to {} lost{said}", self.remote.host_shown()))
+    }
+
+    /// The error for a lost connection.
+    fn lost_error(&self) -> io::Error {
+        let text =
+            self.lost_text().unwrap_or_else(|| format!("connection to {} lost", self.remote.host_shown()));
         io::Error::new(
             io::ErrorKind::ConnectionAborted,
-            format!(
-                "connection to {} lost{said}; nothing is left torn under a final name: run tandem again to finish",
-                self.remote.host_shown()
-            ),
+            format!("{text}; nothing is left torn under a final name: run tandem again to finish"),
         )
     }
 
@@ -296,8 +353,9 @@ impl SftpTree {
                 e
             }
             other => {
-                lock(&self.lost_cause).get_or_insert_with(|| other.to_string());
-                self.lost.store(true, Ordering::Relaxed);
+                let sess = self.sess();
+                lock(&sess.lost_cause).get_or_insert_with(|| other.to_string());
+                sess.lost.store(true, Ordering::Relaxed);
                 self.lost_error()
             }
         }
@@ -306,11 +364,11 @@ impl SftpTree {
     /// A generic server failure on a write, explained when the remote file system is
     /// full.
     async fn explain_write(&self, e: io::Error, rel: &[u8]) -> io::Error {
-        if e.kind() != io::ErrorKind::Other || self.is_lost() || !self.sftp.support_statvfs() {
+        if e.kind() != io::ErrorKind::Other || self.is_lost() || !self.sess().sftp.support_statvfs() {
             return e;
         }
         let dir = self.path(crate::relpath::parent(rel));
-        match self.sftp.fs().statvfs(&dir).await {
+        match self.sess().sftp.fs().statvfs(&dir).await {
             Ok(v) if v.bavail == 0 || v.favail == 0 => {
                 io::Error::new(io::ErrorKind::StorageFull, "no space left on the remote file system")
             }
@@ -320,7 +378,7 @@ impl SftpTree {
 
     /// Attributes of `rel` (not following a symlink); `None` when there is none.
     async fn lstat(&self, rel: &[u8]) -> io::Result<Option<MetaData>> {
-        match self.sftp.fs().symlink_metadata(self.path(rel)).await {
+        match self.sess().sftp.fs().symlink_metadata(self.path(rel)).await {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
                 let e = self.err(e);
@@ -336,7 +394,7 @@ impl SftpTree {
     /// The root is there, as a directory (through a symlink: the user named it).
     pub fn root_exists(&self) -> io::Result<bool> {
         self.block(async {
-            match self.sftp.fs().metadata(self.root_path()).await {
+            match self.sess().sftp.fs().metadata(self.root_path()).await {
                 Ok(m) => Ok(m.file_type().is_some_and(|t| t.is_dir())),
                 Err(e) => {
                     let e = self.err(e);
@@ -357,7 +415,7 @@ impl SftpTree {
             return Ok(false);
         }
         self.block(async {
-            match self.sftp.fs().create_dir(self.root_path()).await {
+            match self.sess().sftp.fs().create_dir(self.root_path()).await {
                 Ok(()) => Ok(true),
                 Err(e) => {
                     let e = self.err(e);
@@ -381,7 +439,7 @@ impl SftpTree {
     /// Removes the root if it is an empty directory (after [`SftpTree::create_root`]).
     pub fn remove_root_if_empty(&self) {
         self.block(async {
-            let _ = self.sftp.fs().remove_dir(self.root_path()).await;
+            let _ = self.sess().sftp.fs().remove_dir(self.root_path()).await;
         });
     }
 
@@ -390,6 +448,7 @@ impl SftpTree {
         self.block(async {
             if rel.is_empty() {
                 return self
+                    .sess()
                     .sftp
                     .fs()
                     .metadata(self.root_path())
@@ -404,20 +463,12 @@ impl SftpTree {
     /// What identifies the remote file system holding the root (`statvfs`'s fsid);
     /// 0 where the server cannot tell.
     pub fn fs_id(&self) -> io::Result<u64> {
-        if !self.sftp.support_statvfs() {
+        if !self.sess().sftp.support_statvfs() {
             return Ok(0);
         }
         self.block(async {
-            self.sftp.fs().statvfs(self.root_path()).await.map(|v| v.fsid).map_err(|e| self.err(e))
+            self.sess().sftp.fs().statvfs(self.root_path()).await.map(|v| v.fsid).map_err(|e| self.err(e))
         })
-    }
-}
-
-impl Drop for SftpTree {
-    fn drop(&mut self) {
-        if let Some(mut child) = lock(&self.child).take() {
-            let _ = child.start_kill();
-        }
     }
 }
 
@@ -555,13 +606,22 @@ impl Source for SftpTree {
         None
     }
 
+    fn connection_lost(&self) -> Option<String> {
+        self.lost_text()
+    }
+
+    fn reconnect(&self) -> Result<(), String> {
+        SftpTree::reconnect(self)
+    }
+
     fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         let opened = self.block(async {
             // Never through a symlink: the entry itself must be a regular file. SFTP's
             // OPEN follows links, so the entry is looked at (LSTAT) in the same breath,
             // and the handle dropped when it is not a regular file.
             let path = self.path(rel);
-            let (st, file) = futures_util::join!(self.lstat(rel), self.sftp.open(&path));
+            let sess = self.sess();
+            let (st, file) = futures_util::join!(self.lstat(rel), sess.sftp.open(&path));
             let md = match st? {
                 Some(m) if m.file_type().is_some_and(|t| t.is_file()) => m,
                 Some(_) => {

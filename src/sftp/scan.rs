@@ -20,7 +20,7 @@ pub fn scan(tree: &SftpTree, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
     let scanner = Scanner::new(opts);
     let (root, entries) = tree.block(async {
         // The root may be a symlink: the user named it.
-        let md = tree.sftp.fs().metadata(tree.root_path()).await.map_err(|e| tree.err(e))?;
+        let md = tree.sess().sftp.fs().metadata(tree.root_path()).await.map_err(|e| tree.err(e))?;
         if !md.file_type().is_some_and(|t| t.is_dir()) {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         }
@@ -38,7 +38,7 @@ pub fn scan(tree: &SftpTree, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
 /// Directory `rel`'s attributes (not through a symlink, except at the root).
 async fn dir_meta(tree: &SftpTree, rel: &[u8]) -> io::Result<Meta> {
     let md = if rel.is_empty() {
-        tree.sftp.fs().metadata(tree.root_path()).await.map_err(|e| tree.err(e))?
+        tree.sess().sftp.fs().metadata(tree.root_path()).await.map_err(|e| tree.err(e))?
     } else {
         tree.lstat(rel).await?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?
     };
@@ -90,7 +90,7 @@ pub fn entry(tree: &SftpTree, rel: &[u8]) -> io::Result<Option<Entry>> {
 /// Lists directory `rel`: names and attributes, as READDIR returns them.
 async fn list(tree: &SftpTree, rel: &[u8]) -> io::Result<Vec<(Box<[u8]>, MetaData)>> {
     let _slot = tree.list_slots.acquire().await.map_err(io::Error::other)?;
-    let dir = tree.sftp.fs().open_dir(tree.path(rel)).await.map_err(|e| tree.err(e))?;
+    let dir = tree.sess().sftp.fs().open_dir(tree.path(rel)).await.map_err(|e| tree.err(e))?;
     let stream = dir.read_dir();
     futures_util::pin_mut!(stream);
     let mut out = Vec::new();
@@ -117,7 +117,7 @@ async fn to_entry(tree: &SftpTree, path: &[u8], name: Box<[u8]>, md: &MetaData) 
     let kind = match md.file_type() {
         Some(t) if t.is_dir() => Kind::Dir(Vec::new()),
         Some(t) if t.is_file() => Kind::File(None),
-        Some(t) if t.is_symlink() => match tree.sftp.fs().read_link(tree.path(path)).await {
+        Some(t) if t.is_symlink() => match tree.sess().sftp.fs().read_link(tree.path(path)).await {
             Ok(target) => Kind::Symlink(target.as_os_str().as_bytes().into()),
             Err(e) => {
                 let e = tree.err(e);
@@ -138,7 +138,7 @@ async fn to_entry(tree: &SftpTree, path: &[u8], name: Box<[u8]>, md: &MetaData) 
 
 /// Reads a small remote file whole (a `.syncignore`); `None` when it is gone.
 async fn read_small(tree: &SftpTree, rel: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    match tree.sftp.fs().read(tree.path(rel)).await {
+    match tree.sess().sftp.fs().read(tree.path(rel)).await {
         Ok(b) => Ok(Some(b.to_vec())),
         Err(e) => {
             let e = tree.err(e);

@@ -20,6 +20,7 @@ use crate::ignore::IGNORE_FILE;
 use crate::mirror::{Mirror, Target};
 use crate::relpath::{parent, path_bytes};
 use crate::report::Reporter;
+use crate::source::Source;
 use crate::tree::LocalTree;
 
 /// The longest a burst of changes can postpone a sync (no starvation), unless
@@ -38,6 +39,28 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const DEST_SETTLE: Duration = Duration::from_secs(1);
 /// The longest wait between retries: an unmounted share is tried again every minute.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A remote side's connection that was lost, and when to try it again.
+struct Reconnecting {
+    at: Instant,
+    backoff: Duration,
+}
+
+/// What was lost, in words, if SOURCE's or DEST's connection was.
+fn connection_lost(source: &dyn Source, dest: &dyn Dest) -> Option<String> {
+    source.connection_lost().or_else(|| dest.connection_lost())
+}
+
+/// Connects again whichever side was lost.
+fn reconnect(source: &dyn Source, dest: &dyn Dest) -> Result<(), String> {
+    if source.connection_lost().is_some() {
+        source.reconnect()?;
+    }
+    if dest.connection_lost().is_some() {
+        dest.reconnect()?;
+    }
+    Ok(())
+}
 
 /// Pending retries and their back-off.
 struct Retries {
@@ -113,6 +136,8 @@ pub fn watch(
     let mut paused: Option<String> = None;
     let mut dest_changed: FxHashSet<Vec<u8>> = FxHashSet::default();
     let mut dest_since: Option<Instant> = None;
+    // A remote side's lost connection, being re-established.
+    let mut reconnecting: Option<Reconnecting> = None;
     while !crate::sys::stopping() {
         let now = Instant::now();
         let wait = match first_at {
@@ -177,6 +202,34 @@ pub fn watch(
             }
         }
         let now = Instant::now();
+        // A lost connection pauses cycles (changes keep being collected) until it is
+        // made again, with a back-off; then all of DEST is verified: nothing is lost.
+        if let Some(r) = reconnecting.as_mut().filter(|r| r.at <= now) {
+            match reconnect(source, dest) {
+                Ok(()) => {
+                    rep.notice("connected again: verifying all of DEST");
+                    reconnecting = None;
+                    verify_due = true;
+                }
+                Err(why) => {
+                    r.backoff = (r.backoff * 2).min(MAX_BACKOFF);
+                    r.at = now + r.backoff;
+                    rep.notice(&format!("{why}; trying again in {}s", r.backoff.as_secs()));
+                }
+            }
+        }
+        if reconnecting.is_none() {
+            if let Some(why) = connection_lost(source, dest) {
+                rep.notice(&format!(
+                    "{why}; syncing is paused, connecting again in {}s",
+                    FIRST_BACKOFF.as_secs()
+                ));
+                reconnecting = Some(Reconnecting { at: now + FIRST_BACKOFF, backoff: FIRST_BACKOFF });
+            }
+        }
+        if reconnecting.is_some() {
+            continue;
+        }
         // The DEST paths that changed are compared with what is held (tandem's own
         // writes match; anything else queues a repair) once the loop is quiet, so that
         // this stays off a burst's path, or after DEST_SETTLE at the latest.
@@ -212,7 +265,12 @@ pub fn watch(
             continue;
         }
         // Nothing is written while a root is gone or is a bare mount point.
-        match (mirror.roots_missing(), &paused) {
+        let missing = mirror.roots_missing();
+        if connection_lost(source, dest).is_some() {
+            // (Found lost just now: said, and made again, at the top of the loop.)
+            continue;
+        }
+        match (missing, &paused) {
             (Some(why), None) => {
                 rep.notice(&format!("{why}; syncing is paused until it is back"));
                 paused = Some(why);
@@ -245,8 +303,11 @@ pub fn watch(
             Ok(again) if again.is_empty() => retries.backoff = FIRST_BACKOFF,
             Ok(again) => retries.schedule(again),
             Err(Failure::Unreachable(message)) => {
-                // SOURCE or DEST unreadable (unmounted?): say so, try again later.
-                rep.notice(&format!("{message}; retrying in {}s", retries.backoff.as_secs()));
+                // SOURCE or DEST unreadable (unmounted?): say so, try again later. (A
+                // lost connection is said, and made again, at the top of the loop.)
+                if connection_lost(source, dest).is_none() {
+                    rep.notice(&format!("{message}; retrying in {}s", retries.backoff.as_secs()));
+                }
                 retries.schedule(vec![Target::Deep(Vec::new())]);
             }
             Err(f) => return Err(f),

@@ -131,7 +131,27 @@ impl Sshd {
         panic!("sshd did not come up on 127.0.0.1 (5 ports tried)");
     }
 
-    /// Stops the server (and with it every session it serves).
+    /// Starts the server again after [`Sshd::stop`], on the same port with the same
+    /// keys (as an `sshd` restarted on its host).
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = fs::OpenOptions::new().append(true).open(self.file("sshd.log")).expect("sshd.log");
+        let mut child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-f")
+            .arg(self.file("sshd_config"))
+            .arg("-E")
+            .arg(self.file("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sshd");
+        assert!(wait_listening(&mut child, self.port), "sshd did not come back on port {}", self.port);
+        self.child = Some(child);
+    }
+
+    /// Stops the server (the sessions it serves go on, as OpenSSH's do).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
