@@ -92,7 +92,6 @@ impl Config {
         let dst_loc = Location::parse(dest.as_os_str()).map_err(Failure::usage)?;
         let rsh =
             crate::remote::split_command(args.rsh.as_deref().unwrap_or("ssh")).map_err(Failure::usage)?;
-        let watch = args.watch || args.poll.is_some();
         let (source, dest, remote_source, remote_dest) = match (src_loc, dst_loc) {
             (Location::Local(s), Location::Local(d)) => {
                 (resolve_source(&s)?, resolve_dest(&d)?.0, None, None)
@@ -107,12 +106,6 @@ impl Config {
                 (resolve_source(&s)?, PathBuf::from(&d.shown), None, Some(d))
             }
             (Location::Remote(s), Location::Local(d)) => {
-                if watch {
-                    return Err(Failure::usage(format!(
-                        "SOURCE {} is remote: --watch and --poll need SOURCE on this machine for now (run tandem {} DEST from cron or a loop instead)",
-                        s.shown, s.shown
-                    )));
-                }
                 (PathBuf::from(&s.shown), resolve_dest(&d)?.0, Some(s), None)
             }
         };

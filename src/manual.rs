@@ -60,7 +60,8 @@ watch limit left unwatched).
 --poll forces polling. Otherwise tandem reads SOURCE's file-system type and polls when it is \
 a network or cluster file system (NFS, SMB/CIFS, 9p, Ceph, AFS, Lustre, GlusterFS, ...) or \
 any FUSE file system (sshfs, bindfs, rclone mount, ...), where changes made on the server or \
-by other clients raise no events. When the inotify watch limit runs out, only the unwatched \
+by other clients raise no events. A SOURCE on another host (host:path) is always polled, \
+through the same SFTP engine. When the inotify watch limit runs out, only the unwatched \
 subtrees are polled, and tandem names the sysctl to raise \
 (fs.inotify.max_user_watches).
 
@@ -77,6 +78,8 @@ without pause is still synced at least every max(2s, --debounce).
 others change there is repaired within about a second. Every --verify-every (default 1h; \
 SIGHUP asks for one at once) both trees are compared in full and every difference repaired.
 - Failed entries are verified again after a back-off of 1s, doubling up to 60s.
+- A lost connection to a remote SOURCE or DEST pauses syncing; tandem connects again with \
+the same back-off, then verifies all of DEST.
 - An empty SOURCE while DEST holds entries skips the cycle (unless --allow-empty-source); \
 --max-delete holds deletions back instead of stopping.
 - After the first sync DEST is never created again: when SOURCE's or DEST's root is gone, \

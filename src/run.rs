@@ -45,10 +45,9 @@ pub fn run(cfg: &Config) -> Exit {
             }
             let cfg = &sides.adjust(cfg);
             let (source, dest) = (sides.source(), sides.dest());
-            pool.install(|| match (&cfg.watch, source.local()) {
-                (Some(w), Some(local)) => crate::watch::schedule::watch(cfg, w, local, dest, &rep),
-                (Some(_), None) => Err(Failure::usage("a remote SOURCE cannot be watched")),
-                (None, _) => crate::sync::sync_once(cfg, source, dest, &rep),
+            pool.install(|| match &cfg.watch {
+                Some(w) => crate::watch::schedule::watch(cfg, w, source, dest, &rep),
+                None => crate::sync::sync_once(cfg, source, dest, &rep),
             })
         }
         Err(f) => Err(f),

@@ -166,6 +166,15 @@ impl<'a> Scanner<'a> {
         self.opts.sink.scan_error(path, err);
     }
 
+    /// The `.syncignore` files read so far by this scanner in subtree `rel`.
+    pub fn rule_files_below(&self, rel: &[u8]) -> Vec<(Vec<u8>, Arc<RuleFile>)> {
+        lock(&self.found)
+            .iter()
+            .filter(|(k, _)| crate::relpath::is_within(k, rel))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The `.syncignore` files read by this scanner.
     pub fn into_rule_files(self) -> RuleMap {
         into_inner(self.found)

@@ -9,8 +9,9 @@
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 
+use crate::ignore::Chain;
 use crate::relpath::split_last;
-use crate::snapshot::{Digest, ScanOptions, Snapshot};
+use crate::snapshot::{Digest, Entry, ScanOptions, Scanner, Snapshot};
 use crate::sys::{self, Meta};
 use crate::tree::LocalTree;
 
@@ -28,6 +29,25 @@ pub trait Source: Sync {
 
     /// The local tree, when SOURCE is on this machine.
     fn local(&self) -> Option<&LocalTree>;
+
+    /// Directory `rel`'s attributes and its whole subtree as `scanner` judges it,
+    /// `chain` being the rules in force above it (`None`: it cannot be listed, which
+    /// was reported). `Err` when the directory cannot be opened. Watch mode's
+    /// verifications, and its rescans of a SOURCE that is not local, read through this.
+    fn subtree(
+        &self,
+        rel: &[u8],
+        scanner: &Scanner<'_>,
+        chain: &Chain,
+    ) -> io::Result<(Meta, Option<Vec<Entry>>)>;
+
+    /// `rel` is a directory (never a symlink to one, below the root). `Err`: SOURCE
+    /// cannot be read.
+    fn is_dir(&self, rel: &[u8]) -> io::Result<bool>;
+
+    /// What identifies the file system SOURCE's root is on (see
+    /// `Dest::root_identity`): watch mode pauses when it changes.
+    fn fs_identity(&self) -> io::Result<u64>;
 
     /// Opens regular file `rel` for reading (never through a symlink). `Err` with
     /// `NotFound` when it is gone.
@@ -85,6 +105,27 @@ impl Source for LocalTree {
 
     fn local(&self) -> Option<&LocalTree> {
         Some(self)
+    }
+
+    fn subtree(
+        &self,
+        rel: &[u8],
+        scanner: &Scanner<'_>,
+        chain: &Chain,
+    ) -> io::Result<(Meta, Option<Vec<Entry>>)> {
+        LocalTree::scan_subtree(self, rel, scanner, chain)
+    }
+
+    fn is_dir(&self, rel: &[u8]) -> io::Result<bool> {
+        match self.open_dir(rel) {
+            Ok(_) => Ok(true),
+            Err(e) if rel.is_empty() => Err(e),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn fs_identity(&self) -> io::Result<u64> {
+        crate::dest::Dest::root_identity(self)
     }
 
     fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {

@@ -245,9 +245,60 @@ fn remote_source_to_local_dest() {
     assert_mirrored_ignoring(&sb.src(), &sb.dst(), &[Path::new("x.skip")]);
     // --checksum reads both sides.
     rrun(&sshd, &[os("-c"), &source, sb.dst().as_os_str()]).ok();
-    // A remote SOURCE cannot be watched (yet): refused, exit 2.
-    let r = rrun(&sshd, &[os("--poll"), &source, sb.dst().as_os_str()]);
-    r.expect_code(2);
+}
+
+#[test]
+fn remote_source_is_polled_in_watch_mode() {
+    let Some(sshd) = Sshd::start("remote_source_is_polled_in_watch_mode") else { return };
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    build_varied(&src, &sb.outside());
+    src.file(".syncignore", "*.skip\n").file("x.skip", "left out").file("gone/deep/f", "f");
+    build_stale_dest(&sb.dst_tree());
+    let skip = [Path::new("x.skip")];
+    let converged = |what: &str, p: &Proc| {
+        p.wait_for_explained(
+            what,
+            Duration::from_secs(30),
+            |_| remote_diff(&sb.src(), &sb.dst(), &skip).is_empty(),
+            || remote_diff(&sb.src(), &sb.dst(), &skip).join("\n"),
+        )
+    };
+    let (rsh, dst) = (sshd.rsh(), sb.dst());
+    for args in [&["--poll", "200ms"][..], &["--watch"][..]] {
+        let mut argv: Vec<&std::ffi::OsStr> = vec![os("-e"), os(&rsh), os("--json")];
+        argv.extend(args.iter().map(|a| os(a)));
+        let source = sshd.remote(&sb.src());
+        argv.extend([source.as_os_str(), dst.as_os_str()]);
+        let p = Proc::spawn(&argv);
+        p.wait_initial_sync(Duration::from_secs(30));
+        converged("the first sync", &p);
+        if args == ["--watch"] {
+            // No events come from another host: --watch polls it.
+            let strategy = p.events().into_iter().find(|e| e["event"] == "strategy");
+            let strategy = strategy.unwrap_or_else(|| panic!("no strategy event:\n{}", p.dump()));
+            assert_eq!(strategy["name"], "poll", "{}", p.dump());
+            src.file("watch/new", "seen by polling");
+            converged("a new file", &p);
+        } else {
+            // Every kind of change made on the remote reaches DEST.
+            src.rewrite("top.txt", "changed remotely, and longer\n")
+                .remove("a/one.txt")
+                .file("n/new", "n")
+                .chmod("run.sh", 0o711)
+                .symlink("n/link", "../top.txt");
+            fs::rename(sb.join("src/a/b"), sb.join("src/moved")).expect("mv");
+            fs::remove_dir_all(sb.join("src/gone")).expect("rm -rf");
+            converged("the changes", &p);
+            // DEST is still watched here: a change made there is repaired.
+            fs::write(sb.join("dst/extra"), "junk").expect("write");
+            fs::write(sb.join("dst/top.txt"), "tampered").expect("write");
+            converged("the repair of DEST", &p);
+        }
+        let st = p.stop(libc::SIGTERM, Duration::from_secs(20));
+        assert_eq!(st.code(), Some(0), "{}", p.dump());
+        assert!(!sb.join("dst/x.skip").exists());
+    }
 }
 
 #[track_caller]

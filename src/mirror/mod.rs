@@ -43,9 +43,9 @@ use crate::plan::{self, ChangeKind, DirPlan, Level, Plan, PlanOptions};
 use crate::relpath::{is_within, join, minimal, parent, rel_path, shown, split_last};
 use crate::report::{Reporter, Side, SideSink};
 use crate::snapshot::{Entry, Kind, Scanner, Snapshot};
+use crate::source::Source;
 use crate::sync;
 use crate::sys::{self, Meta};
-use crate::tree::LocalTree;
 
 /// What a cycle must look at.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,7 +72,7 @@ enum Pass {
 
 pub struct Mirror<'c> {
     cfg: &'c Config,
-    source: &'c LocalTree,
+    source: &'c dyn Source,
     dest: &'c dyn Dest,
     held: Snapshot,
     /// Creations put off once (a move seen half done); the next time they go ahead.
@@ -123,7 +123,7 @@ impl<'c> Mirror<'c> {
     /// operations failed).
     pub fn start(
         cfg: &'c Config,
-        source: &'c LocalTree,
+        source: &'c dyn Source,
         dest: &'c dyn Dest,
         rep: &Reporter,
     ) -> Result<(Mirror<'c>, Vec<Target>), Failure> {
@@ -138,8 +138,7 @@ impl<'c> Mirror<'c> {
             roots: (0, 0),
         };
         m.verify(b"", rep, Pass::First)?;
-        let src_id =
-            source.root_identity().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+        let src_id = source.fs_identity().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         let dst_id = dest.root_identity().map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
         m.roots = (src_id, dst_id);
         let retries = m.after_failures();
@@ -166,7 +165,7 @@ impl<'c> Mirror<'c> {
             Ok(_) => None,
         }
         };
-        check("SOURCE", self.cfg.source.display().to_string(), self.source.root_identity(), self.roots.0)
+        check("SOURCE", self.cfg.source.display().to_string(), self.source.fs_identity(), self.roots.0)
             .or_else(|| check("DEST", self.dest.shown(), self.dest.root_identity(), self.roots.1))
     }
 
@@ -250,7 +249,6 @@ impl<'c> Mirror<'c> {
         let (cfg, source, dest) = (self.cfg, self.source, self.dest);
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true, failures: Some(failures) };
         let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false, failures: Some(failures) };
-        source.open().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         // DEST (and missing parents) is made for the first sync only, and removed again
         // if the run stops before changing anything (bad ignore patterns). Later, a
         // DEST that is gone stays gone: the loop pauses.
@@ -261,11 +259,15 @@ impl<'c> Mirror<'c> {
         // Go up until both sides have the directory.
         let mut rel = rel.to_vec();
         loop {
-            match source.open_dir(&rel) {
-                Ok(_) if dest.has_dir(&rel) => break,
+            match source.is_dir(&rel) {
+                Ok(true) if dest.has_dir(&rel) => break,
                 _ if !rel.is_empty() => rel = parent(&rel).to_vec(),
                 Err(e) => return Err(Failure::io("cannot read SOURCE", &cfg.source, &e)),
-                Ok(_) => return Err(Failure::Unreachable(format!("cannot read DEST {}", dest.shown()))),
+                Ok(false) => {
+                    let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+                    return Err(Failure::io("cannot read SOURCE", &cfg.source, &e));
+                }
+                Ok(true) => return Err(Failure::Unreachable(format!("cannot read DEST {}", dest.shown()))),
             }
         }
         let previous = self.held.rule_files.clone();
@@ -273,7 +275,7 @@ impl<'c> Mirror<'c> {
         let chain_above =
             if rel.is_empty() { Vec::new() } else { plan::chain_for(&self.held.rule_files, parent(&rel)) };
         let (src, dst) = rayon::join(
-            || source.scan_subtree(&rel, &scanner, &chain_above),
+            || source.subtree(&rel, &scanner, &chain_above),
             || dest.scan_subtree(&rel, sync::dest_scan(cfg, &dst_sink, None)),
         );
         let (src_meta, src_entries) = src.map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
@@ -406,7 +408,15 @@ impl<'c> Mirror<'c> {
         let previous = self.held.rule_files.clone();
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true, failures: Some(failures) };
         let scanner = Scanner::new(sync::source_scan(cfg, &src_sink, Some(&previous)));
-        let src_root = self.source.open().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+        // A SOURCE on another host is read through the SOURCE seam, a subtree at a time
+        // (it raises no events: every look is a rescan); a local one directory by
+        // directory, descriptor-relative.
+        let src_root = match self.source.local() {
+            Some(local) => {
+                Some(local.open().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?)
+            }
+            None => None,
+        };
         let held_opts = held_opts(cfg);
         let ctx = refresh::Ctx {
             cfg,
@@ -420,11 +430,22 @@ impl<'c> Mirror<'c> {
         let mut cp = CyclePlan::default();
         let mut done: Vec<Vec<u8>> = Vec::new();
         for (rel, is_deep) in deep.iter().map(|d| (d, true)).chain(levels.iter().map(|l| (l, false))) {
+            let Some(src_root) = &src_root else {
+                match self.rescan(rel, &scanner)? {
+                    Rescan::Plan(base, dp) => cp.plans.push((base, dp)),
+                    Rescan::Nothing => {}
+                    Rescan::Refused(r) => {
+                        rep.notice(&format!("{r}; DEST is left as it is until SOURCE has entries again"));
+                        return Ok(Cycle::Refused(vec![Target::Deep(Vec::new())]));
+                    }
+                }
+                continue;
+            };
             // The nearest directory that both SOURCE and the held snapshot have.
             let mut rel = rel.clone();
             let s_fd = loop {
                 let in_held = held::dir_mut(&mut self.held, &rel).is_some();
-                match sys::open_path_at(std::os::fd::AsFd::as_fd(&src_root), &rel) {
+                match sys::open_path_at(std::os::fd::AsFd::as_fd(src_root), &rel) {
                     Ok(fd) if in_held => break fd,
                     Err(e) if rel.is_empty() => {
                         return Err(Failure::io("cannot read SOURCE", &cfg.source, &e))
@@ -516,6 +537,56 @@ impl<'c> Mirror<'c> {
             self.repair(&r, rep, failures);
         }
         Ok(Cycle::Done(retries))
+    }
+
+    /// A look at SOURCE's subtree `rel` through the SOURCE seam (a SOURCE on another
+    /// host): the nearest directory that SOURCE and the held snapshot both have is
+    /// scanned whole, diffed against the held snapshot and held from then on.
+    fn rescan(&mut self, rel: &[u8], scanner: &Scanner<'_>) -> Result<Rescan, Failure> {
+        let cfg = self.cfg;
+        let mut rel = rel.to_vec();
+        loop {
+            let in_held = held::dir_mut(&mut self.held, &rel).is_some();
+            match self.source.is_dir(&rel) {
+                Ok(true) if in_held => break,
+                Err(e) if rel.is_empty() => return Err(Failure::io("cannot read SOURCE", &cfg.source, &e)),
+                _ if rel.is_empty() => {
+                    return Err(Failure::Unreachable(format!("cannot read SOURCE {}", cfg.source.display())))
+                }
+                _ => rel = parent(&rel).to_vec(),
+            }
+        }
+        let chain_above =
+            if rel.is_empty() { Vec::new() } else { plan::chain_for(&self.held.rule_files, parent(&rel)) };
+        let (meta, entries) = self
+            .source
+            .subtree(&rel, scanner, &chain_above)
+            .map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
+        // Unreadable now (reported): keep what is held, change nothing.
+        let Some(entries) = entries else { return Ok(Rescan::Nothing) };
+        let Some((held_meta, held_entries)) = held::dir_mut(&mut self.held, &rel) else {
+            return Ok(Rescan::Nothing);
+        };
+        if rel.is_empty() && entries.is_empty() && !held_entries.is_empty() {
+            let dest_entries = held_entries.iter().map(Entry::count).sum();
+            let shown = self.dest.shown();
+            if let Err(r) = cfg.guards.empty_source(&cfg.source, &shown, true, true, dest_entries) {
+                return Ok(Rescan::Refused(r));
+            }
+        }
+        let (held_meta, held_entries) = (*held_meta, std::mem::take(held_entries));
+        // The rules read in this subtree replace those held for it; the planner judges
+        // with the ones in force now.
+        held::forget_rules_below(&mut self.held.rule_files, &rel);
+        self.held.rule_files.extend(scanner.rule_files_below(&rel));
+        let chain = plan::chain_for(&self.held.rule_files, &rel);
+        let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
+        let p = plan::plan_level(&meta, &entries, Some(&held_meta), &held_entries, &held_opts(cfg), &level);
+        held::put(&mut self.held, &rel, meta, entries);
+        if p.root.is_empty() {
+            return Ok(Rescan::Nothing);
+        }
+        Ok(Rescan::Plan(rel, p.root))
     }
 
     /// Repairs DEST's directory `rel` (or the nearest one above it that DEST and the
@@ -617,6 +688,15 @@ impl<'c> Mirror<'c> {
             rep.deletions_held(gone, max, &examples);
         }
     }
+}
+
+/// What a rescan through the SOURCE seam found.
+enum Rescan {
+    /// Changes to make, in the directory at the base.
+    Plan(Vec<u8>, DirPlan),
+    Nothing,
+    /// SOURCE's root became empty while DEST holds entries: nothing is changed.
+    Refused(crate::guard::Refusal),
 }
 
 /// How a cycle ended.

@@ -606,6 +606,23 @@ impl Source for SftpTree {
         None
     }
 
+    fn subtree(
+        &self,
+        rel: &[u8],
+        scanner: &crate::snapshot::Scanner<'_>,
+        chain: &crate::ignore::Chain,
+    ) -> io::Result<(Meta, Option<Vec<crate::snapshot::Entry>>)> {
+        scan::scan_subtree_with(self, rel, scanner, chain)
+    }
+
+    fn is_dir(&self, rel: &[u8]) -> io::Result<bool> {
+        SftpTree::is_dir(self, rel)
+    }
+
+    fn fs_identity(&self) -> io::Result<u64> {
+        self.fs_id()
+    }
+
     fn connection_lost(&self) -> Option<String> {
         self.lost_text()
     }

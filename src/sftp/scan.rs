@@ -61,6 +61,20 @@ pub fn scan_subtree(
     })
 }
 
+/// Directory `rel`'s attributes and whole subtree as `scanner` judges it (its rule
+/// files collected there), `chain` being the rules in force above it.
+pub fn scan_subtree_with(
+    tree: &SftpTree,
+    rel: &[u8],
+    scanner: &Scanner<'_>,
+    chain: &Chain,
+) -> io::Result<(Meta, Option<Vec<Entry>>)> {
+    tree.block(async {
+        let meta = dir_meta(tree, rel).await?;
+        Ok((meta, subtree(tree, scanner, rel.to_vec(), chain.clone()).await))
+    })
+}
+
 /// Directory `rel`'s attributes and one level of entries.
 pub fn scan_level(
     tree: &SftpTree,

@@ -135,6 +135,9 @@ pub struct Wanted {
     /// `-x`: file systems mounted inside SOURCE are left out (neither read nor
     /// watched).
     pub one_file_system: bool,
+    /// SOURCE is on another host (`host:path`): no events can arrive from it, so it is
+    /// polled, through the SOURCE seam.
+    pub remote_source: bool,
 }
 
 /// Starts the strategy for `source`; returns it, its reason, the channel, and a
@@ -160,6 +163,13 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
         return (polling(interval, tx), reason);
     }
     let interval = wanted.interval;
+    if wanted.remote_source {
+        let reason = format!(
+            "SOURCE is on another host, where no change events reach this one: rescanning it every {}",
+            human_duration(interval)
+        );
+        return (polling(interval, tx), reason);
+    }
     let fs = fstype::of(source);
     if fs.remote {
         let reason = format!(

@@ -21,7 +21,6 @@ use crate::mirror::{Mirror, Target};
 use crate::relpath::{parent, path_bytes};
 use crate::report::Reporter;
 use crate::source::Source;
-use crate::tree::LocalTree;
 
 /// The longest a burst of changes can postpone a sync (no starvation), unless
 /// `--debounce` asks for longer: then that is the longest.
@@ -100,7 +99,7 @@ impl Retries {
 pub fn watch(
     cfg: &Config,
     w: &WatchConfig,
-    source: &LocalTree,
+    source: &dyn Source,
     dest: &dyn Dest,
     rep: &Reporter,
 ) -> Result<Exit, Failure> {
@@ -110,6 +109,7 @@ pub fn watch(
         force_poll: w.force_poll,
         interval: w.interval,
         one_file_system: cfg.one_file_system.is_some(),
+        remote_source: source.local().is_none(),
     };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
     rep.strategy(running.name(), &reason);
