@@ -510,6 +510,48 @@ fn a_lowered_watch_limit_gives_the_mixed_strategy() {
 }
 
 #[test]
+fn a_watch_limit_reached_later_keeps_what_fits_native_and_polls_the_rest() {
+    let test = "a_watch_limit_reached_later_keeps_what_fits_native_and_polls_the_rest";
+    if !is_root() {
+        return skip(test, "changing fs.inotify.max_user_watches needs root");
+    }
+    let _g = alone();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    for i in 0..10 {
+        t.file(format!("d{i:02}/f"), format!("{i}\n"));
+    }
+    t.stamp_all();
+    let dst = sb.dst();
+    let w = start(&["--watch", "--debounce", "0", "--no-watch-dest"], &t.root, &dst);
+    let first = events_named(&w.events(), "strategy").first().map(|s| (*s).clone()).unwrap_or_default();
+    assert_eq!(first["name"].as_str(), Some("native"), "{first}\n{}", w.dump());
+    // The limit runs out while running: a new tree of 31 directories cannot all be
+    // watched.
+    let _limit = WatchLimit::set(watches_in_use() + 5);
+    for i in 0..30 {
+        t.file(format!("new/n{i:02}/f"), format!("new {i}\n"));
+    }
+    w.wait_for("the mixed strategy", Duration::from_secs(30), |p| {
+        events_named(&p.events(), "strategy").iter().any(|s| s["name"] == "mixed")
+    });
+    let evs = w.events();
+    let mixed = events_named(&evs, "strategy").into_iter().find(|s| s["name"] == "mixed").cloned();
+    let reason = mixed.unwrap_or_default()["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason.contains("max_user_watches") && reason.contains("polling"), "{reason}");
+    wait_synced(&w, &t.root, &dst, "the new tree");
+    // Changes everywhere still arrive: native where watched, polled elsewhere.
+    for i in 0..10 {
+        t.file(format!("d{i:02}/g"), format!("g {i}\n"));
+    }
+    for i in 0..30 {
+        t.file(format!("new/n{i:02}/g"), format!("g {i}\n"));
+    }
+    wait_synced(&w, &t.root, &dst, "changes in watched and unwatched directories");
+    finish(w, &dst);
+}
+
+#[test]
 fn watch_summary_counts_source_entries_and_cycles() {
     let _g = shared();
     let sb = Sandbox::new_fast();

@@ -56,6 +56,8 @@ pub struct Running {
     unwatched_dirs: usize,
     interval: Duration,
     tx: Sender<Signal>,
+    /// SOURCE's root.
+    root: PathBuf,
 }
 
 impl Running {
@@ -89,6 +91,45 @@ impl Running {
         if let Some(p) = &self.poll {
             p.cycle_done();
         }
+    }
+
+    /// The kernel's watch limit ran out while running (`msg` says which). Under
+    /// notify's recursive mode, which cannot say what it left unwatched, SOURCE is
+    /// watched again directory by directory: what fits stays native, only the
+    /// subtrees left out are polled (the strategy becomes mixed). Returns the new
+    /// strategy's reason; the caller rescans all of SOURCE, for what changed while the
+    /// watches were being set up again. `None`: polls everything from now on.
+    pub fn limit_reached(&mut self, msg: &str) -> Option<String> {
+        let recursive = self.native.as_ref().is_some_and(native::Native::is_recursive);
+        if recursive {
+            // (The old watches go first, so the new ones fit where they did.)
+            self.native = None;
+            if let Ok((n, cov)) =
+                native::Native::start_each(&self.root, self.tx.clone(), native::Tree::Source, Vec::new())
+            {
+                self.native = Some(n);
+                if cov.unwatched.is_empty() {
+                    return Some(format!("{msg}; watching directory by directory now, all of them watched"));
+                }
+                self.polled = cov.unwatched;
+                self.unwatched_dirs = cov.unwatched_dirs;
+                self.poll =
+                    Some(poll::Poll::start(self.interval, self.tx.clone(), Some(self.polled.clone())));
+                return Some(format!(
+                    "native events for the rest; {}; polling {} ({}) every {}",
+                    cov.limit.as_deref().unwrap_or(msg),
+                    crate::counts::count(self.polled.len() as u64, "subtree", "subtrees"),
+                    crate::counts::count(
+                        self.unwatched_dirs as u64,
+                        "unwatched directory",
+                        "unwatched directories"
+                    ),
+                    human_duration(self.interval)
+                ));
+            }
+        }
+        self.poll_everything();
+        None
     }
 
     /// Polls everything from now on (native events failed while running).
@@ -150,6 +191,7 @@ pub fn choose(source: &Path, wanted: Wanted) -> (Running, String, Receiver<Signa
 }
 
 fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, String) {
+    let root = source.to_path_buf();
     let polling = |interval: Duration, tx: Sender<Signal>| Running {
         native: None,
         poll: Some(poll::Poll::start(interval, tx.clone(), None)),
@@ -157,6 +199,7 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
         unwatched_dirs: 0,
         interval,
         tx,
+        root: root.clone(),
     };
     if let Some(interval) = wanted.force_poll {
         let reason = format!("--poll given: rescanning every {}", human_duration(interval));
@@ -208,7 +251,7 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
             if polled.is_empty() {
                 let reason = format!("SOURCE is on {} (a local file system): inotify events", fs.name);
                 let running =
-                    Running { native: Some(n), poll: None, polled, unwatched_dirs: 0, interval, tx };
+                    Running { native: Some(n), poll: None, polled, unwatched_dirs: 0, interval, tx, root };
                 return (running, reason);
             }
             let reason = format!(
@@ -226,6 +269,7 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
                 unwatched_dirs: cov.unwatched_dirs,
                 interval,
                 tx,
+                root,
             };
             (running, reason)
         }

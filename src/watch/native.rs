@@ -76,6 +76,18 @@ impl Native {
                 Err(e) => return Err(describe(&e)),
             }
         }
+        Native::start_each(root, tx, tree, skip)
+    }
+
+    /// Starts watching `root` and the directories below it one by one (never notify's
+    /// recursive mode), except the subtrees in `skip`: what the watch limit leaves out
+    /// comes back in the [`Coverage`].
+    pub fn start_each(
+        root: &Path,
+        tx: Sender<Signal>,
+        tree: Tree,
+        skip: Vec<PathBuf>,
+    ) -> Result<(Native, Coverage), String> {
         let watcher = notify::recommended_watcher(handler(tx, tree)).map_err(|e| describe(&e))?;
         let mut n = Native { watcher, skip, recursive: false };
         let first = n.watcher.watch(root, RecursiveMode::NonRecursive);
@@ -108,6 +120,11 @@ impl Native {
             // Gone again, or unreadable (the scan reports that): nothing to watch.
             Err(_) => Coverage::default(),
         }
+    }
+
+    /// notify's recursive mode watches this tree (new directories are its business).
+    pub fn is_recursive(&self) -> bool {
+        self.recursive
     }
 
     fn skipped(&self, dir: &Path) -> bool {

@@ -178,16 +178,23 @@ pub fn watch(
                     add_targets(cfg, rep, &mirror, sig, &mut pending, &mut dest_changed);
                 }
                 if let (Some(msg), false) = (limit, running.polls_everything()) {
-                    // Directories could no longer be watched: poll instead.
-                    running.poll_everything();
-                    debounce = Duration::ZERO;
-                    rep.strategy(
-                        running.name(),
-                        &format!(
-                            "switched from native events: {msg}; rescanning every {}",
-                            super::human_duration(w.interval)
-                        ),
-                    );
+                    // Directories could no longer be watched: what can be stays
+                    // native, the rest is polled (all of it when the watches cannot be
+                    // set up again); what changed meanwhile is found by a rescan.
+                    match running.limit_reached(&msg) {
+                        Some(reason) => rep.strategy(running.name(), &reason),
+                        None => {
+                            debounce = Duration::ZERO;
+                            rep.strategy(
+                                running.name(),
+                                &format!(
+                                    "switched from native events: {msg}; rescanning every {}",
+                                    super::human_duration(w.interval)
+                                ),
+                            );
+                        }
+                    }
+                    pending.push(Target::Deep(Vec::new()));
                 }
                 // Signals that asked for nothing (events in excluded directories,
                 // tandem's own writes in DEST) do not start or prolong a debounce.
