@@ -595,15 +595,52 @@ fn watch_mode_reconnects_after_the_connection_drops_and_catches_up() {
     });
     // And it goes on syncing over the new connection.
     sb.src_tree().file("after", "4");
-    wait_for("a change after the reconnection", Duration::from_secs(30), || {
-        fs::read(sb.join("dst/after")).ok().as_deref() == Some(b"4")
-    });
+    p.wait_for_explained(
+        "a change after the reconnection",
+        Duration::from_secs(30),
+        |_| remote_diff(&sb.src(), &sb.dst(), &[]).is_empty(),
+        || remote_diff(&sb.src(), &sb.dst(), &[]).join("\n"),
+    );
     let st = p.stop(libc::SIGTERM, Duration::from_secs(20));
     assert_eq!(st.code(), Some(0), "{}", p.dump());
     assert!(temp_files(&sb.dst()).is_empty(), "temporaries left: {:?}", temp_files(&sb.dst()));
-    assert_mirrored(&sb.src(), &sb.dst());
     let lost = p.stderr().into_iter().filter(|l| l.contains("lost") && l.contains("paused")).count();
     assert_eq!(lost, 1, "the lost connection said once:\n{}", p.dump());
+}
+
+#[test]
+fn a_polled_remote_source_reconnects_after_the_connection_drops() {
+    let test = "a_polled_remote_source_reconnects_after_the_connection_drops";
+    let Some(sshd) = Sshd::start(test) else { return };
+    let sb = Sandbox::new();
+    sb.src_tree().file("a", "1");
+    let p = Proc::spawn(&[
+        os("-e"),
+        os(&sshd.rsh()),
+        os("--poll"),
+        os("200ms"),
+        &sshd.remote(&sb.src()),
+        sb.dst().as_os_str(),
+    ]);
+    p.wait_stderr("the first sync", Duration::from_secs(30), |l| l.contains("sync #1:"));
+    let ssh = children_named(p.pid(), "ssh");
+    assert_eq!(ssh.len(), 1, "tandem's ssh: {ssh:?}\n{}", p.dump());
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(ssh[0], libc::SIGKILL) };
+    sb.src_tree().file("b", "2").rewrite("a", "changed");
+    p.wait_stderr("the lost connection said", Duration::from_secs(30), |l| {
+        l.contains("lost") && l.contains("paused")
+    });
+    p.wait_stderr("connected again", Duration::from_secs(30), |l| l.contains("connected again"));
+    p.wait_for_explained(
+        "the catch-up",
+        Duration::from_secs(30),
+        |_| remote_diff(&sb.src(), &sb.dst(), &[]).is_empty(),
+        || remote_diff(&sb.src(), &sb.dst(), &[]).join("\n"),
+    );
+    assert_eq!(fs::read(sb.join("dst/b")).ok().as_deref(), Some(&b"2"[..]));
+    let st = p.stop(libc::SIGTERM, Duration::from_secs(20));
+    assert_eq!(st.code(), Some(0), "{}", p.dump());
 }
 
 #[test]

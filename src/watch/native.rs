@@ -169,7 +169,26 @@ fn handler(tx: Sender<Signal>, tree: Tree) -> impl notify::EventHandler {
         Tree::Dest => Signal::DestPaths(p),
     };
     move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) => {
+        Ok(mut ev) => {
+            // (A rename from one of tandem's temporaries is a file being put in place:
+            // no directory to watch, no stat needed.)
+            let from_temp = ev.paths.len() == 2
+                && ev.paths[0].file_name().is_some_and(|n| {
+                    crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
+                });
+            if tree == Tree::Dest && !ev.need_rescan() {
+                // tandem's own temporaries come and go in DEST (created, written, given
+                // attributes, renamed into place): nothing to compare, so they are not
+                // even sent; a rename from one leaves its final name.
+                ev.paths.retain(|p| {
+                    !p.file_name().is_some_and(|n| {
+                        crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
+                    })
+                });
+                if ev.paths.is_empty() {
+                    return;
+                }
+            }
             if ev.need_rescan() {
                 let all = match tree {
                     Tree::Source => Signal::All,
@@ -195,12 +214,6 @@ fn handler(tx: Sender<Signal>, tree: Tree) -> impl notify::EventHandler {
                                 RenameMode::To | RenameMode::Both | RenameMode::Any
                             ))
                     );
-                    // (A rename from one of tandem's temporaries is a file being
-                    // put in place: no directory to watch, no stat needed.)
-                    let from_temp = ev.paths.len() == 2
-                        && ev.paths[0].file_name().is_some_and(|n| {
-                            crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
-                        });
                     if appeared && !from_temp {
                         // (Both: [from, to]; the last path is where it is now.)
                         let dirs: Vec<PathBuf> = ev
