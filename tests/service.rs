@@ -428,6 +428,40 @@ fn bindfs_mount_inside_source_is_polled_and_the_rest_watched() {
     finish(w, &dst);
 }
 
+/// Directories made and filled at once (a populated directory moved into one just
+/// made, more made and written inside straight away), again and again, while SOURCE
+/// is watched directory by directory (a mount inside it): what was made inside a new
+/// directory before the loop could watch it still reaches DEST (each new directory is
+/// looked at again once it is watched).
+#[test]
+fn new_directories_filled_at_once_are_mirrored_whole_when_watched_one_by_one() {
+    let _g = shared();
+    let test = "new_directories_filled_at_once_are_mirrored_whole_when_watched_one_by_one";
+    if let Some(why) = fuse_unavailable() {
+        return skip(test, why);
+    }
+    let sb = Sandbox::new();
+    let (t, _lower, _m) = tree_with_share(&sb);
+    for i in 0..40 {
+        t.file(format!("stock/s{i:02}/inner/f"), format!("stock {i}\n"));
+    }
+    let dst = sb.dst();
+    let w = start(&["--watch", "--debounce", "0"], &t.root, &dst);
+    let strat = events_named(&w.events(), "strategy").first().map(|s| (*s).clone()).unwrap_or_default();
+    assert_eq!(strat["name"].as_str(), Some("mixed"), "{strat}\n{}", w.dump());
+    for i in 0..40 {
+        // Keep cycles running meanwhile.
+        t.file("busy", format!("{i}"));
+        let new = t.p(format!("n{i:02}"));
+        fs::create_dir(&new).expect("mkdir");
+        fs::rename(t.p(format!("stock/s{i:02}")), new.join("moved")).expect("mv");
+        fs::create_dir_all(new.join("made/deeper")).expect("mkdir -p");
+        fs::write(new.join("made/deeper/g"), format!("g {i}\n")).expect("write");
+    }
+    wait_synced(&w, &t.root, &dst, "directories made and filled at once");
+    finish(w, &dst);
+}
+
 #[test]
 fn one_file_system_leaves_mount_points_empty() {
     let _g = shared();

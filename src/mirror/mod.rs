@@ -60,6 +60,10 @@ pub enum Target {
     /// DEST was changed by someone else in this directory: compare its entries (one
     /// level) with the held snapshot and repair them.
     Repair(Vec<u8>),
+    /// A directory that appeared in SOURCE and is watched now: once the cycle's other
+    /// looks are done, its subtree is read again (what was made inside it before its
+    /// watch was in place raised no event), if the held snapshot has it by then.
+    Recheck(Vec<u8>),
 }
 
 /// Whether a two-sided sync is the session's first (guards apply, a DEST made for it
@@ -375,14 +379,15 @@ impl<'c> Mirror<'c> {
         failures: &Failures,
     ) -> Result<Cycle, Failure> {
         let cfg = self.cfg;
-        let (mut verify, mut deep, mut levels, mut repairs) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut verify, mut deep, mut levels, mut repairs, mut rechecks) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for t in targets {
             match t {
                 Target::Verify(p) => verify.push(p),
                 Target::Deep(p) => deep.push(p),
                 Target::Level(p) => levels.push(p),
                 Target::Repair(p) => repairs.push(p),
+                Target::Recheck(p) => rechecks.push(p),
             }
         }
         // Held-back deletions are judged again by a look that touches them: their
@@ -404,6 +409,10 @@ impl<'c> Mirror<'c> {
         let deep = minimal(deep);
         let covered = |p: &[u8]| deep.iter().chain(verify.iter()).any(|d| is_within(p, d));
         levels.retain(|p| !covered(p));
+        // (A deep look or a verification reads its subtree after the watches were
+        // added: a second look there finds nothing more.)
+        let mut rechecks = minimal(rechecks);
+        rechecks.retain(|p| !covered(p));
 
         let previous = self.held.rule_files.clone();
         let src_sink = SideSink { reporter: rep, side: Side::Source, count: true, failures: Some(failures) };
@@ -429,7 +438,16 @@ impl<'c> Mirror<'c> {
         };
         let mut cp = CyclePlan::default();
         let mut done: Vec<Vec<u8>> = Vec::new();
-        for (rel, is_deep) in deep.iter().map(|d| (d, true)).chain(levels.iter().map(|l| (l, false))) {
+        let looks = deep
+            .iter()
+            .map(|d| (d, true, false))
+            .chain(levels.iter().map(|l| (l, false, false)))
+            .chain(rechecks.iter().map(|r| (r, true, true)));
+        for (rel, is_deep, recheck) in looks {
+            if recheck && held::find_dir(&self.held, rel).is_none() {
+                // Gone again, or never read (its parent's look deals with it).
+                continue;
+            }
             let Some(src_root) = &src_root else {
                 match self.rescan(rel, &scanner)? {
                     Rescan::Plan(base, dp) => cp.plans.push((base, dp)),

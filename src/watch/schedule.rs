@@ -163,6 +163,13 @@ pub fn watch(
                             if let Some(reason) = running.add_dirs(dirs) {
                                 rep.strategy(running.name(), &reason);
                             }
+                            // What changed inside before its watch was in place raised
+                            // no event: the cycle reads each again after its other
+                            // looks (one may have read it while that was going on).
+                            pending.extend(dirs.iter().filter_map(|d| {
+                                let r = d.strip_prefix(&cfg.source).ok()?;
+                                Some(Target::Recheck(path_bytes(r).to_vec()))
+                            }));
                         }
                         Signal::NewDirs(Tree::Dest, dirs) => {
                             if let Some(d) = dest_watch.as_mut() {
@@ -450,6 +457,7 @@ fn target_text(t: &Target) -> String {
         Target::Deep(p) => ("rescan of the subtree", p),
         Target::Verify(p) => ("verification of", p),
         Target::Repair(p) => ("repair in DEST of", p),
+        Target::Recheck(p) => ("second look at the new directory", p),
     };
     let shown = if path.is_empty() { ".".to_string() } else { crate::relpath::shown(path).to_string() };
     format!("{what} {shown}")
