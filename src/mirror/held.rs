@@ -60,19 +60,23 @@ pub fn siblings_of<'a>(
     Some((siblings, at))
 }
 
-/// Replaces the held directory `rel` (its attributes and entries).
-pub fn put(held: &mut Snapshot, rel: &[u8], meta: Meta, entries: Vec<Entry>) {
+/// Replaces the held directory `rel` (its attributes and entries). Returns what it
+/// replaced, for the caller to drop where it costs nothing (a whole tree's entries
+/// take a while to free).
+pub fn put(held: &mut Snapshot, rel: &[u8], meta: Meta, entries: Vec<Entry>) -> Vec<Entry> {
     if rel.is_empty() {
         held.root = meta;
-        held.entries = entries;
-        return;
+        return std::mem::replace(&mut held.entries, entries);
     }
     let name = split_last(rel).1;
     let e = Entry { name: name.into(), meta, kind: Kind::Dir(entries) };
     match siblings_of(held, rel) {
-        Some((siblings, Ok(i))) => siblings[i] = e,
-        Some((siblings, Err(i))) => siblings.insert(i, e),
-        None => {}
+        Some((siblings, Ok(i))) => vec![std::mem::replace(&mut siblings[i], e)],
+        Some((siblings, Err(i))) => {
+            siblings.insert(i, e);
+            Vec::new()
+        }
+        None => Vec::new(),
     }
 }
 

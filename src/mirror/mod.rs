@@ -333,8 +333,9 @@ impl<'c> Mirror<'c> {
             std::slice::from_mut(&mut p.root),
             &[rel.clone()],
         );
-        drop(dst_entries);
-        held::put(&mut self.held, &rel, src_meta, src_entries);
+        let replaced = held::put(&mut self.held, &rel, src_meta, src_entries);
+        // Freeing two trees' entries is left to an idle worker, off the cycle's path.
+        rayon::spawn(move || drop((replaced, dst_entries)));
         self.apply_plan(&p, &rel, rep, failures);
         Ok(())
     }
@@ -600,7 +601,8 @@ impl<'c> Mirror<'c> {
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
         let p = plan::plan_level(&meta, &entries, Some(&held_meta), &held_entries, &held_opts(cfg), &level);
-        held::put(&mut self.held, &rel, meta, entries);
+        let replaced = held::put(&mut self.held, &rel, meta, entries);
+        rayon::spawn(move || drop((replaced, held_entries)));
         if p.root.is_empty() {
             return Ok(Rescan::Nothing);
         }
