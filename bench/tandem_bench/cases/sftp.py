@@ -1,16 +1,21 @@
 """sftp: a remote DEST over ssh on loopback (bench/netfs.sh's private sshd on 127.0.0.1):
 first mirror, no-op re-run and one changed file, tandem (SFTP, `host:path`) against
-`rsync -a --delete -e ssh` and `rclone sync` to an sftp remote."""
+`rsync -a --delete -e ssh` and `rclone sync` to an sftp remote; and watch mode's latency
+for a small file into the remote DEST."""
 import os
+import random
 import shlex
+import statistics
 import subprocess
 
-from ..report import Report, emit
-from ..settings import NETFS, SFTP_FILES, SFTP_RCLONE_FIRST, TANDEM, TANDEM_ARGS
+from ..procs import Watcher
+from ..report import Report, emit, emit_table, target_text
+from ..settings import LAT_FILES, LAT_SAMPLES, NETFS, SFTP_FILES, SFTP_RCLONE_FIRST, TANDEM, TANDEM_ARGS
 from ..timing import round_robin, run_timed
 from ..tools import Tool, available
 from ..trees import cleanup, tree, tree_size, verify, work
-from ..util import fresh_dir, human, log
+from ..util import fresh_dir, human, log, ms, pct
+from .latency import latency_samples
 
 
 def sshd():
@@ -115,6 +120,37 @@ def case_sftp():
                           notes=[f"sshd: bench/netfs.sh serve (127.0.0.1:{port}, keys in {state}); "
                                  "DEST on the same tmpfs as SOURCE; every tool runs its own ssh"]))
     cleanup(work("sftp"))
+    watch_latency(port, state)
     for r in reports[:-1]:
         emit(r)
     return reports[-1]
+
+
+def watch_latency(port, state):
+    """`tandem --watch --debounce 0 SRC root@127.0.0.1:DST`: a small file written in SOURCE,
+    timed until DEST (on this machine's tmpfs, through the sshd) holds it."""
+    ssh = (f"ssh -F /dev/null -p {port} -i {state}/id -o IdentitiesOnly=yes "
+           f"-o UserKnownHostsFile={state}/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes")
+    src = work("sftp", "lat-src")
+    fresh_dir(src)
+    subprocess.run(["cp", "-a", tree("--files", str(LAT_FILES)) + "/.", src], check=True)
+    dst = work("sftp", "lat-dst")
+    fresh_dir(dst)
+
+    def start():
+        w = Watcher(src, "root@127.0.0.1:" + dst, "-e", ssh, "--debounce", "0")
+        w.wait_cycle(0)
+        return w
+
+    got = latency_samples("sftp", src, dst, LAT_SAMPLES, random.Random(5), start, lambda h: h.stop())
+    good = [x for x in got if x is not None]
+    med = statistics.median(good) if good else None
+    emit_table("sftp-latency", f"watch latency into a remote DEST over ssh (127.0.0.1), small files "
+               f"(100..4000 B), {LAT_FILES}-file tree",
+               ["arrived", "median ms", "p90 ms", "max ms", "target"],
+               [[f"{len(good)}/{len(got)}", ms(med), ms(pct(good, 90)) if good else "-",
+                 ms(max(good)) if good else "-",
+                 target_text(None if med is None else med * 1000, "<=", 20, "ms", "median")]],
+               notes=["each sample: a new file written (open, write, close) in SOURCE; timed from just before "
+                      "the open until DEST holds it with the right content"])
+    cleanup(work("sftp"))
