@@ -77,6 +77,26 @@ fn assert_mirrored(src: &Path, dst: &Path) {
     assert!(d.is_empty(), "DEST differs from SOURCE:\n  {}", d.join("\n  "));
 }
 
+/// `tandem -e RSH ARGS… SOURCE DEST` against this server, running.
+fn spawn_remote(sshd: &Sshd, args: &[&str], src: &std::ffi::OsStr, dst: &std::ffi::OsStr) -> Proc {
+    let rsh = sshd.rsh();
+    let mut argv: Vec<&std::ffi::OsStr> = vec![os("-e"), os(&rsh)];
+    argv.extend(args.iter().map(|a| os(a)));
+    argv.extend([src, dst]);
+    Proc::spawn(&argv)
+}
+
+/// Waits until DEST mirrors SOURCE (mtimes at whole seconds, `ignore` left out).
+#[track_caller]
+fn wait_mirrored(p: &Proc, src: &Path, dst: &Path, ignore: &[&Path], what: &str) {
+    p.wait_for_explained(
+        what,
+        Duration::from_secs(30),
+        |_| remote_diff(src, dst, ignore).is_empty(),
+        || remote_diff(src, dst, ignore).join("\n"),
+    );
+}
+
 /// The change events of a JSON run, as (event, path), sorted.
 fn changes(r: &Run) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> =
@@ -256,24 +276,13 @@ fn remote_source_is_polled_in_watch_mode() {
     src.file(".syncignore", "*.skip\n").file("x.skip", "left out").file("gone/deep/f", "f");
     build_stale_dest(&sb.dst_tree());
     let skip = [Path::new("x.skip")];
-    let converged = |what: &str, p: &Proc| {
-        p.wait_for_explained(
-            what,
-            Duration::from_secs(30),
-            |_| remote_diff(&sb.src(), &sb.dst(), &skip).is_empty(),
-            || remote_diff(&sb.src(), &sb.dst(), &skip).join("\n"),
-        )
-    };
-    let (rsh, dst) = (sshd.rsh(), sb.dst());
-    for args in [&["--poll", "200ms"][..], &["--watch"][..]] {
-        let mut argv: Vec<&std::ffi::OsStr> = vec![os("-e"), os(&rsh), os("--json")];
-        argv.extend(args.iter().map(|a| os(a)));
-        let source = sshd.remote(&sb.src());
-        argv.extend([source.as_os_str(), dst.as_os_str()]);
-        let p = Proc::spawn(&argv);
+    let converged = |what: &str, p: &Proc| wait_mirrored(p, &sb.src(), &sb.dst(), &skip, what);
+    let source = sshd.remote(&sb.src());
+    for args in [&["--json", "--poll", "200ms"][..], &["--json", "--watch"][..]] {
+        let p = spawn_remote(&sshd, args, &source, sb.dst().as_os_str());
         p.wait_initial_sync(Duration::from_secs(30));
         converged("the first sync", &p);
-        if args == ["--watch"] {
+        if args.contains(&"--watch") {
             // No events come from another host: --watch polls it.
             let strategy = p.events().into_iter().find(|e| e["event"] == "strategy");
             let strategy = strategy.unwrap_or_else(|| panic!("no strategy event:\n{}", p.dump()));
@@ -536,15 +545,8 @@ fn watch_mode_reaches_a_remote_dest_through_the_same_loop() {
     let Some(sshd) = Sshd::start("watch_mode_reaches_a_remote_dest_through_the_same_loop") else { return };
     let sb = Sandbox::new();
     sb.src_tree().file("a", "1");
-    let p = Proc::spawn(&[
-        os("-e"),
-        os(&sshd.rsh()),
-        os("--watch"),
-        os("--debounce"),
-        os("0"),
-        sb.src().as_os_str(),
-        &sshd.remote(&sb.dst()),
-    ]);
+    let p =
+        spawn_remote(&sshd, &["--watch", "--debounce", "0"], sb.src().as_os_str(), &sshd.remote(&sb.dst()));
     wait_for("the first sync", Duration::from_secs(30), || sb.join("dst/a").exists());
     sb.src_tree().file("b/c", "2").rewrite("a", "changed");
     wait_for("the change", Duration::from_secs(30), || {
@@ -561,15 +563,8 @@ fn watch_mode_reconnects_after_the_connection_drops_and_catches_up() {
     let Some(mut sshd) = Sshd::start(test) else { return };
     let sb = Sandbox::new();
     sb.src_tree().file("a", "1").file("d/b", "2");
-    let p = Proc::spawn(&[
-        os("-e"),
-        os(&sshd.rsh()),
-        os("--watch"),
-        os("--debounce"),
-        os("0"),
-        sb.src().as_os_str(),
-        &sshd.remote(&sb.dst()),
-    ]);
+    let p =
+        spawn_remote(&sshd, &["--watch", "--debounce", "0"], sb.src().as_os_str(), &sshd.remote(&sb.dst()));
     p.wait_stderr("the first sync", Duration::from_secs(30), |l| l.contains("sync #1:"));
     // The server goes down and the connection with it (network down, sshd restarted).
     sshd.stop();
@@ -595,12 +590,7 @@ fn watch_mode_reconnects_after_the_connection_drops_and_catches_up() {
     });
     // And it goes on syncing over the new connection.
     sb.src_tree().file("after", "4");
-    p.wait_for_explained(
-        "a change after the reconnection",
-        Duration::from_secs(30),
-        |_| remote_diff(&sb.src(), &sb.dst(), &[]).is_empty(),
-        || remote_diff(&sb.src(), &sb.dst(), &[]).join("\n"),
-    );
+    wait_mirrored(&p, &sb.src(), &sb.dst(), &[], "a change after the reconnection");
     let st = p.stop(libc::SIGTERM, Duration::from_secs(20));
     assert_eq!(st.code(), Some(0), "{}", p.dump());
     assert!(temp_files(&sb.dst()).is_empty(), "temporaries left: {:?}", temp_files(&sb.dst()));
@@ -614,14 +604,7 @@ fn a_polled_remote_source_reconnects_after_the_connection_drops() {
     let Some(sshd) = Sshd::start(test) else { return };
     let sb = Sandbox::new();
     sb.src_tree().file("a", "1");
-    let p = Proc::spawn(&[
-        os("-e"),
-        os(&sshd.rsh()),
-        os("--poll"),
-        os("200ms"),
-        &sshd.remote(&sb.src()),
-        sb.dst().as_os_str(),
-    ]);
+    let p = spawn_remote(&sshd, &["--poll", "200ms"], &sshd.remote(&sb.src()), sb.dst().as_os_str());
     p.wait_stderr("the first sync", Duration::from_secs(30), |l| l.contains("sync #1:"));
     let ssh = children_named(p.pid(), "ssh");
     assert_eq!(ssh.len(), 1, "tandem's ssh: {ssh:?}\n{}", p.dump());
@@ -632,12 +615,7 @@ fn a_polled_remote_source_reconnects_after_the_connection_drops() {
         l.contains("lost") && l.contains("paused")
     });
     p.wait_stderr("connected again", Duration::from_secs(30), |l| l.contains("connected again"));
-    p.wait_for_explained(
-        "the catch-up",
-        Duration::from_secs(30),
-        |_| remote_diff(&sb.src(), &sb.dst(), &[]).is_empty(),
-        || remote_diff(&sb.src(), &sb.dst(), &[]).join("\n"),
-    );
+    wait_mirrored(&p, &sb.src(), &sb.dst(), &[], "the catch-up");
     assert_eq!(fs::read(sb.join("dst/b")).ok().as_deref(), Some(&b"2"[..]));
     let st = p.stop(libc::SIGTERM, Duration::from_secs(20));
     assert_eq!(st.code(), Some(0), "{}", p.dump());
