@@ -28,6 +28,7 @@ use crate::report::{Reporter, Side};
 use crate::source::Source;
 use crate::sys::{self, Attrs, Meta, RawKind};
 use crate::tree::LocalTree;
+use crate::xattrs::{self, Written};
 
 /// How often a file that keeps changing during its copy is tried.
 pub const COPY_ATTEMPTS: usize = 3;
@@ -123,6 +124,38 @@ pub fn rename_in(dest: &LocalTree, from: &[u8], to: &[u8]) -> io::Result<()> {
     sys::rename_between(fdir.as_fd(), fname, tdir.as_fd(), tname)
 }
 
+/// `-H`: makes DEST's `link` another name of DEST's file `target` (relative paths,
+/// parents opened without following symlinks): linked under its final name when that
+/// is free, else under a temporary name renamed over what is there (kept in
+/// `--backup-dir` first).
+pub fn hard_link_in(dest: &LocalTree, target: &[u8], link: &[u8]) -> io::Result<()> {
+    let root = dest.open()?;
+    let (tp, tname) = split_last(target);
+    let (lp, lname) = split_last(link);
+    let tdir = sys::open_path_at(root.as_fd(), tp)?;
+    let ldir = sys::open_path_at(root.as_fd(), lp)?;
+    match sys::link_between(tdir.as_fd(), tname, ldir.as_fd(), lname) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        r => return r,
+    }
+    let restore = sys::make_dir_writable(ldir.as_fd()).unwrap_or(None);
+    let done = (|| loop {
+        let tmp = sys::temp_name();
+        match sys::link_between(tdir.as_fd(), tname, ldir.as_fd(), &tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let temp = TempGuard { dir: ldir.as_fd(), name: Some(tmp) };
+        keep_replaced(ldir.as_fd(), lname, Some(link))?;
+        return temp.commit(lname);
+    })();
+    if let Some(mode) = restore {
+        let _ = sys::restore_dir_mode(ldir.as_fd(), mode);
+    }
+    done
+}
+
 impl Applier<'_> {
     fn attrs<'m>(&self, meta: &'m Meta) -> Attrs<'m> {
         Attrs { meta, owner: self.owner }
@@ -134,6 +167,26 @@ impl Applier<'_> {
             return Ok(());
         }
         sys::set_link_attrs_at(dir, name, self.attrs(meta))
+    }
+
+    /// `-X`/`-A`: gives DEST's entry (through `to`) SOURCE's attributes (read by
+    /// `from`). A DEST without xattrs is warned about once for the run.
+    fn copy_attrs(
+        &self,
+        from: impl FnOnce(xattrs::Which) -> io::Result<xattrs::Attrs>,
+        to: impl FnOnce(xattrs::Which, &xattrs::Attrs) -> io::Result<Written>,
+    ) -> Result<(), (Side, io::Error)> {
+        let Some(which) = xattrs::get() else { return Ok(()) };
+        let want = from(which).map_err(|e| (Side::Source, e))?;
+        match to(which, &want).map_err(|e| (Side::Dest, e))? {
+            Written::Done => {}
+            Written::Unsupported => {
+                if xattrs::unsupported() {
+                    self.rep.warning(Side::Dest, b".", xattrs::UNSUPPORTED_TEXT);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
@@ -175,6 +228,13 @@ impl Applier<'_> {
                 let _ = sys::restore_dir_mode(dst, mode);
             }
             return false;
+        }
+        if let (Some(_), Src::Fd(s)) = (&dp.set_meta, src) {
+            if let Err((side, e)) =
+                self.copy_attrs(|w| xattrs::read_fd(w, s), |w, want| xattrs::write_fd(w, dst, want))
+            {
+                self.fail(side, here, &e);
+            }
         }
         let done = match (&dp.set_meta, restore) {
             (Some(meta), _) => sys::set_attrs_fd(dst, self.attrs(meta)),
@@ -252,7 +312,7 @@ impl Applier<'_> {
                 }
             }
             Op::Symlink { name, target, meta, new } => {
-                match self.symlink(dst, name, target, meta, (!new).then_some(&path[..])) {
+                match self.symlink(src, dst, name, target, meta, (!new).then_some(&path[..])) {
                     Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
@@ -263,9 +323,16 @@ impl Applier<'_> {
                 } else {
                     sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
                 };
+                let r = r.map_err(|e| (Side::Dest, e)).and_then(|()| match src {
+                    Src::Fd(s) => self.copy_attrs(
+                        |w| xattrs::read(w, &xattrs::at(s, name)),
+                        |w, want| xattrs::write(w, &xattrs::at(dst, name), want, *symlink),
+                    ),
+                    _ => Ok(()),
+                });
                 match r {
                     Ok(()) => self.seq.change(slot, &path, &ChangeKind::Meta),
-                    Err(e) => self.fail(Side::Dest, &path, &e),
+                    Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
         }
@@ -389,6 +456,10 @@ impl Applier<'_> {
                 drop(temp);
                 continue;
             }
+            self.copy_attrs(
+                |w| xattrs::read_fd(w, sf.as_fd()),
+                |w, want| xattrs::write_fd(w, df.as_fd(), want),
+            )?;
             sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(df);
             keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
@@ -431,6 +502,7 @@ impl Applier<'_> {
 
     fn symlink(
         &self,
+        src: Src<'_>,
         dst: BorrowedFd<'_>,
         name: &[u8],
         target: &[u8],
@@ -446,6 +518,13 @@ impl Applier<'_> {
             }
             let temp = TempGuard { dir: dst, name: Some(tmp) };
             if let Some(t) = &temp.name {
+                if let Src::Fd(s) = src {
+                    self.copy_attrs(
+                        |w| xattrs::read(w, &xattrs::at(s, name)),
+                        |w, want| xattrs::write(w, &xattrs::at(dst, t), want, true),
+                    )
+                    .map_err(|(_, e)| e)?;
+                }
                 self.set_link_attrs(dst, t, meta)?;
             }
             keep_replaced(dst, name, replaced)?;

@@ -49,6 +49,10 @@ pub struct Config {
     pub bwlimit: u64,
     /// `--backup-dir`, `--suffix`: where what is deleted or overwritten goes.
     pub backup: Option<crate::backup::Backup>,
+    /// `-X`, `-A`: which extended attributes are mirrored.
+    pub xattrs: crate::xattrs::Which,
+    /// `-H`: hard links preserved.
+    pub hard_links: bool,
 }
 
 /// Watch-mode settings.
@@ -143,6 +147,16 @@ impl Config {
                 dest.display()
             )));
         }
+        for (on, flag) in
+            [(args.hard_links, "-H/--hard-links"), (args.xattrs, "-X/--xattrs"), (args.acls, "-A/--acls")]
+        {
+            if on && !local_pair {
+                // SFTP v3 carries no xattrs or ACLs; links would need hardlink@openssh.com.
+                return Err(Failure::usage(format!(
+                    "{flag} works with a SOURCE and DEST on this machine only (SFTP cannot carry it)"
+                )));
+            }
+        }
         if !local_pair && args.backup_dir.is_some() {
             return Err(Failure::usage(
                 "--backup-dir works with a SOURCE and DEST on this machine only (for now)",
@@ -170,6 +184,13 @@ impl Config {
             ),
             _ => None,
         };
+        let xattrs =
+            crate::xattrs::Which { xattrs: args.xattrs, acls: args.acls, root: crate::sys::is_root() };
+        let attrs = xattrs.any().then(|| crate::xattrs::AttrCheck {
+            which: xattrs,
+            source: source.clone(),
+            dest: dest.clone(),
+        });
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
@@ -186,6 +207,8 @@ impl Config {
                 explain: args.explain_ignored,
                 dest_grain_ns,
                 no_link_attrs,
+                attrs,
+                followers: None,
             },
             guards: Guards { max_delete: args.max_delete, allow_empty_source: args.allow_empty_source },
             dry_run: args.dry_run,
@@ -215,6 +238,8 @@ impl Config {
             one_file_system,
             bwlimit: args.bwlimit.unwrap_or(0),
             backup,
+            xattrs,
+            hard_links: args.hard_links,
         })
     }
 }

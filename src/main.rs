@@ -27,6 +27,7 @@ mod counts;
 mod dest;
 mod exit;
 mod guard;
+mod hardlink;
 mod ignore;
 mod lock;
 mod manual;
@@ -46,6 +47,7 @@ mod sync;
 mod sys;
 mod tree;
 mod watch;
+mod xattrs;
 
 #[cfg(test)]
 mod model_tests;
@@ -95,6 +97,7 @@ fn main() {
         Ok(cfg) => {
             // One bucket for the whole process, whatever copies (sys::copy_data).
             bwlimit::set(cfg.bwlimit);
+            xattrs::set(cfg.xattrs);
             if let Some(b) = &cfg.backup {
                 backup::set(b.clone());
             }
