@@ -230,6 +230,14 @@ impl LinkPass<'_> {
         }
     }
 
+    /// SOURCE's file `rel`'s attributes now.
+    pub fn source_meta(&self, rel: &[u8]) -> Option<crate::sys::Meta> {
+        match self.source_entry(rel) {
+            Ok(Some(e)) if matches!(e.kind, Kind::File(_)) => Some(e.meta),
+            _ => None,
+        }
+    }
+
     fn source_entry(&self, rel: &[u8]) -> io::Result<Option<Entry>> {
         let Some(local) = self.source.local() else { return Ok(None) };
         if rel.is_empty() {
