@@ -381,7 +381,6 @@ impl<'c> Mirror<'c> {
                 }
             }
         }
-        drop(pass);
         self.failures.extend(failures.into_outcome());
         self.links = groups;
     }
