@@ -157,14 +157,21 @@ impl Config {
                 )));
             }
         }
-        if !local_pair && args.backup_dir.is_some() {
+        if remote_source.is_some() && args.backup_dir.is_some() {
             return Err(Failure::usage(
-                "--backup-dir works with a SOURCE and DEST on this machine only (for now)",
+                "--backup-dir works with a DEST on this machine or over SFTP, not a remote SOURCE (for now)",
             ));
         }
-        let backup = resolve_backup(args, &source, &dest)?;
+        let backup = match &remote_dest {
+            Some(_) => resolve_remote_backup(args)?,
+            None => resolve_backup(args, &source, &dest)?,
+        };
         let mut rules = build_rules(args)?;
-        if let Some(rel) = backup.as_ref().and_then(|b| b.root.strip_prefix(&dest).ok()) {
+        let inside_dest = backup.as_ref().and_then(|b| match b.remote {
+            true => Some(b.root.as_path()),
+            false => b.root.strip_prefix(&dest).ok(),
+        });
+        if let Some(rel) = inside_dest {
             // Inside DEST: out of the mirror on both sides, never deleted.
             let pattern = format!("/{}/", crate::ignore::escape_literal(&rel.to_string_lossy()));
             let keep = RuleFile::from_patterns("--backup-dir", &[pattern])
@@ -337,7 +344,34 @@ fn resolve_backup(args: &Args, source: &Path, dest: &Path) -> Result<Option<crat
     if suffix.contains('/') {
         return Err(Failure::usage(format!("--suffix {suffix:?}: a suffix cannot contain /")));
     }
-    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes() }))
+    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes(), remote: false }))
+}
+
+/// `--backup-dir DIR` for a DEST over SFTP: DIR is a relative path inside DEST
+/// (renames cannot leave it: the server may put DEST anywhere on its file systems).
+fn resolve_remote_backup(args: &Args) -> Result<Option<crate::backup::Backup>, Failure> {
+    let Some(dir) = &args.backup_dir else {
+        return resolve_backup(args, Path::new("/"), Path::new("/"));
+    };
+    let err = |msg: &str| Failure::usage(format!("--backup-dir {}: {msg}", dir.display()));
+    let mut root = PathBuf::new();
+    for comp in dir.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::Normal(name) => root.push(name),
+            _ => return Err(err(
+                "with a remote DEST, give a relative directory inside DEST (no `/` at the start, no `..`)",
+            )),
+        }
+    }
+    if root.as_os_str().is_empty() {
+        return Err(err("is DEST itself: give a directory inside DEST"));
+    }
+    let suffix = args.suffix.clone().unwrap_or_default();
+    if suffix.contains('/') {
+        return Err(Failure::usage(format!("--suffix {suffix:?}: a suffix cannot contain /")));
+    }
+    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes(), remote: true }))
 }
 
 /// `--files-from FILE`: the listed paths (relative to SOURCE) as rules that exclude the

@@ -75,6 +75,9 @@ pub struct SftpTree {
     /// What the client said when the connection was found lost.
     lost_cause: Mutex<Option<String>>,
     posix_rename: bool,
+    /// The server has `hardlink@openssh.com` (`--backup-dir` keeps a file about to be
+    /// overwritten by a link, so the replacement stays one rename).
+    hardlink: bool,
     list_slots: Semaphore,
     op_slots: Semaphore,
 }
@@ -187,6 +190,7 @@ impl SftpTree {
         });
         let (sftp, child) = started?;
         let posix_rename = sftp.support_posix_rename();
+        let hardlink = sftp.support_hardlink();
         let root = if remote.path.is_empty() { b".".to_vec() } else { remote.path.clone() };
         let tree = SftpTree {
             sftp,
@@ -198,6 +202,7 @@ impl SftpTree {
             lost: AtomicBool::new(false),
             lost_cause: Mutex::new(None),
             posix_rename,
+            hardlink,
             list_slots: Semaphore::new(LIST_SLOTS),
             op_slots: Semaphore::new(OP_SLOTS),
         };
