@@ -159,7 +159,8 @@ pub struct Args {
 
     /// Keep what a sync deletes or overwrites in DEST: move it to DIR under its relative
     /// path, by rename (DIR must be on DEST's file system; a relative DIR is inside
-    /// DEST, as with rsync, and is left out of the mirror).
+    /// DEST, as with rsync, and is left out of the mirror; for a DEST over SFTP, DIR
+    /// must be relative).
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, help_heading = "Safety")]
     pub backup_dir: Option<PathBuf>,
 

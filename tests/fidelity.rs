@@ -392,3 +392,27 @@ fn remote_pairs_refuse_hard_links_xattrs_and_acls() {
         );
     }
 }
+
+/// `--help` and `--man` document -H, -X, -A (and that -a, as rsync's, implies none of
+/// them), the `hardlink` line and event, and --backup-dir over SFTP.
+#[test]
+fn help_and_manual_document_the_fidelity_flags() {
+    let help = run(["--help"]);
+    help.ok();
+    for want in ["-H, --hard-links", "-X, --xattrs", "-A, --acls", "does not imply -H, -X or -A"] {
+        assert!(help.stdout.contains(want), "--help lacks {want:?}:\n{}", help.stdout);
+    }
+    let man = run(["--man"]);
+    man.ok();
+    let page = man.stdout.replace(r"\-", "-").replace("\\\n", "");
+    for want in [
+        "hardlink docs/copy.txt => docs/guide.txt",
+        "system.posix_acl_access",
+        "one warning for the run",
+        "hardlink@openssh.com",
+        "tandem -aHAX",
+        "hardlinked",
+    ] {
+        assert!(page.contains(want), "the manual lacks {want:?}");
+    }
+}
