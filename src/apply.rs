@@ -318,10 +318,16 @@ impl Applier<'_> {
                 }
             }
             Op::Meta { name, symlink, meta } => {
+                // -X/-A on a read-only file, not as root: owner-writable while its
+                // attributes are written (user xattrs need write permission).
+                let writable = Meta { mode: meta.mode | 0o200, ..*meta };
+                let reopen =
+                    !*symlink && xattrs::get().is_some() && !sys::is_root() && meta.mode & 0o200 == 0;
                 let r = if *symlink {
                     self.set_link_attrs(dst, name, meta)
                 } else {
-                    sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
+                    let first = if reopen { &writable } else { meta };
+                    sys::set_attrs_at(dst, name, RawKind::File, self.attrs(first))
                 };
                 let r = r.map_err(|e| (Side::Dest, e)).and_then(|()| match src {
                     Src::Fd(s) => self.copy_attrs(
@@ -330,6 +336,11 @@ impl Applier<'_> {
                     ),
                     _ => Ok(()),
                 });
+                let r = match (r, reopen) {
+                    (Ok(()), true) => sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
+                        .map_err(|e| (Side::Dest, e)),
+                    (r, _) => r,
+                };
                 match r {
                     Ok(()) => self.seq.change(slot, &path, &ChangeKind::Meta),
                     Err((side, e)) => self.fail(side, &path, &e),
@@ -456,11 +467,19 @@ impl Applier<'_> {
                 drop(temp);
                 continue;
             }
+            let opened = match xattrs::get() {
+                Some(_) => sys::make_temp_writable(df.as_fd(), meta.mode).map_err(|e| (Side::Dest, e))?,
+                None => false,
+            };
             self.copy_attrs(
                 |w| xattrs::read_fd(w, sf.as_fd()),
                 |w, want| xattrs::write_fd(w, df.as_fd(), want),
             )?;
-            sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            if opened {
+                sys::set_attrs_fd(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            } else {
+                sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            }
             drop(df);
             keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;

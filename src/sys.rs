@@ -324,6 +324,17 @@ pub fn make_dir_writable(fd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
     Ok(Some(m.mode))
 }
 
+/// `-X`/`-A` on a temporary created read-only (mode without `u+w`), not as root: user
+/// xattrs need write permission on the inode, so it is made owner-writable until its
+/// attributes are written. Returns whether it was (its mode must then be set again).
+pub fn make_temp_writable(fd: BorrowedFd<'_>, mode: u32) -> io::Result<bool> {
+    if creds().uid == 0 || mode & 0o200 != 0 {
+        return Ok(false);
+    }
+    rfs::fchmod(fd, Mode::from_raw_mode(((mode & 0o777) | 0o200) as _))?;
+    Ok(true)
+}
+
 /// Restores a directory's permission bits (after [`make_dir_writable`]).
 pub fn restore_dir_mode(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     Ok(rfs::fchmod(fd, Mode::from_raw_mode(mode as _))?)

@@ -416,3 +416,31 @@ fn help_and_manual_document_the_fidelity_flags() {
         assert!(page.contains(want), "the manual lacks {want:?}");
     }
 }
+
+/// Not as root, a read-only file's user xattrs are still written (they need write
+/// permission): on the temporary of a copy and on an attribute fix; its mode stays.
+#[test]
+fn xattrs_of_read_only_files_without_root() {
+    let sb = Sandbox::new();
+    if !xattr_tools("xattrs_of_read_only_files_without_root", &sb) {
+        return;
+    }
+    let t = sb.src_tree();
+    t.file("ro", "read only\n");
+    setfattr(&t.p("ro"), "user.v", Some("1"));
+    t.chmod("ro", 0o444);
+    fs::create_dir_all(sb.dst()).unwrap();
+    chown_tree_for_unprivileged(&sb.src());
+    chown_tree_for_unprivileged(&sb.dst());
+    let go = || run_with(tandem_unprivileged(), args(&["-X"], &sb), std::time::Duration::from_secs(60));
+    go().ok();
+    let d = sb.dst().join("ro");
+    assert!(attrs(&d).contains("user.v=\"1\""), "{}", attrs(&d));
+    assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o444);
+    setfattr(&t.p("ro"), "user.v", Some("2"));
+    let r = go();
+    r.ok();
+    assert!(attrs(&d).contains("user.v=\"2\""), "{}", attrs(&d));
+    assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o444);
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
