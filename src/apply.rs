@@ -218,7 +218,9 @@ impl Applier<'_> {
         let (deletes, rest) = ops.split_at(n_del);
         // Entries of a read-only directory we own can still be updated: open it up for
         // the duration, its mode is set (or restored) below.
-        let restore = if dp.ops.is_empty() { None } else { sys::make_dir_writable(dst).unwrap_or(None) };
+        // (-X/-A: also for its own user xattrs, which need write permission.)
+        let opens = !dp.ops.is_empty() || (dp.set_meta.is_some() && xattrs::get().is_some());
+        let restore = if opens { sys::make_dir_writable(dst).unwrap_or(None) } else { None };
         deletes.par_iter().for_each(|&(s, op)| self.op(src, dst, op, rel, s));
         rest.par_iter().for_each(|&(s, op)| self.op(src, dst, op, rel, s));
         if sys::stopping() {

@@ -34,8 +34,7 @@ use crate::report::{Reporter, Side};
 use crate::snapshot::{Entry, Kind};
 use crate::source::Source;
 
-/// A file's identity: (device, inode, link count).
-pub type FileId = (u64, u64, u64);
+pub use crate::sys::FileId;
 
 /// Names that share one inode.
 #[derive(Clone, Debug, PartialEq, Eq)]

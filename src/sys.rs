@@ -42,6 +42,9 @@ impl Meta {
     }
 }
 
+/// A file's identity for `-H`: (device, inode, link count).
+pub type FileId = (u64, u64, u64);
+
 /// The type of a directory entry, as far as tandem cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawKind {

@@ -417,8 +417,9 @@ fn help_and_manual_document_the_fidelity_flags() {
     }
 }
 
-/// Not as root, a read-only file's user xattrs are still written (they need write
-/// permission): on the temporary of a copy and on an attribute fix; its mode stays.
+/// Not as root, a read-only file's or directory's user xattrs are still written (they
+/// need write permission): on the temporary of a copy, on an attribute fix, on a
+/// directory; modes stay.
 #[test]
 fn xattrs_of_read_only_files_without_root() {
     let sb = Sandbox::new();
@@ -426,9 +427,10 @@ fn xattrs_of_read_only_files_without_root() {
         return;
     }
     let t = sb.src_tree();
-    t.file("ro", "read only\n");
+    t.file("ro", "read only\n").dir("rodir");
     setfattr(&t.p("ro"), "user.v", Some("1"));
-    t.chmod("ro", 0o444);
+    setfattr(&t.p("rodir"), "user.v", Some("1"));
+    t.chmod("ro", 0o444).chmod("rodir", 0o555);
     fs::create_dir_all(sb.dst()).unwrap();
     chown_tree_for_unprivileged(&sb.src());
     chown_tree_for_unprivileged(&sb.dst());
@@ -437,10 +439,15 @@ fn xattrs_of_read_only_files_without_root() {
     let d = sb.dst().join("ro");
     assert!(attrs(&d).contains("user.v=\"1\""), "{}", attrs(&d));
     assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o444);
+    assert!(attrs(&sb.dst().join("rodir")).contains("user.v=\"1\""));
     setfattr(&t.p("ro"), "user.v", Some("2"));
+    setfattr(&t.p("rodir"), "user.v", Some("2"));
     let r = go();
     r.ok();
     assert!(attrs(&d).contains("user.v=\"2\""), "{}", attrs(&d));
+    let rd = sb.dst().join("rodir");
+    assert!(attrs(&rd).contains("user.v=\"2\""), "{}", attrs(&rd));
+    assert_eq!(fs::metadata(&rd).unwrap().mode() & 0o7777, 0o555);
     assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o444);
     assert_trees_equal(&sb.src(), &sb.dst());
 }

@@ -97,7 +97,7 @@ pub trait Dest: Sync {
 
     /// `-H`: the (device, inode, link count) of DEST's regular file at `rel`, `None`
     /// when there is none there.
-    fn file_id(&self, _rel: &[u8]) -> io::Result<Option<crate::hardlink::FileId>> {
+    fn file_id(&self, _rel: &[u8]) -> io::Result<Option<sys::FileId>> {
         Ok(None)
     }
 
@@ -208,7 +208,7 @@ impl Dest for LocalTree {
         apply::rename_in(self, from, to)
     }
 
-    fn file_id(&self, rel: &[u8]) -> io::Result<Option<crate::hardlink::FileId>> {
+    fn file_id(&self, rel: &[u8]) -> io::Result<Option<sys::FileId>> {
         let (dir, name) = split_last(rel);
         let fd = match self.open_dir(dir) {
             Ok(fd) => fd,
