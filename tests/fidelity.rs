@@ -179,6 +179,18 @@ fn hard_links_in_watch_mode() {
     });
     wait_synced(&w, &s, &d, "hard links in watch mode");
     assert_eq!(nlink(&d.join("a/p")), 1);
+    // Someone replaces DEST's b/h with a separate copy (same contents and mtime, so
+    // nothing else differs): a verification (SIGHUP asks for one) links it again.
+    let tmp = d.join("h.copy");
+    fs::copy(d.join("b/h"), &tmp).unwrap();
+    let m = fs::metadata(d.join("b/h")).unwrap();
+    filetime::set_file_mtime(&tmp, filetime::FileTime::from_last_modification_time(&m)).unwrap();
+    fs::rename(&tmp, d.join("b/h")).unwrap();
+    assert_ne!(id(&d.join("b/h")), id(&d.join("a/f")));
+    w.signal(libc::SIGHUP);
+    w.wait_for("b/h linked again after the verification", SYNC_TIMEOUT, |_| {
+        id(&d.join("b/h")) == id(&d.join("a/f"))
+    });
     w.stop(libc::SIGTERM, SYNC_TIMEOUT);
 }
 

@@ -406,11 +406,13 @@ impl<'c> Mirror<'c> {
     pub fn cycle(&mut self, targets: Vec<Target>, rep: &Reporter) -> Result<Vec<Target>, Failure> {
         let failures = Failures::default();
         let before = rep.summary_counts();
+        // A verification compares DEST's links with SOURCE's even when it changed nothing.
+        let verifies = targets.iter().any(|t| matches!(t, Target::Verify(_)));
         let result = self.cycle_with(targets, rep, &failures);
         self.failures.extend(failures.into_outcome());
         match result? {
             Cycle::Done(mut again) => {
-                if rep.summary_counts().since(&before).changed_anything() {
+                if verifies || rep.summary_counts().since(&before).changed_anything() {
                     self.relink(rep);
                 }
                 again.extend(self.after_failures());
