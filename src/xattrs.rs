@@ -156,16 +156,17 @@ fn write_with(
     remove: impl Fn(&OsStr) -> io::Result<()>,
 ) -> io::Result<Written> {
     let skip = |e: &io::Error| {
-        // Linux allows no user.* on symlinks.
-        symlink && matches!(e.raw_os_error(), Some(libc::EPERM))
+        // Linux allows no user.* on symlinks (EPERM), and some file systems no xattrs
+        // on symlinks at all though files have them: skipped, not "unsupported".
+        symlink && (e.raw_os_error() == Some(libc::EPERM) || is_unsupported(e))
     };
     for (name, _) in have {
         if !want.iter().any(|(n, _)| n == name) {
             match remove(name) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
-                Err(e) if is_unsupported(&e) => return Ok(Written::Unsupported),
                 Err(e) if skip(&e) => {}
+                Err(e) if is_unsupported(&e) => return Ok(Written::Unsupported),
                 Err(e) => return Err(e),
             }
         }
@@ -176,8 +177,8 @@ fn write_with(
         }
         match set(name, value) {
             Ok(()) => {}
-            Err(e) if is_unsupported(&e) => return Ok(Written::Unsupported),
             Err(e) if skip(&e) => {}
+            Err(e) if is_unsupported(&e) => return Ok(Written::Unsupported),
             Err(e) => {
                 return Err(io::Error::new(
                     e.kind(),
