@@ -7,7 +7,8 @@
 //! parallel on the rayon pool; the directory's own mode and mtime are set last.
 //!
 //! Files are written under a temporary name in their destination directory, given their
-//! mode and mtime, then renamed over the final name: a reader or a crash never sees a
+//! mode and mtime (and, with `-X`/`-A`, SOURCE's extended attributes and ACLs:
+//! `xattrs`), then renamed over the final name: a reader or a crash never sees a
 //! half-written file under the real name. The source is re-checked (`fstat` before and
 //! after the copy); a file that changed while being copied is copied again, up to
 //! [`COPY_ATTEMPTS`] times, then reported. Every failure is reported with its path and

@@ -10,8 +10,9 @@
 //! - the seams and the stages: `source` and `dest` (the SOURCE and DEST interfaces;
 //!   `tree` is the local tree, `sftp` a directory on another host, reached over ssh
 //!   through its SFTP server; `remote` parses where that is), `guard`, `plan`,
-//!   `apply` (with `ordered`: changes printed in path order, and `backup`:
-//!   `--backup-dir`), `snapshot`;
+//!   `apply` (with `ordered`: changes printed in path order, `backup`:
+//!   `--backup-dir`, and `xattrs`: `-X`/`-A`), `hardlink` (`-H`: link groups and the
+//!   link pass after a plan), `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers), `manual` (the `--man` page);
 //! - foundations: `ignore`, `relpath`, `sys` (every system call), `bwlimit` (the
