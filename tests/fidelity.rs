@@ -464,3 +464,32 @@ fn xattrs_of_read_only_files_without_root() {
     assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o444);
     assert_trees_equal(&sb.src(), &sb.dst());
 }
+
+/// Watch mode without DEST watching: a DEST name replaced by a separate copy with the
+/// same contents and times everywhere (directories' mtimes put back too) differs from
+/// SOURCE only in its inode; the next verification (SIGHUP) links it again.
+#[test]
+fn hard_links_a_verification_relinks_a_dest_copy() {
+    let sb = Sandbox::new();
+    linked_source(&sb);
+    let d = sb.dst();
+    let w = Proc::spawn(&args(&["-H", "--watch", "--no-watch-dest", "--json"], &sb));
+    w.wait_initial_sync(SYNC_TIMEOUT);
+    assert_eq!(id(&d.join("b/h")), id(&d.join("a/f")));
+    let times = |p: &Path| filetime::FileTime::from_last_modification_time(&fs::metadata(p).unwrap());
+    let (root_t, b_t, h_t) = (times(&d), times(&d.join("b")), times(&d.join("b/h")));
+    let tmp = d.join("b/h.copy");
+    fs::copy(d.join("b/h"), &tmp).unwrap();
+    filetime::set_file_mtime(&tmp, h_t).unwrap();
+    fs::rename(&tmp, d.join("b/h")).unwrap();
+    filetime::set_file_mtime(d.join("b"), b_t).unwrap();
+    filetime::set_file_mtime(&d, root_t).unwrap();
+    assert_ne!(id(&d.join("b/h")), id(&d.join("a/f")));
+    let mark = w.mark();
+    w.signal(libc::SIGHUP);
+    w.wait_for("a hardlink event for b/h after the SIGHUP", SYNC_TIMEOUT, |w| {
+        events_named(&w.events_since(mark), "hardlink").iter().any(|e| e["path"] == "b/h")
+    });
+    assert_eq!(id(&d.join("b/h")), id(&d.join("a/f")), "{}", w.dump());
+    w.stop(libc::SIGTERM, SYNC_TIMEOUT);
+}
