@@ -7,7 +7,8 @@
 //! parallel on the rayon pool; the directory's own mode and mtime are set last.
 //!
 //! Files are written under a temporary name in their destination directory, given their
-//! mode and mtime, then renamed over the final name: a reader or a crash never sees a
+//! mode and mtime (and, with `-X`/`-A`, SOURCE's extended attributes and ACLs:
+//! `xattrs`), then renamed over the final name: a reader or a crash never sees a
 //! half-written file under the real name. The source is re-checked (`fstat` before and
 //! after the copy); a file that changed while being copied is copied again, up to
 //! [`COPY_ATTEMPTS`] times, then reported. Every failure is reported with its path and
@@ -28,6 +29,7 @@ use crate::report::{Reporter, Side};
 use crate::source::Source;
 use crate::sys::{self, Attrs, Meta, RawKind};
 use crate::tree::LocalTree;
+use crate::xattrs::{self, Written};
 
 /// How often a file that keeps changing during its copy is tried.
 pub const COPY_ATTEMPTS: usize = 3;
@@ -123,6 +125,38 @@ pub fn rename_in(dest: &LocalTree, from: &[u8], to: &[u8]) -> io::Result<()> {
     sys::rename_between(fdir.as_fd(), fname, tdir.as_fd(), tname)
 }
 
+/// `-H`: makes DEST's `link` another name of DEST's file `target` (relative paths,
+/// parents opened without following symlinks): linked under its final name when that
+/// is free, else under a temporary name renamed over what is there (kept in
+/// `--backup-dir` first).
+pub fn hard_link_in(dest: &LocalTree, target: &[u8], link: &[u8]) -> io::Result<()> {
+    let root = dest.open()?;
+    let (tp, tname) = split_last(target);
+    let (lp, lname) = split_last(link);
+    let tdir = sys::open_path_at(root.as_fd(), tp)?;
+    let ldir = sys::open_path_at(root.as_fd(), lp)?;
+    match sys::link_between(tdir.as_fd(), tname, ldir.as_fd(), lname) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        r => return r,
+    }
+    let restore = sys::make_dir_writable(ldir.as_fd()).unwrap_or(None);
+    let done = (|| loop {
+        let tmp = sys::temp_name();
+        match sys::link_between(tdir.as_fd(), tname, ldir.as_fd(), &tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let temp = TempGuard { dir: ldir.as_fd(), name: Some(tmp) };
+        keep_replaced(ldir.as_fd(), lname, Some(link))?;
+        return temp.commit(lname);
+    })();
+    if let Some(mode) = restore {
+        let _ = sys::restore_dir_mode(ldir.as_fd(), mode);
+    }
+    done
+}
+
 impl Applier<'_> {
     fn attrs<'m>(&self, meta: &'m Meta) -> Attrs<'m> {
         Attrs { meta, owner: self.owner }
@@ -134,6 +168,26 @@ impl Applier<'_> {
             return Ok(());
         }
         sys::set_link_attrs_at(dir, name, self.attrs(meta))
+    }
+
+    /// `-X`/`-A`: gives DEST's entry (through `to`) SOURCE's attributes (read by
+    /// `from`). A DEST without xattrs is warned about once for the run.
+    fn copy_attrs(
+        &self,
+        from: impl FnOnce(xattrs::Which) -> io::Result<xattrs::Attrs>,
+        to: impl FnOnce(xattrs::Which, &xattrs::Attrs) -> io::Result<Written>,
+    ) -> Result<(), (Side, io::Error)> {
+        let Some(which) = xattrs::get() else { return Ok(()) };
+        let want = from(which).map_err(|e| (Side::Source, e))?;
+        match to(which, &want).map_err(|e| (Side::Dest, e))? {
+            Written::Done => {}
+            Written::Unsupported => {
+                if xattrs::unsupported() {
+                    self.rep.warning(Side::Dest, b".", xattrs::UNSUPPORTED_TEXT);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn fail(&self, side: Side, path: &[u8], err: &io::Error) {
@@ -165,7 +219,9 @@ impl Applier<'_> {
         let (deletes, rest) = ops.split_at(n_del);
         // Entries of a read-only directory we own can still be updated: open it up for
         // the duration, its mode is set (or restored) below.
-        let restore = if dp.ops.is_empty() { None } else { sys::make_dir_writable(dst).unwrap_or(None) };
+        // (-X/-A: also for its own user xattrs, which need write permission.)
+        let opens = !dp.ops.is_empty() || (dp.set_meta.is_some() && xattrs::get().is_some());
+        let restore = if opens { sys::make_dir_writable(dst).unwrap_or(None) } else { None };
         deletes.par_iter().for_each(|&(s, op)| self.op(src, dst, op, rel, s));
         rest.par_iter().for_each(|&(s, op)| self.op(src, dst, op, rel, s));
         if sys::stopping() {
@@ -175,6 +231,13 @@ impl Applier<'_> {
                 let _ = sys::restore_dir_mode(dst, mode);
             }
             return false;
+        }
+        if let (Some(_), Src::Fd(s)) = (&dp.set_meta, src) {
+            if let Err((side, e)) =
+                self.copy_attrs(|w| xattrs::read_fd(w, s), |w, want| xattrs::write_fd(w, dst, want))
+            {
+                self.fail(side, here, &e);
+            }
         }
         let done = match (&dp.set_meta, restore) {
             (Some(meta), _) => sys::set_attrs_fd(dst, self.attrs(meta)),
@@ -252,20 +315,38 @@ impl Applier<'_> {
                 }
             }
             Op::Symlink { name, target, meta, new } => {
-                match self.symlink(dst, name, target, meta, (!new).then_some(&path[..])) {
+                match self.symlink(src, dst, name, target, meta, (!new).then_some(&path[..])) {
                     Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
             }
             Op::Meta { name, symlink, meta } => {
+                // -X/-A on a read-only file, not as root: owner-writable while its
+                // attributes are written (user xattrs need write permission).
+                let writable = Meta { mode: meta.mode | 0o200, ..*meta };
+                let reopen =
+                    !*symlink && xattrs::get().is_some() && !sys::is_root() && meta.mode & 0o200 == 0;
                 let r = if *symlink {
                     self.set_link_attrs(dst, name, meta)
                 } else {
-                    sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
+                    let first = if reopen { &writable } else { meta };
+                    sys::set_attrs_at(dst, name, RawKind::File, self.attrs(first))
+                };
+                let r = r.map_err(|e| (Side::Dest, e)).and_then(|()| match src {
+                    Src::Fd(s) => self.copy_attrs(
+                        |w| xattrs::read(w, &xattrs::at(s, name)),
+                        |w, want| xattrs::write(w, &xattrs::at(dst, name), want, *symlink),
+                    ),
+                    _ => Ok(()),
+                });
+                let r = match (r, reopen) {
+                    (Ok(()), true) => sys::set_attrs_at(dst, name, RawKind::File, self.attrs(meta))
+                        .map_err(|e| (Side::Dest, e)),
+                    (r, _) => r,
                 };
                 match r {
                     Ok(()) => self.seq.change(slot, &path, &ChangeKind::Meta),
-                    Err(e) => self.fail(Side::Dest, &path, &e),
+                    Err((side, e)) => self.fail(side, &path, &e),
                 }
             }
         }
@@ -389,7 +470,19 @@ impl Applier<'_> {
                 drop(temp);
                 continue;
             }
-            sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            let opened = match xattrs::get() {
+                Some(_) => sys::make_temp_writable(df.as_fd(), meta.mode).map_err(|e| (Side::Dest, e))?,
+                None => false,
+            };
+            self.copy_attrs(
+                |w| xattrs::read_fd(w, sf.as_fd()),
+                |w, want| xattrs::write_fd(w, df.as_fd(), want),
+            )?;
+            if opened {
+                sys::set_attrs_fd(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            } else {
+                sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
+            }
             drop(df);
             keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
@@ -431,6 +524,7 @@ impl Applier<'_> {
 
     fn symlink(
         &self,
+        src: Src<'_>,
         dst: BorrowedFd<'_>,
         name: &[u8],
         target: &[u8],
@@ -446,6 +540,13 @@ impl Applier<'_> {
             }
             let temp = TempGuard { dir: dst, name: Some(tmp) };
             if let Some(t) = &temp.name {
+                if let Src::Fd(s) = src {
+                    self.copy_attrs(
+                        |w| xattrs::read(w, &xattrs::at(s, name)),
+                        |w, want| xattrs::write(w, &xattrs::at(dst, t), want, true),
+                    )
+                    .map_err(|(_, e)| e)?;
+                }
                 self.set_link_attrs(dst, t, meta)?;
             }
             keep_replaced(dst, name, replaced)?;

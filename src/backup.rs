@@ -3,7 +3,14 @@
 //! being lost. Moves are renames (DIR is on DEST's file system); a file or symlink about
 //! to be overwritten is hard-linked there first, so its replacement stays atomic.
 //!
-//! Set once for the process ([`set`]); the local DEST's apply reads it ([`get`]).
+//! For a DEST over SFTP, DIR is inside DEST ([`Backup::remote`]: `root` is then
+//! relative to DEST's root) and the SFTP engine does the same with its requests:
+//! deletions by rename (`posix-rename@openssh.com`), and a file about to be
+//! overwritten hard-linked there (`hardlink@openssh.com`) so that the replacement
+//! stays one atomic rename; where the server lacks that extension it is renamed there
+//! first, and the final name is missing for a moment.
+//!
+//! Set once for the process ([`set`]); each DEST's apply reads it ([`get`]).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -19,6 +26,19 @@ pub struct Backup {
     pub root: PathBuf,
     /// Appended to each name moved there.
     pub suffix: Vec<u8>,
+    /// DEST is remote: `root` is relative to DEST's root.
+    pub remote: bool,
+}
+
+impl Backup {
+    /// A remote DEST's backup: where `rel` goes, relative to DEST's root.
+    pub fn remote_place(&self, rel: &[u8]) -> Vec<u8> {
+        let mut p = crate::relpath::path_bytes(&self.root).to_vec();
+        p.push(b'/');
+        p.extend_from_slice(rel);
+        p.extend_from_slice(&self.suffix);
+        p
+    }
 }
 
 static BACKUP: OnceLock<Backup> = OnceLock::new();

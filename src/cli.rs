@@ -77,6 +77,22 @@ pub struct Args {
     #[arg(short = 'x', long, help_heading = "What to sync")]
     pub one_file_system: bool,
 
+    /// Preserve hard links: files that share an inode in SOURCE share one in DEST (one
+    /// copy, the other names linked to it). SOURCE and DEST on this machine only.
+    #[arg(short = 'H', long, help_heading = "What to sync")]
+    pub hard_links: bool,
+
+    /// Mirror extended attributes: the user.* namespace (as root also trusted.* and
+    /// security.*), compared and copied with each file, directory and (where the file
+    /// system allows) symlink. SOURCE and DEST on this machine only.
+    #[arg(short = 'X', long, help_heading = "What to sync")]
+    pub xattrs: bool,
+
+    /// Mirror POSIX ACLs (the system.posix_acl_access and system.posix_acl_default
+    /// attributes), compared and copied as -X does. SOURCE and DEST on this machine only.
+    #[arg(short = 'A', long, help_heading = "What to sync")]
+    pub acls: bool,
+
     /// Keep entries that DEST has and SOURCE lacks.
     #[arg(long, help_heading = "What to sync")]
     pub no_delete: bool,
@@ -88,6 +104,7 @@ pub struct Args {
 
     /// Accepted for rsync habits (`rsync -a`): tandem always mirrors recursively, keeps
     /// symlinks as symlinks and mirrors modes, modification times and, as root, owners.
+    /// As with rsync, -a does not imply -H, -X or -A: `tandem -aHAX` asks for all.
     #[arg(short = 'a', long, help_heading = "rsync habits")]
     pub archive: bool,
 
@@ -142,7 +159,8 @@ pub struct Args {
 
     /// Keep what a sync deletes or overwrites in DEST: move it to DIR under its relative
     /// path, by rename (DIR must be on DEST's file system; a relative DIR is inside
-    /// DEST, as with rsync, and is left out of the mirror).
+    /// DEST, as with rsync, and is left out of the mirror; for a DEST over SFTP, DIR
+    /// must be relative).
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, help_heading = "Safety")]
     pub backup_dir: Option<PathBuf>,
 

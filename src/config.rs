@@ -49,6 +49,10 @@ pub struct Config {
     pub bwlimit: u64,
     /// `--backup-dir`, `--suffix`: where what is deleted or overwritten goes.
     pub backup: Option<crate::backup::Backup>,
+    /// `-X`, `-A`: which extended attributes are mirrored.
+    pub xattrs: crate::xattrs::Which,
+    /// `-H`: hard links preserved.
+    pub hard_links: bool,
 }
 
 /// Watch-mode settings.
@@ -136,14 +140,31 @@ impl Config {
                 dest.display()
             )));
         }
-        if !local_pair && args.backup_dir.is_some() {
+        for (on, flag) in
+            [(args.hard_links, "-H/--hard-links"), (args.xattrs, "-X/--xattrs"), (args.acls, "-A/--acls")]
+        {
+            if on && !local_pair {
+                // SFTP v3 carries no xattrs or ACLs; links would need hardlink@openssh.com.
+                return Err(Failure::usage(format!(
+                    "{flag} works with a SOURCE and DEST on this machine only (SFTP cannot carry it)"
+                )));
+            }
+        }
+        if remote_source.is_some() && args.backup_dir.is_some() {
             return Err(Failure::usage(
-                "--backup-dir works with a SOURCE and DEST on this machine only (for now)",
+                "--backup-dir works with a DEST on this machine or over SFTP, not a remote SOURCE (for now)",
             ));
         }
-        let backup = resolve_backup(args, &source, &dest)?;
+        let backup = match &remote_dest {
+            Some(_) => resolve_remote_backup(args)?,
+            None => resolve_backup(args, &source, &dest)?,
+        };
         let mut rules = build_rules(args)?;
-        if let Some(rel) = backup.as_ref().and_then(|b| b.root.strip_prefix(&dest).ok()) {
+        let inside_dest = backup.as_ref().and_then(|b| match b.remote {
+            true => Some(b.root.as_path()),
+            false => b.root.strip_prefix(&dest).ok(),
+        });
+        if let Some(rel) = inside_dest {
             // Inside DEST: out of the mirror on both sides, never deleted.
             let pattern = format!("/{}/", crate::ignore::escape_literal(&rel.to_string_lossy()));
             let keep = RuleFile::from_patterns("--backup-dir", &[pattern])
@@ -163,6 +184,13 @@ impl Config {
             ),
             _ => None,
         };
+        let xattrs =
+            crate::xattrs::Which { xattrs: args.xattrs, acls: args.acls, root: crate::sys::is_root() };
+        let attrs = xattrs.any().then(|| crate::xattrs::AttrCheck {
+            which: xattrs,
+            source: source.clone(),
+            dest: dest.clone(),
+        });
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(Config {
             source,
@@ -179,6 +207,8 @@ impl Config {
                 explain: args.explain_ignored,
                 dest_grain_ns,
                 no_link_attrs,
+                attrs,
+                followers: None,
             },
             guards: Guards { max_delete: args.max_delete, allow_empty_source: args.allow_empty_source },
             dry_run: args.dry_run,
@@ -208,6 +238,8 @@ impl Config {
             one_file_system,
             bwlimit: args.bwlimit.unwrap_or(0),
             backup,
+            xattrs,
+            hard_links: args.hard_links,
         })
     }
 }
@@ -305,7 +337,34 @@ fn resolve_backup(args: &Args, source: &Path, dest: &Path) -> Result<Option<crat
     if suffix.contains('/') {
         return Err(Failure::usage(format!("--suffix {suffix:?}: a suffix cannot contain /")));
     }
-    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes() }))
+    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes(), remote: false }))
+}
+
+/// `--backup-dir DIR` for a DEST over SFTP: DIR is a relative path inside DEST
+/// (renames cannot leave it: the server may put DEST anywhere on its file systems).
+fn resolve_remote_backup(args: &Args) -> Result<Option<crate::backup::Backup>, Failure> {
+    let Some(dir) = &args.backup_dir else {
+        return resolve_backup(args, Path::new("/"), Path::new("/"));
+    };
+    let err = |msg: &str| Failure::usage(format!("--backup-dir {}: {msg}", dir.display()));
+    let mut root = PathBuf::new();
+    for comp in dir.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::Normal(name) => root.push(name),
+            _ => return Err(err(
+                "with a remote DEST, give a relative directory inside DEST (no `/` at the start, no `..`)",
+            )),
+        }
+    }
+    if root.as_os_str().is_empty() {
+        return Err(err("is DEST itself: give a directory inside DEST"));
+    }
+    let suffix = args.suffix.clone().unwrap_or_default();
+    if suffix.contains('/') {
+        return Err(Failure::usage(format!("--suffix {suffix:?}: a suffix cannot contain /")));
+    }
+    Ok(Some(crate::backup::Backup { root, suffix: suffix.into_bytes(), remote: true }))
 }
 
 /// `--files-from FILE`: the listed paths (relative to SOURCE) as rules that exclude the

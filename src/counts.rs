@@ -23,6 +23,8 @@ pub struct Counters {
     pub metas: AtomicU64,
     pub deleted: AtomicU64,
     pub renamed: AtomicU64,
+    /// `-H`: names linked to another (hard links made).
+    pub linked: AtomicU64,
     /// Attribute fixes of DEST's root itself (not a scanned entry).
     pub root_metas: AtomicU64,
     pub errors: AtomicU64,
@@ -43,6 +45,7 @@ pub struct Summary {
     pub metas: u64,
     pub deleted: u64,
     pub renamed: u64,
+    pub linked: u64,
     pub root_metas: u64,
     pub errors: u64,
     pub warnings: u64,
@@ -62,6 +65,7 @@ impl Counters {
             metas: self.metas.load(Relaxed),
             deleted: self.deleted.load(Relaxed),
             renamed: self.renamed.load(Relaxed),
+            linked: self.linked.load(Relaxed),
             root_metas: self.root_metas.load(Relaxed),
             errors: self.errors.load(Relaxed),
             warnings: self.warnings.load(Relaxed),
@@ -79,6 +83,7 @@ impl Summary {
             + self.symlinks
             + self.metas.saturating_sub(self.root_metas)
             + self.renamed
+            + self.linked
             + self.errors;
         let not_in_sync = self.planned.map_or(done, |p| p.max(done));
         self.scanned.saturating_sub(not_in_sync + self.warnings)
@@ -95,6 +100,7 @@ impl Summary {
             metas: self.metas - earlier.metas,
             deleted: self.deleted - earlier.deleted,
             renamed: self.renamed - earlier.renamed,
+            linked: self.linked - earlier.linked,
             root_metas: self.root_metas - earlier.root_metas,
             errors: self.errors - earlier.errors,
             warnings: self.warnings - earlier.warnings,
@@ -104,7 +110,15 @@ impl Summary {
 
     /// Anything was changed, or failed.
     pub fn changed_anything(&self) -> bool {
-        self.copied + self.mkdirs + self.symlinks + self.metas + self.deleted + self.renamed + self.errors > 0
+        self.copied
+            + self.mkdirs
+            + self.symlinks
+            + self.metas
+            + self.deleted
+            + self.renamed
+            + self.linked
+            + self.errors
+            > 0
     }
 }
 
@@ -167,6 +181,7 @@ pub fn counts_json(v: &mut Value, s: &Summary, elapsed: Duration) {
     v["meta"] = json!(s.metas);
     v["deleted"] = json!(s.deleted);
     v["renamed"] = json!(s.renamed);
+    v["hardlinked"] = json!(s.linked);
     v["unchanged"] = json!(s.unchanged());
     v["errors"] = json!(s.errors);
     v["elapsed_ms"] = json!(elapsed.as_millis() as u64);
@@ -202,12 +217,14 @@ fn copied_text(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
 /// What was changed, as people read it: `1 file copied (…), 0 dirs created, …`.
 fn changes_text(s: &Summary, elapsed: Duration, dry_run: bool) -> String {
     format!(
-        "{}, {} created, {}, {}, {} renamed, {} deleted, {}",
+        "{}, {} created, {}, {}, {} renamed, {}{} deleted, {}",
         copied_text(s, elapsed, dry_run),
         count(s.mkdirs, "dir", "dirs"),
         count(s.symlinks, "symlink", "symlinks"),
         count(s.metas, "attribute fix", "attribute fixes"),
         thousands(s.renamed),
+        // -H only: a count that is there when links were made.
+        if s.linked > 0 { format!("{} hard-linked, ", thousands(s.linked)) } else { String::new() },
         thousands(s.deleted),
         count(s.errors, "error", "errors"),
     )

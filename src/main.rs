@@ -10,8 +10,9 @@
 //! - the seams and the stages: `source` and `dest` (the SOURCE and DEST interfaces;
 //!   `tree` is the local tree, `sftp` a directory on another host, reached over ssh
 //!   through its SFTP server; `remote` parses where that is), `guard`, `plan`,
-//!   `apply` (with `ordered`: changes printed in path order, and `backup`:
-//!   `--backup-dir`), `snapshot`;
+//!   `apply` (with `ordered`: changes printed in path order, `backup`:
+//!   `--backup-dir`, and `xattrs`: `-X`/`-A`), `hardlink` (`-H`: link groups and the
+//!   link pass after a plan), `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers), `manual` (the `--man` page);
 //! - foundations: `ignore`, `relpath`, `sys` (every system call), `bwlimit` (the
@@ -27,6 +28,7 @@ mod counts;
 mod dest;
 mod exit;
 mod guard;
+mod hardlink;
 mod ignore;
 mod lock;
 mod manual;
@@ -46,6 +48,7 @@ mod sync;
 mod sys;
 mod tree;
 mod watch;
+mod xattrs;
 
 #[cfg(test)]
 mod model_tests;
@@ -95,6 +98,7 @@ fn main() {
         Ok(cfg) => {
             // One bucket for the whole process, whatever copies (sys::copy_data).
             bwlimit::set(cfg.bwlimit);
+            xattrs::set(cfg.xattrs);
             if let Some(b) = &cfg.backup {
                 backup::set(b.clone());
             }

@@ -107,9 +107,21 @@ atomically; their own mtime is mirrored.
 - Owner and group: mirrored when tandem runs as root, left as the running user otherwise.
 - Special files (FIFOs, sockets, devices) are skipped with a warning and never opened.
 - What is deleted or overwritten in DEST is gone, unless --backup-dir keeps it there \
-(moved by rename, overwritten files hard-linked first so their replacement stays atomic).
-- Hard links are copied as separate files; access times, ACLs and extended attributes are \
-not mirrored.
+(moved by rename, overwritten files hard-linked first so their replacement stays atomic). \
+For a DEST over SFTP, DIR must be inside DEST; the server's hardlink@openssh.com keeps the \
+replacement atomic, and without it the old file is renamed aside first.
+- Hard links are copied as separate files, unless -H: then files that share an inode in \
+SOURCE share one in DEST (the first name in path order is copied, the others are linked to \
+it by a pass after the plan, under a temporary name renamed into place; DEST copies where \
+SOURCE has links become links; names that left a group are copied apart; in watch mode \
+the groups are found again after each cycle that changed something).
+- Extended attributes with -X (user.*; as root also trusted.* and security.*) and POSIX \
+ACLs with -A (system.posix_acl_access, system.posix_acl_default): compared and copied with \
+every file, directory and symlink (where the file system allows); a change in them alone \
+is an attribute fix; a DEST without xattr support gives one warning for the run. Access \
+times are not mirrored.
+- -H, -X and -A need SOURCE and DEST on this machine: SFTP carries no xattrs, ACLs or \
+inode numbers.
 - Type changes: the old entry is removed and the new one created, even with --no-delete; \
 these removals count toward --max-delete.
 - Hidden files are ordinary files: nothing is skipped by name.",
@@ -142,6 +154,7 @@ With -v (and with --dry-run) each change is itemized on stdout, one line each:
     symlink latest -> docs/guide.txt
     meta bin/run.sh
     rename old/name.txt -> new/name.txt
+    hardlink docs/copy.txt => docs/guide.txt
     delete old/notes.txt
     exclude build (in SOURCE: .syncignore:3: build/)
     exclude cache/old.log (in DEST: .syncignore:2: *.log)
@@ -149,7 +162,8 @@ With -v (and with --dry-run) each change is itemized on stdout, one line each:
 Lines come in path order, as a dry run lists the plan, whatever order the parallel \
 workers finish in (at most 10,000 lines wait for a slow entry earlier in the tree; past \
 that they are printed as they come). meta means only attributes changed; meta . is \
-DEST's root. rename appears in watch mode; \
+DEST's root. rename appears in watch mode; hardlink lines with -H (after the plan's \
+lines: the link pass runs once the copies are done); \
 exclude lines with --explain-ignored, saying which side each is about (a SOURCE entry not \
 synced, or a DEST entry left alone). \
 Paths are relative to DEST; names that are not valid UTF-8 are shown with U+FFFD in place \
@@ -174,6 +188,8 @@ path
 path, target
 : rename
 path (the new name), from (watch mode)
+: hardlink
+path, target; with -H: path made another name of target
 : excluded
 path, side (source or dest), rule (file:line: pattern); with --explain-ignored
 : warning, error
@@ -188,11 +204,12 @@ message; watch mode: fallbacks, skipped or paused cycles, SIGHUP, DEST watching
 : refused
 deletes, max_delete, examples; watch mode: deletions held back by --max-delete
 : cycle
-cycle, verify, scanned, copied, bytes, mkdir, symlink, meta, deleted, renamed, unchanged, \
+cycle, verify, scanned, copied, bytes, mkdir, symlink, meta, deleted, renamed, \
+hardlinked, unchanged, \
 errors, elapsed_ms, bytes_per_sec; watch mode, after each sync cycle
 : summary
-scanned, copied, bytes, mkdir, symlink, meta, deleted, renamed, unchanged, errors, \
-warnings, elapsed_ms, bytes_per_sec, dry_run, exit_code (watch mode adds cycles); always \
+scanned, copied, bytes, mkdir, symlink, meta, deleted, renamed, hardlinked, unchanged, \
+errors, warnings, elapsed_ms, bytes_per_sec, dry_run, exit_code (watch mode adds cycles); always \
 the last line once the command line could be read",
     ),
     (
@@ -243,6 +260,11 @@ Mirror a network share, polling every 30 seconds, never deleting more than 100 e
 at a time:
 
     tandem --poll 30s --max-delete 100 /mnt/nas/projects /data/projects
+
+As rsync -aHAX: hard links, extended attributes and ACLs too (-a alone, as with rsync, \
+does not include them):
+
+    tandem -aHAX /srv/data /mnt/backup/data
 
 Read the events from a script:
 

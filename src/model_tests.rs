@@ -394,6 +394,8 @@ proptest! {
             explain: false,
             dest_grain_ns: None,
             no_link_attrs: false,
+            attrs: None,
+            followers: None,
         };
         let s = snapshot(src_view.clone(), src_root);
         let d = snapshot(dst.clone(), dst_root);

@@ -40,6 +40,14 @@ pub struct PlanOptions {
     /// DEST cannot set a symlink's own mtime or owner (SFTP: SETSTAT follows links):
     /// symlinks are compared by target only.
     pub no_link_attrs: bool,
+    /// `-X`/`-A`: compare extended attributes and ACLs of entries that are otherwise
+    /// equal (SOURCE's and DEST's read directly); a difference is a `meta` change.
+    pub attrs: Option<crate::xattrs::AttrCheck>,
+    /// `-H`: SOURCE paths of files that are another name of a file planned before
+    /// them (`hardlink::followers`): neither copied nor given attributes here; the
+    /// link pass after the plan links them (what DEST has there of another kind is
+    /// still removed).
+    pub followers: Option<std::sync::Arc<rustc_hash::FxHashSet<Vec<u8>>>>,
 }
 
 /// Why an entry is removed.
@@ -172,6 +180,10 @@ pub enum ChangeKind {
     Rename {
         from: Box<[u8]>,
     },
+    /// `-H`: a file made another name of `target` (a hard link), as in SOURCE.
+    Hardlink {
+        target: Box<[u8]>,
+    },
 }
 
 impl ChangeKind {
@@ -184,6 +196,7 @@ impl ChangeKind {
             ChangeKind::Meta => "meta",
             ChangeKind::Delete => "delete",
             ChangeKind::Rename { .. } => "rename",
+            ChangeKind::Hardlink { .. } => "hardlink",
         }
     }
 }
@@ -273,7 +286,7 @@ pub fn plan_level(
         conflicts: Vec::new(),
     };
     let mut root = DirPlan { ops: p.diff_dir(src, dst, level.base, level.chain), ..DirPlan::default() };
-    let own = dst_meta.is_none_or(|d| p.dir_meta_differs(src_meta, d));
+    let own = dst_meta.is_none_or(|d| p.dir_meta_differs(src_meta, d) || p.attrs_differ(level.base));
     if own || !root.ops.is_empty() {
         root.set_meta = Some(*src_meta);
         root.meta_changed = own;
@@ -334,6 +347,22 @@ impl Planner<'_> {
         self.opts.owner && (a.uid != b.uid || a.gid != b.gid)
     }
 
+    /// Relative paths are needed (ignore rules, attribute comparisons): without them
+    /// the planner does not build them.
+    fn paths(&self) -> bool {
+        self.rules.is_some() || self.opts.attrs.is_some() || self.opts.followers.is_some()
+    }
+
+    /// `-H`: the SOURCE file at `path` is left to the link pass.
+    fn follower(&self, path: &[u8]) -> bool {
+        self.opts.followers.as_ref().is_some_and(|f| f.contains(path))
+    }
+
+    /// `-X`/`-A`: the entry at `path` has other attributes in SOURCE than in DEST.
+    fn attrs_differ(&self, path: &[u8]) -> bool {
+        self.opts.attrs.as_ref().is_some_and(|a| a.differ(path))
+    }
+
     fn dir_meta_differs(&self, s: &Meta, d: &Meta) -> bool {
         s.mode != d.mode || !self.mtime_eq(s, d) || self.owner_differs(s, d)
     }
@@ -372,7 +401,7 @@ impl Planner<'_> {
             };
             match ord {
                 std::cmp::Ordering::Less => {
-                    self.create(&src[i], &mut rest);
+                    self.create(&src[i], rel, &mut rest);
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
@@ -380,7 +409,7 @@ impl Planner<'_> {
                     if sys::is_temp_name(&d.name) {
                         deletes.push(self.delete(d, DeleteReason::Temporary, b"", chain));
                     } else if self.opts.delete {
-                        let path = if self.rules.is_some() { join(rel, &d.name) } else { Vec::new() };
+                        let path = if self.paths() { join(rel, &d.name) } else { Vec::new() };
                         if !self.protected(d, &path, chain) {
                             let op = self.delete(d, DeleteReason::Gone, &path, chain);
                             if !op.is_noop() {
@@ -401,9 +430,11 @@ impl Planner<'_> {
         deletes
     }
 
-    fn create(&mut self, s: &Entry, out: &mut Vec<Op>) {
+    fn create(&mut self, s: &Entry, rel: &[u8], out: &mut Vec<Op>) {
         let name = s.name.clone();
+        let path = if self.paths() { join(rel, &s.name) } else { Vec::new() };
         match &s.kind {
+            Kind::File(_) if self.follower(&path) => {}
             Kind::File(_) => {
                 self.totals.copies += 1;
                 self.totals.copy_bytes = self.totals.copy_bytes.saturating_add(s.meta.size);
@@ -411,7 +442,7 @@ impl Planner<'_> {
             }
             Kind::Dir(children) => {
                 self.totals.mkdirs += 1;
-                let ops = self.diff_dir(children, &[], b"", &Vec::new());
+                let ops = self.diff_dir(children, &[], &path, &Vec::new());
                 out.push(Op::Mkdir {
                     name,
                     sub: DirPlan { ops, set_meta: Some(s.meta), meta_changed: false },
@@ -445,7 +476,7 @@ impl Planner<'_> {
         let mut ops = Vec::new();
         let mut keep = false;
         for c in d.children() {
-            let cpath = if self.rules.is_some() { join(path, &c.name) } else { Vec::new() };
+            let cpath = if self.paths() { join(path, &c.name) } else { Vec::new() };
             if reason != DeleteReason::Temporary && self.protected(c, &cpath, chain) {
                 keep = true;
                 continue;
@@ -485,9 +516,9 @@ impl Planner<'_> {
             (Kind::Unreadable, Kind::Dir(_) | Kind::Unreadable) => {}
             // What DEST could not read is taken as an empty directory.
             (Kind::Dir(sc), Kind::Unreadable) => {
-                let path = if self.rules.is_some() { join(rel, &s.name) } else { Vec::new() };
+                let path = if self.paths() { join(rel, &s.name) } else { Vec::new() };
                 let sub_chain =
-                    if self.rules.is_some() { chain_in(self.rule_files, chain, &path) } else { Vec::new() };
+                    if self.paths() { chain_in(self.rule_files, chain, &path) } else { Vec::new() };
                 let ops = self.diff_dir(sc, &[], &path, &sub_chain);
                 rest.push(Op::Enter {
                     name: name(),
@@ -495,6 +526,7 @@ impl Planner<'_> {
                 });
                 self.totals.metas += 1;
             }
+            (Kind::File(_), Kind::File(_)) if self.follower(&join(rel, &s.name)) => {}
             (Kind::File(sd), Kind::File(dd)) => {
                 let changed = if s.meta.size != d.meta.size {
                     true
@@ -510,13 +542,14 @@ impl Planner<'_> {
                 } else if s.meta.mode != d.meta.mode
                     || !self.mtime_eq(&s.meta, &d.meta)
                     || self.owner_differs(&s.meta, &d.meta)
+                    || self.attrs_differ(&join(rel, &s.name))
                 {
                     self.totals.metas += 1;
                     rest.push(Op::Meta { name: name(), symlink: false, meta: s.meta });
                 }
             }
             (Kind::Dir(sc), Kind::Dir(dc)) => {
-                let (path, sub_chain) = if self.rules.is_some() {
+                let (path, sub_chain) = if self.paths() {
                     let path = join(rel, &s.name);
                     let c = chain_in(self.rule_files, chain, &path);
                     (path, c)
@@ -524,7 +557,7 @@ impl Planner<'_> {
                     (Vec::new(), Vec::new())
                 };
                 let ops = if self.deep { self.diff_dir(sc, dc, &path, &sub_chain) } else { Vec::new() };
-                let own = self.dir_meta_differs(&s.meta, &d.meta);
+                let own = self.dir_meta_differs(&s.meta, &d.meta) || self.attrs_differ(&path);
                 if own {
                     self.totals.metas += 1;
                 }
@@ -539,8 +572,9 @@ impl Planner<'_> {
                 if st != dt {
                     self.totals.symlinks += 1;
                     rest.push(Op::Symlink { name: name(), target: st.clone(), meta: s.meta, new: false });
-                } else if !self.opts.no_link_attrs
-                    && (!self.mtime_eq(&s.meta, &d.meta) || self.owner_differs(&s.meta, &d.meta))
+                } else if (!self.opts.no_link_attrs
+                    && (!self.mtime_eq(&s.meta, &d.meta) || self.owner_differs(&s.meta, &d.meta)))
+                    || self.attrs_differ(&join(rel, &s.name))
                 {
                     self.totals.metas += 1;
                     rest.push(Op::Meta { name: name(), symlink: true, meta: s.meta });
@@ -549,7 +583,7 @@ impl Planner<'_> {
             // A different kind under the same name: remove what DEST has, then create,
             // unless DEST's directory holds excluded (protected) entries.
             _ => {
-                let path = if self.rules.is_some() { join(rel, &d.name) } else { Vec::new() };
+                let path = if self.paths() { join(rel, &d.name) } else { Vec::new() };
                 let op = self.delete(d, DeleteReason::TypeChange, &path, chain);
                 if matches!(op, Op::Delete { keep: true, .. }) {
                     self.conflicts.push((
@@ -562,7 +596,7 @@ impl Planner<'_> {
                     }
                 } else {
                     deletes.push(op);
-                    self.create(s, rest);
+                    self.create(s, rel, rest);
                 }
             }
         }

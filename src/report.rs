@@ -97,6 +97,7 @@ pub fn itemize(c: &Change) -> String {
         ChangeKind::Meta => format!("meta {path}"),
         ChangeKind::Delete => format!("delete {path}"),
         ChangeKind::Rename { from } => format!("rename {} -> {path}", shown(from)),
+        ChangeKind::Hardlink { target } => format!("hardlink {path} => {}", shown(target)),
     }
 }
 
@@ -244,6 +245,9 @@ impl Reporter {
             ChangeKind::Rename { .. } => {
                 c.renamed.fetch_add(1, Relaxed);
             }
+            ChangeKind::Hardlink { .. } => {
+                c.linked.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -256,6 +260,7 @@ impl Reporter {
                     ChangeKind::Copy { bytes } => v["bytes"] = json!(bytes),
                     ChangeKind::Symlink { target } => v["target"] = json!(text(target)),
                     ChangeKind::Rename { from } => v["from"] = json!(text(from)),
+                    ChangeKind::Hardlink { target } => v["target"] = json!(text(target)),
                     _ => {}
                 }
                 self.json(v);

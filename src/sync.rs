@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
 use crate::guard::Refusal;
+use crate::hardlink;
 use crate::plan::{self, Plan};
 use crate::report::{Reporter, Side, SideSink};
 use crate::snapshot::{RuleMap, ScanOptions, Snapshot};
@@ -126,8 +127,23 @@ pub fn sync_once(
         // Each bad pattern was reported (file, line, pattern); nothing was changed.
         return Err(Failure::Reported(Exit::Usage));
     }
+    // -H: link groups on both sides (DEST's: names that share an inode there).
+    let (links, dest_links) = if cfg.hard_links {
+        let links = hardlink::groups(&src.entries, b"", &hardlink::source_stat(source));
+        let dest_links = dst
+            .as_ref()
+            .map(|d| hardlink::groups(&d.entries, b"", &hardlink::dest_stat(dest)))
+            .unwrap_or_default();
+        (links, dest_links)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut opts = cfg.plan.clone();
+    if cfg.hard_links {
+        opts.followers = Some(std::sync::Arc::new(hardlink::followers(&links)));
+    }
     let t = Instant::now();
-    let plan = plan::plan(&src, dst.as_ref(), &cfg.plan);
+    let plan = plan::plan(&src, dst.as_ref(), &opts);
     rep.debug(&format!("planned in {:.3}s: {}", t.elapsed().as_secs_f64(), planned_text(&plan.totals)));
     let t = &plan.totals;
     rep.set_planned(t.copies + t.mkdirs + t.symlinks + t.metas + plan.conflicts.len() as u64);
@@ -158,6 +174,18 @@ pub fn sync_once(
                 crate::sys::describe(&e)
             ))
         })?;
+    }
+    if !links.is_empty() || !dest_links.is_empty() {
+        let failures = crate::outcome::Failures::default();
+        let pass = hardlink::LinkPass {
+            source,
+            dest,
+            rep,
+            dry_run: cfg.dry_run,
+            failures: &failures,
+            opts: crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false },
+        };
+        pass.run(&dest_links, &links);
     }
     Ok(if rep.errors() > 0 { Exit::Partial } else { Exit::Ok })
 }

@@ -42,6 +42,9 @@ impl Meta {
     }
 }
 
+/// A file's identity for `-H`: (device, inode, link count).
+pub type FileId = (u64, u64, u64);
+
 /// The type of a directory entry, as far as tandem cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawKind {
@@ -322,6 +325,17 @@ pub fn make_dir_writable(fd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
     }
     rfs::fchmod(fd, Mode::from_raw_mode((m.mode | 0o300) as _))?;
     Ok(Some(m.mode))
+}
+
+/// `-X`/`-A` on a temporary created read-only (mode without `u+w`), not as root: user
+/// xattrs need write permission on the inode, so it is made owner-writable until its
+/// attributes are written. Returns whether it was (its mode must then be set again).
+pub fn make_temp_writable(fd: BorrowedFd<'_>, mode: u32) -> io::Result<bool> {
+    if creds().uid == 0 || mode & 0o200 != 0 {
+        return Ok(false);
+    }
+    rfs::fchmod(fd, Mode::from_raw_mode(((mode & 0o777) | 0o200) as _))?;
+    Ok(true)
 }
 
 /// Restores a directory's permission bits (after [`make_dir_writable`]).

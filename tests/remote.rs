@@ -678,3 +678,62 @@ fn sshfs_dest_as_root_mirrors_symlinks() {
     r.ok();
     assert!(r.stdout_lines().is_empty(), "not converged on sshfs:\n{r:?}");
 }
+
+/// `--backup-dir DIR` for a DEST over SFTP (DIR inside DEST): deleted entries moved
+/// there under their relative path (a directory whole), an overwritten file kept
+/// there by a hard link (`hardlink@openssh.com`: the same inode, so the replacement
+/// was one rename), `--suffix` for repeated versions; DIR is left out of the mirror;
+/// an absolute DIR is a usage error; a remote SOURCE refuses it.
+#[test]
+fn remote_dest_backup_dir_keeps_what_is_deleted_or_overwritten() {
+    let Some(sshd) = Sshd::start("remote_dest_backup_dir_keeps_what_is_deleted_or_overwritten") else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a.txt", "version 1\n").file("d/b.txt", "b\n").file("e/f/g.txt", "g\n").symlink("ln", "a.txt");
+    src.stamp_all();
+    let (s, d) = (sb.src(), sb.dst());
+    let dest = sshd.remote(&d);
+    rrun(&sshd, &[s.as_os_str(), &dest]).ok();
+    let inode_before = lstat(&d.join("a.txt")).ino();
+    src.file("a.txt", "version 2\n")
+        .mtime("a.txt", BASE_SECS + 100, 0)
+        .remove("d/b.txt")
+        .remove("e")
+        .remove("ln")
+        .symlink("ln", "d");
+    let r = rrun(&sshd, &[os("-v"), os("--backup-dir"), os(".old"), s.as_os_str(), &dest]);
+    r.ok();
+    let old = d.join(".old");
+    assert_eq!(read(&old.join("a.txt")), b"version 1\n", "{r:?}");
+    assert_eq!(lstat(&old.join("a.txt")).ino(), inode_before, "kept by a link, not copied");
+    assert_eq!(read(&old.join("d/b.txt")), b"b\n");
+    assert_eq!(read(&old.join("e/f/g.txt")), b"g\n");
+    assert_eq!(fs::read_link(old.join("ln")).unwrap(), Path::new("a.txt"));
+    assert_mirrored_ignoring(&s, &d, &[Path::new(".old")]);
+    // The backup directory is not part of the mirror: nothing more to do.
+    let again = rrun(&sshd, &[os("-v"), os("--backup-dir"), os(".old"), s.as_os_str(), &dest]);
+    again.ok();
+    assert!(again.stdout_lines().is_empty(), "{again:?}");
+
+    // A suffix keeps each version; without one a later backup replaces the earlier.
+    src.file("a.txt", "version 3\n").mtime("a.txt", BASE_SECS + 200, 0);
+    rrun(&sshd, &[os("--backup-dir"), os(".old"), os("--suffix"), os(".2"), s.as_os_str(), &dest]).ok();
+    assert_eq!(read(&old.join("a.txt")), b"version 1\n");
+    assert_eq!(read(&old.join("a.txt.2")), b"version 2\n");
+    src.file("a.txt", "version 4\n").mtime("a.txt", BASE_SECS + 300, 0).remove("d");
+    rrun(&sshd, &[os("--backup-dir"), os(".old"), s.as_os_str(), &dest]).ok();
+    assert_eq!(read(&old.join("a.txt")), b"version 3\n");
+    assert!(old.join("d").is_dir(), "d (a directory) moved whole");
+    assert_eq!(read(&d.join("a.txt")), b"version 4\n");
+    assert_mirrored_ignoring(&s, &d, &[Path::new(".old")]);
+
+    // Usage errors: an absolute DIR, a remote SOURCE.
+    let r = rrun(&sshd, &[os("--backup-dir"), os("/tmp/elsewhere"), s.as_os_str(), &dest]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("relative directory inside DEST"), "{r:?}");
+    let r = rrun(&sshd, &[os("--backup-dir"), os(".old"), &dest, sb.join("back").as_os_str()]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("not a remote SOURCE"), "{r:?}");
+}

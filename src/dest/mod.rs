@@ -95,6 +95,19 @@ pub trait Dest: Sync {
         sink: &dyn ScanSink,
     ) -> io::Result<()>;
 
+    /// `-H`: the (device, inode, link count) of DEST's regular file at `rel`, `None`
+    /// when there is none there.
+    fn file_id(&self, _rel: &[u8]) -> io::Result<Option<sys::FileId>> {
+        Ok(None)
+    }
+
+    /// `-H`: makes `link` another name of DEST's file `target` (a hard link), under a
+    /// temporary name renamed into place when `link` exists (it is replaced, kept in
+    /// `--backup-dir` first), directly when the name is free.
+    fn hard_link(&self, _target: &[u8], _link: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "hard links are not supported on this DEST"))
+    }
+
     /// DEST can set a symlink's own mtime and owner (SFTP cannot: its SETSTAT follows
     /// links, so symlinks there are compared by target only).
     fn keeps_link_attrs(&self) -> bool {
@@ -206,6 +219,27 @@ impl Dest for LocalTree {
 
     fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
         apply::rename_in(self, from, to)
+    }
+
+    fn file_id(&self, rel: &[u8]) -> io::Result<Option<sys::FileId>> {
+        let (dir, name) = split_last(rel);
+        let fd = match self.open_dir(dir) {
+            Ok(fd) => fd,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let st = match sys::stat_at(fd.as_fd(), name) {
+            Ok(st) => st,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        #[allow(clippy::unnecessary_cast)]
+        let id = (st.st_dev as u64, st.st_ino as u64, st.st_nlink as u64);
+        Ok((sys::from_stat(&st).0 == sys::RawKind::File).then_some(id))
+    }
+
+    fn hard_link(&self, target: &[u8], link: &[u8]) -> io::Result<()> {
+        apply::hard_link_in(self, target, link)
     }
 
     fn fill_digests(

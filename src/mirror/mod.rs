@@ -37,6 +37,7 @@ use crate::apply::ApplyOptions;
 use crate::config::Config;
 use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
+use crate::hardlink;
 use crate::lock::{into_inner, lock};
 use crate::outcome::{Failures, Outcome};
 use crate::plan::{self, ChangeKind, DirPlan, Level, Plan, PlanOptions};
@@ -87,6 +88,10 @@ pub struct Mirror<'c> {
     held_back: BTreeSet<Vec<u8>>,
     /// The file systems SOURCE's and DEST's roots were on after the first sync.
     roots: (u64, u64),
+    /// `-H`: SOURCE's link groups as of the last link pass.
+    links: Vec<hardlink::Group>,
+    /// `-H`: names sharing an inode in DEST, found by the last verification.
+    dest_links: Vec<hardlink::Group>,
 }
 
 /// What one cycle found to do.
@@ -140,8 +145,11 @@ impl<'c> Mirror<'c> {
             failures: Outcome::default(),
             held_back: BTreeSet::new(),
             roots: (0, 0),
+            links: Vec::new(),
+            dest_links: Vec::new(),
         };
         m.verify(b"", rep, Pass::First)?;
+        m.relink(rep);
         let src_id = source.fs_identity().map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         let dst_id = dest.root_identity().map_err(|e| Failure::io("cannot read DEST", &cfg.dest, &e))?;
         m.roots = (src_id, dst_id);
@@ -306,8 +314,15 @@ impl<'c> Mirror<'c> {
         self.held.rule_files.extend(scanner.into_rule_files());
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
-        let mut p =
-            plan::plan_level(&src_meta, &src_entries, Some(&dst_meta), &dst_entries, &cfg.plan, &level);
+        let mut opts = cfg.plan.clone();
+        if cfg.hard_links {
+            // Groups within this subtree: their followers are linked, not copied.
+            let groups = hardlink::groups(&src_entries, &rel, &hardlink::source_stat(source));
+            opts.followers = Some(std::sync::Arc::new(hardlink::followers(&groups)));
+            let in_dest = hardlink::groups(&dst_entries, &rel, &hardlink::dest_stat(dest));
+            self.dest_links.extend(in_dest);
+        }
+        let mut p = plan::plan_level(&src_meta, &src_entries, Some(&dst_meta), &dst_entries, &opts, &level);
         if rel.is_empty() {
             let guard = cfg.guards.empty_source_plan(
                 &cfg.rules,
@@ -340,6 +355,43 @@ impl<'c> Mirror<'c> {
         Ok(())
     }
 
+    /// `-H`: finds SOURCE's link groups in the held snapshot and runs the link pass:
+    /// DEST names that share an inode where SOURCE's no longer do are copied apart,
+    /// then every group's members are linked to its leader.
+    fn relink(&mut self, rep: &Reporter) {
+        if !self.cfg.hard_links {
+            return;
+        }
+        let groups = hardlink::groups(&self.held.entries, b"", &hardlink::source_stat(self.source));
+        let mut candidates = std::mem::take(&mut self.dest_links);
+        candidates.append(&mut self.links);
+        let failures = Failures::default();
+        let pass = hardlink::LinkPass {
+            source: self.source,
+            dest: self.dest,
+            rep,
+            dry_run: false,
+            failures: &failures,
+            opts: apply_opts(self.cfg),
+        };
+        pass.run(&candidates, &groups);
+        // The members share SOURCE's inode: a change seen through one name (its
+        // directory refreshed) is every name's; the held snapshot says so, as DEST now
+        // does, so that DEST's other names do not look changed by someone else.
+        for g in &groups {
+            let Some(meta) = pass.source_meta(g.leader()) else { continue };
+            for p in &g.paths {
+                if let Some(e) = held::find_mut(&mut self.held, p) {
+                    if matches!(e.kind, Kind::File(_)) {
+                        e.meta = meta;
+                    }
+                }
+            }
+        }
+        self.failures.extend(failures.into_outcome());
+        self.links = groups;
+    }
+
     /// Applies one directory plan to DEST; what failed is recorded in `failures`.
     /// Returns false when `base` itself could not be reached.
     fn apply(&mut self, dp: &DirPlan, base: &[u8], rep: &Reporter, failures: &Failures) -> bool {
@@ -360,10 +412,16 @@ impl<'c> Mirror<'c> {
     /// reported); the targets returned are what to look at again later.
     pub fn cycle(&mut self, targets: Vec<Target>, rep: &Reporter) -> Result<Vec<Target>, Failure> {
         let failures = Failures::default();
+        let before = rep.summary_counts();
+        // A verification compares DEST's links with SOURCE's even when it changed nothing.
+        let verifies = targets.iter().any(|t| matches!(t, Target::Verify(_)));
         let result = self.cycle_with(targets, rep, &failures);
         self.failures.extend(failures.into_outcome());
         match result? {
             Cycle::Done(mut again) => {
+                if verifies || rep.summary_counts().since(&before).changed_anything() {
+                    self.relink(rep);
+                }
                 again.extend(self.after_failures());
                 Ok(again)
             }

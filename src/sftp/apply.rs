@@ -22,7 +22,7 @@ use tokio::io::AsyncSeekExt;
 use super::{attrs_of, SftpTree, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::apply::{ApplyOptions, COPY_ATTEMPTS};
 use crate::outcome::{Failures, Outcome};
-use crate::plan::{ChangeKind, DirPlan, Op};
+use crate::plan::{ChangeKind, DeleteReason, DirPlan, Op};
 use crate::relpath::{join, parent};
 use crate::report::{Reporter, Side};
 use crate::source::Source;
@@ -148,6 +148,94 @@ impl Applier<'_> {
         .boxed_local()
     }
 
+    /// `--backup-dir` (inside this remote DEST).
+    fn backup(&self) -> Option<&'static crate::backup::Backup> {
+        crate::backup::get().filter(|b| b.remote)
+    }
+
+    /// Where `rel` goes in the backup directory, its parents made (what is in the way
+    /// of them, an older backup's file, removed).
+    async fn backup_place(&self, b: &crate::backup::Backup, rel: &[u8]) -> io::Result<Vec<u8>> {
+        let place = b.remote_place(rel);
+        let mut cur: Vec<u8> = Vec::new();
+        for comp in parent(&place).split(|c| *c == b'/').filter(|c| !c.is_empty()) {
+            cur = join(&cur, comp);
+            if self.is_dir(&cur).await? {
+                continue;
+            }
+            self.quiet_remove(&cur).await;
+            let mut fs = self.tree.sess().sftp.fs();
+            let mut d = fs.dir_builder();
+            d.permissions(Permissions::from(0o755));
+            if let Err(e) = d.create(self.tree.path(&cur)).await {
+                let e = self.tree.err(e);
+                if !self.is_dir(&cur).await? {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(place)
+    }
+
+    /// Moves DEST's `rel` into the backup (an older backup of it replaced).
+    async fn move_to_backup(&self, rel: &[u8]) -> io::Result<()> {
+        let Some(b) = self.backup() else { return Ok(()) };
+        let place = self.backup_place(b, rel).await?;
+        match rename_async(self.tree, rel, &place).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || self.tree.is_lost() => Err(e),
+            Err(_) => {
+                self.quiet_remove(&place).await;
+                rename_async(self.tree, rel, &place).await
+            }
+        }
+    }
+
+    /// Keeps DEST's file or symlink `rel` in the backup before it is replaced: a hard
+    /// link (`hardlink@openssh.com`), so the name stays until the new version is
+    /// renamed over it; renamed there where the server cannot link.
+    async fn keep_before_overwrite(&self, rel: &[u8]) -> io::Result<()> {
+        let Some(b) = self.backup() else { return Ok(()) };
+        let place = self.backup_place(b, rel).await?;
+        self.quiet_remove(&place).await;
+        if self.tree.hardlink() {
+            match self.tree.sess().sftp.fs().hard_link(self.tree.path(rel), self.tree.path(&place)).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let e = self.tree.err(e);
+                    if e.kind() == io::ErrorKind::NotFound || self.tree.is_lost() {
+                        return if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) };
+                    }
+                }
+            }
+        }
+        match rename_async(self.tree, rel, &place).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Removes whatever is at `rel` (a whole tree for a directory), reporting nothing:
+    /// an older backup making way.
+    fn quiet_remove<'s>(&'s self, rel: &'s [u8]) -> LocalBoxFuture<'s, ()> {
+        async move {
+            let fs = || self.tree.sess().sftp.fs();
+            if fs().remove_file(self.tree.path(rel)).await.is_ok() {
+                return;
+            }
+            if !self.is_dir(rel).await.unwrap_or(false) {
+                return;
+            }
+            if let Ok(children) = super::scan::list_names(self.tree, rel).await {
+                for c in children {
+                    self.quiet_remove(&join(rel, &c)).await;
+                }
+            }
+            let _ = fs().remove_dir(self.tree.path(rel)).await;
+        }
+        .boxed_local()
+    }
+
     /// True when `rel` is a directory (not a symlink to one).
     async fn is_dir(&self, rel: &[u8]) -> io::Result<bool> {
         Ok(self.tree.lstat(rel).await?.is_some_and(|m| m.file_type().is_some_and(|t| t.is_dir())))
@@ -159,7 +247,21 @@ impl Applier<'_> {
         }
         let path = join(rel, op.name());
         match op {
-            Op::Delete { dir, sub, keep, .. } => self.delete(&path, *dir, sub, *keep).await,
+            Op::Delete { dir, sub, keep, reason, .. } => {
+                // --backup-dir: moved there whole (a directory in one rename) instead.
+                if self.backup().is_some() && *reason != DeleteReason::Temporary && !*keep {
+                    let moved = {
+                        let _slot = self.tree.op_slots.acquire().await;
+                        self.move_to_backup(&path).await
+                    };
+                    return match moved {
+                        Ok(()) => self.rep.change(&path, &ChangeKind::Delete),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => self.fail(Side::Dest, &path, &e),
+                    };
+                }
+                self.delete(&path, *dir, sub, *keep).await
+            }
             Op::Mkdir { sub, .. } => {
                 let made = {
                     let _slot = self.tree.op_slots.acquire().await;
@@ -198,10 +300,10 @@ impl Applier<'_> {
                     self.rep.change(&path, &ChangeKind::Meta);
                 }
             }
-            Op::Copy { .. } => {
+            Op::Copy { new, .. } => {
                 let _slot = self.tree.op_slots.acquire().await;
                 self.rep.progress().current(&path);
-                match self.copy(&path).await {
+                match self.copy(&path, !new).await {
                     Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
                     Err((side, e)) => {
                         let (rep, failures) = (self.rep, &self.failures);
@@ -218,9 +320,9 @@ impl Applier<'_> {
                     }
                 }
             }
-            Op::Symlink { target, .. } => {
+            Op::Symlink { target, new, .. } => {
                 let _slot = self.tree.op_slots.acquire().await;
-                match self.symlink(&path, target).await {
+                match self.symlink(&path, target, !new).await {
                     Ok(()) => self.rep.change(&path, &ChangeKind::Symlink { target: target.clone() }),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
@@ -331,13 +433,20 @@ impl Applier<'_> {
     }
 
     /// Creates a symlink under a temporary name, then renames it into place.
-    async fn symlink(&self, path: &[u8], target: &[u8]) -> io::Result<()> {
+    /// `replaced`: DEST has an entry there, kept in `--backup-dir` first.
+    async fn symlink(&self, path: &[u8], target: &[u8], replaced: bool) -> io::Result<()> {
         let tmp = join(parent(path), &sys::temp_name());
         let target =
             std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target));
         let fs = || self.tree.sess().sftp.fs();
         fs().symlink(&target, self.tree.path(&tmp)).await.map_err(|e| self.tree.err(e))?;
-        match rename_async(self.tree, &tmp, path).await {
+        let kept = if replaced { self.keep_before_overwrite(path).await } else { Ok(()) };
+        match async {
+            kept?;
+            rename_async(self.tree, &tmp, path).await
+        }
+        .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _ = fs().remove_file(self.tree.path(&tmp)).await;
@@ -346,8 +455,9 @@ impl Applier<'_> {
         }
     }
 
-    /// Copies one file through a temporary; returns the bytes copied.
-    async fn copy(&self, path: &[u8]) -> Result<u64, (Side, io::Error)> {
+    /// Copies one file through a temporary; returns the bytes copied. `replaced`: DEST
+    /// has a file there, kept in `--backup-dir` before the new one is renamed in.
+    async fn copy(&self, path: &[u8], replaced: bool) -> Result<u64, (Side, io::Error)> {
         for _ in 0..COPY_ATTEMPTS {
             let mut src = self.source.open_file(path).map_err(|e| (Side::Source, e))?;
             let meta = src.meta();
@@ -366,7 +476,12 @@ impl Applier<'_> {
             let result = self.fill(file, &mut *src, &meta, &tmp).await;
             let done = match result {
                 Ok(Some(n)) => {
-                    rename_async(self.tree, &tmp, path).await.map(|()| Some(n)).map_err(|e| (Side::Dest, e))
+                    let kept = if replaced { self.keep_before_overwrite(path).await } else { Ok(()) };
+                    match kept {
+                        Ok(()) => rename_async(self.tree, &tmp, path).await.map(|()| Some(n)),
+                        Err(e) => Err(e),
+                    }
+                    .map_err(|e| (Side::Dest, e))
                 }
                 other => other,
             };

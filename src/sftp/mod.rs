@@ -72,6 +72,9 @@ struct Session {
     /// What the client said when the connection was found lost.
     lost_cause: Mutex<Option<String>>,
     posix_rename: bool,
+    /// The server has `hardlink@openssh.com` (`--backup-dir` keeps a file about to be
+    /// overwritten by a link, so the replacement stays one rename).
+    hardlink: bool,
 }
 
 impl Drop for Session {
@@ -193,6 +196,7 @@ fn open_session(rt: &Runtime, remote: &Remote, rsh: &[String], interactive: bool
     });
     let (sftp, child) = started?;
     let posix_rename = sftp.support_posix_rename();
+    let hardlink = sftp.support_hardlink();
     Ok(Session {
         sftp,
         child: Mutex::new(Some(child)),
@@ -200,6 +204,7 @@ fn open_session(rt: &Runtime, remote: &Remote, rsh: &[String], interactive: bool
         lost: AtomicBool::new(false),
         lost_cause: Mutex::new(None),
         posix_rename,
+        hardlink,
     })
 }
 
@@ -250,6 +255,11 @@ impl SftpTree {
     /// The server renames over an existing name in one step (`posix-rename@openssh.com`).
     fn posix_rename(&self) -> bool {
         self.sess().posix_rename
+    }
+
+    /// The server makes hard links (`hardlink@openssh.com`).
+    fn hardlink(&self) -> bool {
+        self.sess().hardlink
     }
 
     /// The remote directory as the user typed it.

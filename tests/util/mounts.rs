@@ -17,7 +17,13 @@ pub struct BindMount {
 
 impl BindMount {
     pub fn mount(lower: &Path, mnt: &Path) -> BindMount {
-        let out = Command::new("bindfs").arg(lower).arg(mnt).output().expect("run bindfs");
+        BindMount::mount_with(lower, mnt, &[])
+    }
+
+    /// A bindfs mount with bindfs options (`--xattr-none`: no extended attributes,
+    /// every xattr call fails with ENOTSUP).
+    pub fn mount_with(lower: &Path, mnt: &Path, options: &[&str]) -> BindMount {
+        let out = Command::new("bindfs").args(options).arg(lower).arg(mnt).output().expect("run bindfs");
         assert!(
             out.status.success(),
             "bindfs {} {} failed ({}): {}",
