@@ -6,7 +6,9 @@
 //! retried with a back-off; a SOURCE or DEST that cannot be reached is reported and
 //! retried the same way, never the end of the session.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use crate::ignore::IGNORE_FILE;
 use crate::mirror::{Mirror, Target};
 use crate::relpath::{parent, path_bytes};
 use crate::report::Reporter;
+use crate::status::PairState;
 use crate::tree::LocalTree;
 
 /// The longest a burst of changes can postpone a sync (no starvation), unless
@@ -38,6 +41,34 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const DEST_SETTLE: Duration = Duration::from_secs(1);
 /// The longest wait between retries: an unmounted share is tried again every minute.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How a watch loop is driven from outside: on its own (`tandem --watch`: SIGHUP asks
+/// for a verification), or as one mirror of a `--config` service (its own stop, its
+/// state kept for the status file; SIGHUP is the service's).
+#[derive(Default)]
+pub struct Control {
+    /// This mirror alone is to stop (removed or changed by a reload). SIGINT/SIGTERM
+    /// stop every loop.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Where the loop says what it is doing (a service's status).
+    pub status: Option<Arc<PairState>>,
+}
+
+impl Control {
+    pub fn stopping(&self) -> bool {
+        crate::sys::stopping() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    fn service(&self) -> bool {
+        self.status.is_some()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut crate::status::Snapshot)) {
+        if let Some(s) = &self.status {
+            s.update(f);
+        }
+    }
+}
 
 /// Pending retries and their back-off.
 struct Retries {
@@ -80,8 +111,11 @@ pub fn watch(
     source: &LocalTree,
     dest: &dyn Dest,
     rep: &Reporter,
+    ctl: &Control,
 ) -> Result<Exit, Failure> {
-    crate::sys::install_hangup_handler();
+    if !ctl.service() {
+        crate::sys::install_hangup_handler();
+    }
     // Start watching before the first sync, so nothing changed during it is missed.
     let wanted = super::Wanted {
         force_poll: w.force_poll,
@@ -90,9 +124,20 @@ pub fn watch(
     };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
     rep.strategy(running.name(), &reason);
+    ctl.update(|s| {
+        s.strategy = Some(running.describe());
+        s.state = "syncing";
+    });
     let polling = running.polls_everything();
     let started = Instant::now();
     let (mut mirror, first_retries) = Mirror::start(cfg, source, dest, rep)?;
+    if let Some(s) = &ctl.status {
+        s.synced(if first_retries.is_empty() && rep.errors() == 0 { "ok" } else { "errors" });
+    }
+    ctl.update(|s| {
+        s.state = "idle";
+        s.held_back = mirror.held_back();
+    });
     // DEST is watched from here on: what happened during the first sync was tandem's.
     let mut dest_watch = watch_dest(w, dest, rep, spare_tx.clone());
     crate::sys::release_free_memory();
@@ -113,7 +158,8 @@ pub fn watch(
     let mut paused: Option<String> = None;
     let mut dest_changed: FxHashSet<Vec<u8>> = FxHashSet::default();
     let mut dest_since: Option<Instant> = None;
-    while !crate::sys::stopping() {
+    while !ctl.stopping() {
+        ctl.update(|s| s.pending = (pending.len() + dest_changed.len()) as u64);
         let now = Instant::now();
         let wait = match first_at {
             Some(first) => {
@@ -137,6 +183,7 @@ pub fn watch(
                         Signal::NewDirs(Tree::Source, dirs) => {
                             if let Some(reason) = running.add_dirs(dirs) {
                                 rep.strategy(running.name(), &reason);
+                                ctl.update(|s| s.strategy = Some(running.describe()));
                             }
                         }
                         Signal::NewDirs(Tree::Dest, dirs) => {
@@ -155,6 +202,7 @@ pub fn watch(
                 if let (Some(msg), false) = (limit, running.polls_everything()) {
                     // Directories could no longer be watched: poll instead.
                     running.poll_everything();
+                    ctl.update(|s| s.strategy = Some(running.describe()));
                     debounce = Duration::ZERO;
                     rep.strategy(
                         running.name(),
@@ -198,7 +246,8 @@ pub fn watch(
             pending.append(&mut due);
             first_at.get_or_insert(now);
         }
-        let hangup = crate::sys::take_hangup();
+        // (A service's SIGHUP reloads its configuration instead.)
+        let hangup = !ctl.service() && crate::sys::take_hangup();
         if hangup || next_verify.is_some_and(|t| t <= now) {
             if hangup {
                 rep.notice("SIGHUP: verifying all of DEST");
@@ -208,19 +257,24 @@ pub fn watch(
         }
         let due =
             verify_due || first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
-        if !due || crate::sys::stopping() {
+        if !due || ctl.stopping() {
             continue;
         }
         // Nothing is written while a root is gone or is a bare mount point.
         match (mirror.roots_missing(), &paused) {
             (Some(why), None) => {
                 rep.notice(&format!("{why}; syncing is paused until it is back"));
+                ctl.update(|s| {
+                    s.state = "paused";
+                    s.paused = Some(why.clone());
+                });
                 paused = Some(why);
                 continue;
             }
             (Some(_), Some(_)) => continue,
             (None, Some(_)) => {
                 rep.notice("SOURCE and DEST are back: verifying all of DEST");
+                ctl.update(|s| s.paused = None);
                 paused = None;
                 verify_due = true;
             }
@@ -241,22 +295,54 @@ pub fn watch(
         ));
         let t0 = Instant::now();
         cycle_no += 1;
-        match mirror.cycle(targets, rep) {
-            Ok(again) if again.is_empty() => retries.backoff = FIRST_BACKOFF,
-            Ok(again) => retries.schedule(again),
+        ctl.update(|s| {
+            s.state = "syncing";
+            s.pending = 0;
+        });
+        let errors_before = rep.errors();
+        let result = match mirror.cycle(targets, rep) {
+            Ok(again) if again.is_empty() => {
+                retries.backoff = FIRST_BACKOFF;
+                if rep.errors() == errors_before {
+                    "ok"
+                } else {
+                    "errors"
+                }
+            }
+            Ok(again) => {
+                retries.schedule(again);
+                "errors"
+            }
             Err(Failure::Unreachable(message)) => {
                 // SOURCE or DEST unreadable (unmounted?): say so, try again later.
                 rep.notice(&format!("{message}; retrying in {}s", retries.backoff.as_secs()));
+                ctl.update(|s| {
+                    s.state = "retrying";
+                    s.paused = Some(message.clone());
+                });
                 retries.schedule(vec![Target::Deep(Vec::new())]);
+                "unreachable"
             }
             Err(f) => return Err(f),
+        };
+        if let Some(s) = &ctl.status {
+            s.synced(result);
         }
+        ctl.update(|s| {
+            if result != "unreachable" {
+                s.state = "idle";
+                s.paused = None;
+            }
+            s.cycles = cycle_no;
+            s.held_back = mirror.held_back();
+        });
         rep.cycle(cycle_no, t0.elapsed(), verify);
         running.cycle_done();
         crate::sys::release_free_memory();
         rep.progress().status(&idle_status(&running.describe(), rep));
     }
     drop(running);
+    ctl.update(|s| s.state = "stopped");
     rep.set_watched(mirror.entries(), cycle_no + 1);
     Ok(Exit::Ok)
 }
