@@ -37,11 +37,11 @@ as `timeout` does); a further signal later ends it at once with 130. In watch mo
 pub struct Args {
     /// The directory to mirror: a local path, `[user@]host:path` or
     /// `sftp://[user@]host[:port]/path`.
-    #[arg(value_name = "SOURCE", value_hint = ValueHint::DirPath, required_unless_present = "config")]
+    #[arg(value_name = "SOURCE", value_hint = ValueHint::DirPath, required = true)]
     pub source: Option<PathBuf>,
 
     /// The mirror, local or remote as SOURCE; created if missing.
-    #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required_unless_present = "config")]
+    #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required = true)]
     pub dest: Option<PathBuf>,
 
     /// Run every mirror of a TOML file (`[[sync]]` tables with `source`, `dest` and the
@@ -227,7 +227,17 @@ pub struct Args {
 /// patterns gathered in the order they were given.
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, clap::Error> {
     use clap::FromArgMatches;
-    let matches = Args::command().try_get_matches_from(normalize_args(args))?;
+    let args = normalize_args(args);
+    // With --config, SOURCE and DEST come from the file (they stay required in --help).
+    let config_given = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--config" || a.to_str().is_some_and(|s| s.starts_with("--config=")));
+    let mut cmd = Args::command();
+    if config_given {
+        cmd = cmd.mut_arg("source", |a| a.required(false)).mut_arg("dest", |a| a.required(false));
+    }
+    let matches = cmd.try_get_matches_from(args)?;
     let mut a = Args::from_arg_matches(&matches)?;
     let mut filters: Vec<(usize, String)> = Vec::new();
     for (id, prefix) in [("exclude", ""), ("include", "!")] {

@@ -131,7 +131,11 @@ pub fn load(path: &Path, cli: &Args) -> Result<ServiceConfig, Failure> {
         if flags.contains_key(key) || (!top && ["source", "dest", "name"].contains(&key)) {
             return Ok(());
         }
-        let hint = if key.contains('_') { format!(" (did you mean {}?)", key.replace('_', "-")) } else { String::new() };
+        let hint = if key.contains('_') {
+            format!(" (did you mean {}?)", key.replace('_', "-"))
+        } else {
+            String::new()
+        };
         Err(err(path, kline, key, format!("unknown key{hint}")))
     };
     let mut defaults: BTreeMap<String, Given<'_>> = BTreeMap::new();
@@ -275,7 +279,12 @@ pub fn load(path: &Path, cli: &Args) -> Result<ServiceConfig, Failure> {
         })?;
         if pairs.iter().any(|p| p.name == name) {
             let l = key_line.get("name").or(key_line.get("dest")).copied().unwrap_or(*tline);
-            return Err(err(path, l, "name", format!("{name:?} names two mirrors (names, or DEST where no name is given, must differ)")));
+            return Err(err(
+                path,
+                l,
+                "name",
+                format!("{name:?} names two mirrors (names, or DEST where no name is given, must differ)"),
+            ));
         }
         let dline = key_line.get("dest").copied().unwrap_or(*tline);
         for other in &pairs {

@@ -86,6 +86,8 @@ pub fn journal_stream() -> bool {
     let v = v.to_string_lossy();
     let Some((dev, ino)) = v.split_once(':') else { return false };
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    // (st_dev and st_ino are not u64 on every platform.)
+    #[allow(clippy::unnecessary_cast)]
     match rustix::fs::fstat(rustix::stdio::stderr()) {
         Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
         Err(_) => false,
@@ -356,7 +358,12 @@ impl Reporter {
             })),
             Format::Human => self.line_at(
                 Priority::Error,
-                &format!("{}{} {}: {message}", self.lead(), self.paint("31", "error:"), self.full_path(side, rel)),
+                &format!(
+                    "{}{} {}: {message}",
+                    self.lead(),
+                    self.paint("31", "error:"),
+                    self.full_path(side, rel)
+                ),
             ),
         }
     }
@@ -373,7 +380,12 @@ impl Reporter {
             })),
             Format::Human if !self.opts.quiet => self.line_at(
                 Priority::Warning,
-                &format!("{}{} {}: {message}", self.lead(), self.paint("33", "warning:"), self.full_path(side, rel)),
+                &format!(
+                    "{}{} {}: {message}",
+                    self.lead(),
+                    self.paint("33", "warning:"),
+                    self.full_path(side, rel)
+                ),
             ),
             Format::Human => {}
         }
@@ -426,7 +438,9 @@ impl Reporter {
     pub fn pair_failed(&self, message: &str) {
         self.note_error(message.to_string());
         match self.opts.format {
-            Format::Json => self.json(json!({ "event": "error", "path": "", "side": "", "message": message })),
+            Format::Json => {
+                self.json(json!({ "event": "error", "path": "", "side": "", "message": message }))
+            }
             Format::Human => self.line_at(Priority::Error, &format!("{}{message}", self.lead())),
         }
     }

@@ -46,7 +46,9 @@ pub fn run(cfg: &Config) -> Exit {
             let cfg = &sides.adjust(cfg);
             let (source, dest) = (sides.source(), sides.dest());
             pool.install(|| match (&cfg.watch, source.local()) {
-                (Some(w), Some(local)) => crate::watch::schedule::watch(cfg, w, local, dest, &rep, &Default::default()),
+                (Some(w), Some(local)) => {
+                    crate::watch::schedule::watch(cfg, w, local, dest, &rep, &Default::default())
+                }
                 (Some(_), None) => Err(Failure::usage("a remote SOURCE cannot be watched")),
                 (None, _) => crate::sync::sync_once(cfg, source, dest, &rep),
             })

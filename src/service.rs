@@ -58,8 +58,12 @@ impl Running {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(PairState::new());
         let rep = Arc::new(
-            Reporter::new(pair.cfg.output, &pair.cfg.source.display().to_string(), &pair.cfg.dest.display().to_string())
-                .labelled(&pair.name),
+            Reporter::new(
+                pair.cfg.output,
+                &pair.cfg.source.display().to_string(),
+                &pair.cfg.dest.display().to_string(),
+            )
+            .labelled(&pair.name),
         );
         let ctl = Control { stop: Some(stop.clone()), status: Some(state.clone()) };
         let (cfg, rep2) = (pair.cfg.clone(), rep.clone());
@@ -137,7 +141,9 @@ fn run_pair(cfg: &crate::config::Config, rep: &Reporter, ctl: &Control) -> Exit 
         let result = Sides::open(cfg).and_then(|sides| {
             let cfg = &sides.adjust(cfg);
             match (&cfg.watch, sides.source().local()) {
-                (Some(w), Some(local)) => crate::watch::schedule::watch(cfg, w, local, sides.dest(), rep, ctl),
+                (Some(w), Some(local)) => {
+                    crate::watch::schedule::watch(cfg, w, local, sides.dest(), rep, ctl)
+                }
                 (Some(_), None) => Err(Failure::usage("a remote SOURCE cannot be watched")),
                 (None, _) => {
                     ctl.update(|s| s.state = "syncing");
@@ -271,7 +277,10 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
                 }
                 Ok(new) => {
                     if new.threads != threads && cli.scan_threads.is_none() {
-                        say(&format!("reload: scan-threads stays {threads} until tandem is restarted"), false);
+                        say(
+                            &format!("reload: scan-threads stays {threads} until tandem is restarted"),
+                            false,
+                        );
                     }
                     crate::bwlimit::set(new.bwlimit);
                     if let Some(p) = new.status_file.clone().or_else(crate::status::default_path) {
@@ -360,7 +369,11 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
                         Err(e) if !status_warned => {
                             status_warned = true;
                             say(
-                                &format!("cannot write the status file {}: {}", path.display(), crate::sys::describe(&e)),
+                                &format!(
+                                    "cannot write the status file {}: {}",
+                                    path.display(),
+                                    crate::sys::describe(&e)
+                                ),
                                 true,
                             );
                         }

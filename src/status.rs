@@ -151,10 +151,7 @@ pub fn human(v: &Value, running: bool) -> String {
             state = format!("{state} ({why})");
         }
         lines.push(format!("{}: {} -> {}", s(&p["name"]), s(&p["source"]), s(&p["dest"])));
-        lines.push(format!(
-            "  state: {state}; strategy: {}",
-            p["strategy"].as_str().unwrap_or("(none yet)")
-        ));
+        lines.push(format!("  state: {state}; strategy: {}", p["strategy"].as_str().unwrap_or("(none yet)")));
         let held = n(&p["held_back"]);
         if held > 0 {
             lines.push(format!("  deletions held back: {held} (--max-delete)"));

@@ -103,11 +103,13 @@ fn three_mirrors_one_dest_vanishes_and_comes_back() {
     assert!(!ms[1].dst.exists(), "a vanished DEST is never recreated\n{}", w.dump());
     w.wait_for("the status file to say beta is paused", WAIT, |_| {
         status_json(&status).is_some_and(|v| {
-            pair(&v, "beta").is_some_and(|p| p["state"] == "paused" && p["paused"].as_str().is_some_and(|s| s.contains("DEST")))
-                && pair(&v, "alpha").is_some_and(|p| p["state"] == "idle")
+            pair(&v, "beta").is_some_and(|p| {
+                p["state"] == "paused" && p["paused"].as_str().is_some_and(|s| s.contains("DEST"))
+            }) && pair(&v, "alpha").is_some_and(|p| p["state"] == "idle")
         })
     });
-    let human = Command::new(bin_path()).arg("status").arg("--status-file").arg(&status).output().expect("status");
+    let human =
+        Command::new(bin_path()).arg("status").arg("--status-file").arg(&status).output().expect("status");
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(human.status.success() && text.contains("beta:") && text.contains("paused ("), "{text}");
     // It comes back: beta resumes and catches up.
@@ -218,7 +220,9 @@ fn recv_until(sock: &UnixDatagram, what: &str, timeout: Duration) -> (String, Ve
     let end = Instant::now() + timeout;
     let mut before = Vec::new();
     while Instant::now() < end {
-        if let Some(m) = recv(sock, end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))) {
+        if let Some(m) =
+            recv(sock, end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))
+        {
             if m.lines().any(|l| l == what || l.starts_with(what)) {
                 return (m, before);
             }
@@ -247,9 +251,8 @@ fn readiness_after_every_first_sync_and_status_while_syncing() {
         &[OsStr("--config"), cfg.as_os_str(), OsStr("--status-file"), status.as_os_str()],
     );
     w.wait_for("the status file to show slow syncing, not ready", WAIT, |_| {
-        status_json(&status).is_some_and(|v| {
-            v["ready"] == false && pair(&v, "slow").is_some_and(|p| p["state"] == "syncing")
-        })
+        status_json(&status)
+            .is_some_and(|v| v["ready"] == false && pair(&v, "slow").is_some_and(|p| p["state"] == "syncing"))
     });
     let (ready, before) = recv_until(&sock, "READY=1", Duration::from_secs(30));
     assert!(ms[1].dst.join("big.bin").exists(), "READY=1 came before the slow mirror's first sync ended");
@@ -315,12 +318,48 @@ fn config_errors_name_the_file_line_and_key() {
     let (s1, s2) = (s1.display(), s2.display());
     let d = sb.join("d");
     let d = d.display();
-    config_error(&sb, &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nfrobnicate = 1\n"), 4, "frobnicate", "unknown key");
-    config_error(&sb, &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nmax_delete = 1\n"), 4, "max_delete", "did you mean max-delete");
-    config_error(&sb, &format!("debounce = \"soon\"\n[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\n"), 1, "debounce", "a duration");
-    config_error(&sb, &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nmax-delete = -3\n"), 4, "max-delete", "a whole number");
-    config_error(&sb, &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nchecksum = \"yes\"\n"), 4, "checksum", "true or false");
-    config_error(&sb, &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nscan-threads = 2\n"), 4, "scan-threads", "top of the file");
+    config_error(
+        &sb,
+        &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nfrobnicate = 1\n"),
+        4,
+        "frobnicate",
+        "unknown key",
+    );
+    config_error(
+        &sb,
+        &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nmax_delete = 1\n"),
+        4,
+        "max_delete",
+        "did you mean max-delete",
+    );
+    config_error(
+        &sb,
+        &format!("debounce = \"soon\"\n[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\n"),
+        1,
+        "debounce",
+        "a duration",
+    );
+    config_error(
+        &sb,
+        &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nmax-delete = -3\n"),
+        4,
+        "max-delete",
+        "a whole number",
+    );
+    config_error(
+        &sb,
+        &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nchecksum = \"yes\"\n"),
+        4,
+        "checksum",
+        "true or false",
+    );
+    config_error(
+        &sb,
+        &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\nscan-threads = 2\n"),
+        4,
+        "scan-threads",
+        "top of the file",
+    );
     config_error(&sb, &format!("[[sync]]\nsource = \"{s1}\"\n"), 1, "dest", "missing");
     config_error(&sb, &format!("[[sync]]\nsource = \"{s1}/nope\"\ndest = \"{d}\"\n"), 2, "source", "SOURCE");
     config_error(
@@ -332,7 +371,9 @@ fn config_errors_name_the_file_line_and_key() {
     );
     config_error(
         &sb,
-        &format!("[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\n\n[[sync]]\nsource = \"{s2}\"\ndest = \"{s1}/x\"\n"),
+        &format!(
+            "[[sync]]\nsource = \"{s1}\"\ndest = \"{d}\"\n\n[[sync]]\nsource = \"{s2}\"\ndest = \"{s1}/x\"\n"
+        ),
         7,
         "dest",
         "SOURCE",
@@ -346,4 +387,39 @@ fn config_errors_name_the_file_line_and_key() {
     r.expect_code(2);
     let err = r.stderr.clone();
     assert!(err.contains("--checksum cannot be used with --config"), "{err}");
+}
+
+/// contrib/tandem.toml, with its paths moved into a sandbox (and the remote DEST made
+/// local), loads and runs.
+#[test]
+fn the_shipped_example_config_runs() {
+    let sb = Sandbox::new();
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/tandem.toml"))
+        .expect("example");
+    let mut out = String::new();
+    let mut n = 0;
+    for line in text.lines() {
+        if line.starts_with("source = ") {
+            n += 1;
+            let src = sb.join(format!("src{n}"));
+            fs::create_dir_all(&src).expect("mkdir");
+            fs::write(src.join("f.txt"), "x").expect("write");
+            out.push_str(&format!("source = \"{}\"\n", src.display()));
+        } else if line.starts_with("dest = ") {
+            out.push_str(&format!("dest = \"{}\"\n", sb.join(format!("dst{n}")).display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(n >= 3, "the example has mirrors");
+    let cfg = sb.join("tandem.toml");
+    fs::write(&cfg, out).expect("cfg");
+    let status = sb.join("status.json");
+    let w = spawn_service(&cfg, &status);
+    for i in 1..=n {
+        wait_synced(&w, &sb.join(format!("src{i}")), &sb.join(format!("dst{i}")), "example");
+    }
+    w.wait_for("ready", WAIT, |_| status_json(&status).is_some_and(|v| v["ready"] == true));
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
 }
