@@ -212,7 +212,8 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
         Ok(sc) => sc,
         Err(f) => {
             let message = f.to_string();
-            eprintln!("tandem: {message}");
+            let prio = if crate::report::journal_stream() { "<3>" } else { "" };
+            eprintln!("{prio}tandem: {message}");
             if cli.json {
                 crate::report::json_failure(&message, f.exit());
             }

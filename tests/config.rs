@@ -423,3 +423,40 @@ fn the_shipped_example_config_runs() {
     w.wait_for("ready", WAIT, |_| status_json(&status).is_some_and(|v| v["ready"] == true));
     assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
 }
+
+/// Runs `tandem ARGS` with stderr in a file that JOURNAL_STREAM names (as systemd's
+/// journal stream is named); returns the exit code and stderr's lines.
+fn run_journal(sb: &Sandbox, args: &[&std::ffi::OsStr]) -> (Option<i32>, Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    let log = sb.join("journal.log");
+    let f = fs::File::create(&log).expect("log");
+    let md = f.metadata().expect("stat log");
+    let st = Command::new(bin_path())
+        .args(args)
+        .env("JOURNAL_STREAM", format!("{}:{}", md.dev(), md.ino()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(f)
+        .status()
+        .expect("run tandem");
+    let text = fs::read_to_string(&log).expect("read log");
+    (st.code(), text.lines().map(String::from).collect())
+}
+
+#[test]
+fn journal_lines_carry_priorities_and_no_timestamps() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["j"]);
+    Tree::create(&ms[0].src).fifo("pipe");
+    let cfg = sb.join("tandem.toml");
+    fs::write(&cfg, config_text("", &[&ms[0]], &|_| String::new())).expect("cfg");
+    let (code, lines) = run_journal(&sb, &[OsStr("--config"), cfg.as_os_str()]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("<4>tandem: [j] warning: ") && l.contains("pipe")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("<6>tandem: [j] 2 entries scanned")), "{lines:?}");
+    assert!(lines.iter().all(|l| l.starts_with('<') && timestamp_len(&l[3..]).is_none()), "{lines:?}");
+    fs::write(&cfg, "[[sync]]\nsource = 3\n").expect("cfg");
+    let (code, lines) = run_journal(&sb, &[OsStr("--config"), cfg.as_os_str()]);
+    assert_eq!(code, Some(2));
+    assert!(lines.len() == 1 && lines[0].starts_with("<3>tandem: ") && lines[0].contains(":2: source:"), "{lines:?}");
+}
