@@ -48,6 +48,7 @@ struct Running {
     stop: Arc<AtomicBool>,
     state: Arc<PairState>,
     rep: Arc<Reporter>,
+    ctl: Arc<Control>,
     thread: Option<JoinHandle<Exit>>,
     /// The exit status, once the thread has ended.
     exit: Option<Exit>,
@@ -65,11 +66,11 @@ impl Running {
             )
             .labelled(&pair.name),
         );
-        let ctl = Control { stop: Some(stop.clone()), status: Some(state.clone()) };
-        let (cfg, rep2) = (pair.cfg.clone(), rep.clone());
+        let ctl = Arc::new(Control::new(stop.clone(), state.clone()));
+        let (cfg, rep2, ctl2) = (pair.cfg.clone(), rep.clone(), ctl.clone());
         let thread = std::thread::Builder::new()
             .name(format!("tandem-pair-{}", pair.name))
-            .spawn(move || run_pair(&cfg, &rep2, &ctl));
+            .spawn(move || run_pair(&cfg, &rep2, &ctl2));
         let (thread, exit) = match thread {
             Ok(t) => (Some(t), None),
             Err(e) => {
@@ -81,7 +82,13 @@ impl Running {
                 (None, Some(Exit::Fatal))
             }
         };
-        Running { pair, stop, state, rep, thread, exit }
+        Running { pair, stop, state, rep, ctl, thread, exit }
+    }
+
+    /// Asks its loop to stop (after the cycle it is in).
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.ctl.wake();
     }
 
     /// Whether its thread has ended (collecting its exit status).
@@ -299,12 +306,12 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
                             }
                             Some(_) => {
                                 changed += 1;
-                                r.stop.store(true, Ordering::Relaxed);
+                                r.stop();
                                 retiring.push(r);
                             }
                             None => {
                                 removed += 1;
-                                r.stop.store(true, Ordering::Relaxed);
+                                r.stop();
                                 retiring.push(r);
                             }
                         }
@@ -389,7 +396,7 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
     }
     notify(&[NotifyState::Stopping]);
     for r in running.iter().chain(retiring.iter()) {
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop();
     }
     let mut worst = Exit::Ok;
     for r in running.iter_mut().chain(retiring.iter_mut()) {

@@ -452,11 +452,17 @@ fn journal_lines_carry_priorities_and_no_timestamps() {
     fs::write(&cfg, config_text("", &[&ms[0]], &|_| String::new())).expect("cfg");
     let (code, lines) = run_journal(&sb, &[OsStr("--config"), cfg.as_os_str()]);
     assert_eq!(code, Some(0), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("<4>tandem: [j] warning: ") && l.contains("pipe")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("<4>tandem: [j] warning: ") && l.contains("pipe")),
+        "{lines:?}"
+    );
     assert!(lines.iter().any(|l| l.starts_with("<6>tandem: [j] 2 entries scanned")), "{lines:?}");
     assert!(lines.iter().all(|l| l.starts_with('<') && timestamp_len(&l[3..]).is_none()), "{lines:?}");
     fs::write(&cfg, "[[sync]]\nsource = 3\n").expect("cfg");
     let (code, lines) = run_journal(&sb, &[OsStr("--config"), cfg.as_os_str()]);
     assert_eq!(code, Some(2));
-    assert!(lines.len() == 1 && lines[0].starts_with("<3>tandem: ") && lines[0].contains(":2: source:"), "{lines:?}");
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("<3>tandem: ") && lines[0].contains(":2: source:"),
+        "{lines:?}"
+    );
 }

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashSet;
 use std::time::{Duration, Instant};
@@ -39,6 +39,9 @@ const DRAIN_MAX: usize = 100_000;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest DEST's changes wait to be compared while SOURCE keeps changing.
 const DEST_SETTLE: Duration = Duration::from_secs(1);
+/// The longest an idle service's mirror sleeps without an event or a deadline (its
+/// service wakes it for a stop).
+const IDLE_MAX: Duration = Duration::from_secs(60);
 /// The longest wait between retries: an unmounted share is tried again every minute.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -52,9 +55,23 @@ pub struct Control {
     pub stop: Option<Arc<AtomicBool>>,
     /// Where the loop says what it is doing (a service's status).
     pub status: Option<Arc<PairState>>,
+    /// The loop's channel, for [`Control::wake`].
+    waker: Mutex<Option<std::sync::mpsc::Sender<Signal>>>,
 }
 
 impl Control {
+    pub fn new(stop: Arc<AtomicBool>, status: Arc<PairState>) -> Control {
+        Control { stop: Some(stop), status: Some(status), waker: Mutex::new(None) }
+    }
+
+    /// Wakes the loop, so that it sees a stop at once (an idle service's mirror sleeps
+    /// until its next deadline).
+    pub fn wake(&self) {
+        if let Some(tx) = crate::lock::lock(&self.waker).as_ref() {
+            super::send(tx, Signal::Wake);
+        }
+    }
+
     pub fn stopping(&self) -> bool {
         crate::sys::stopping() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
     }
@@ -123,6 +140,7 @@ pub fn watch(
         one_file_system: cfg.one_file_system.is_some(),
     };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
+    *crate::lock::lock(&ctl.waker) = Some(spare_tx.clone());
     rep.strategy(running.name(), &reason);
     ctl.update(|s| {
         s.strategy = Some(running.describe());
@@ -166,6 +184,16 @@ pub fn watch(
                 let quiet = debounce.saturating_sub(now - last_at);
                 let cap = max_wait.saturating_sub(now - first);
                 quiet.min(cap).min(TICK)
+            }
+            // A service's idle mirror sleeps until its next deadline (a retry, a
+            // verification) or an event: fifty idle mirrors cost what one does. Alone,
+            // the loop also watches for SIGHUP.
+            None if ctl.service() && dest_changed.is_empty() => {
+                let mut until = IDLE_MAX;
+                for at in [retries.at, next_verify].into_iter().flatten() {
+                    until = until.min(at.saturating_duration_since(now));
+                }
+                until.max(Duration::from_millis(1))
             }
             None => TICK,
         };
@@ -434,7 +462,7 @@ fn add_targets(
                 pending.push(Target::Deep(rel_of(&p).unwrap_or_default()));
             }
         }
-        Signal::NewDirs(..) => {}
+        Signal::NewDirs(..) | Signal::Wake => {}
         Signal::Error(msg) | Signal::LimitReached(msg) => {
             rep.notice(&format!("watcher: {msg}; rescanning"));
             pending.push(Target::Deep(Vec::new()));
