@@ -272,6 +272,7 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
     let mut ready = false;
     let mut last_status = Instant::now() - STATUS_EVERY;
     let mut last_written = Value::Null;
+    let mut last_version = u64::MAX;
     let mut last_line = String::new();
     let mut status_warned = false;
     loop {
@@ -354,8 +355,23 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
             }
         }
         let end = stopping || (!service && all_done);
-        if end || last_status.elapsed() >= STATUS_EVERY {
+        // What the status says changes only when a mirror's state or counts do (looked
+        // at once a second: many idle mirrors cost the supervisor nothing per tick).
+        let due = last_status.elapsed() >= STATUS_EVERY;
+        let version = if due || end {
             last_status = Instant::now();
+            running
+                .iter()
+                .chain(retiring.iter())
+                .map(|r| r.state.version() + r.rep.errors() + r.rep.summary_counts().copied)
+                .sum::<u64>()
+                + (running.len() + retiring.len() + waiting.len()) as u64
+                + u64::from(ready)
+        } else {
+            last_version
+        };
+        if end || version != last_version {
+            last_version = version;
             let line = status_line(&running, &retiring);
             if line != last_line {
                 notify(&[NotifyState::Status(&line)]);

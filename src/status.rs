@@ -11,6 +11,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 use crate::lock::lock;
 
 /// What one mirror is doing, as its loop last said.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub strategy: Option<String>,
     pub state: &'static str,
@@ -37,11 +38,16 @@ pub struct Snapshot {
 #[derive(Debug, Default)]
 pub struct PairState {
     inner: Mutex<Snapshot>,
+    /// Bumped by every change, so that an idle service rebuilds nothing.
+    version: AtomicU64,
 }
 
 impl PairState {
     pub fn new() -> PairState {
-        PairState { inner: Mutex::new(Snapshot { state: "starting", ..Snapshot::default() }) }
+        PairState {
+            inner: Mutex::new(Snapshot { state: "starting", ..Snapshot::default() }),
+            version: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self) -> Snapshot {
@@ -49,7 +55,17 @@ impl PairState {
     }
 
     pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
-        f(&mut lock(&self.inner));
+        let mut s = lock(&self.inner);
+        let before = s.clone();
+        f(&mut s);
+        if *s != before {
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many times the state has changed.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
     }
 
     /// A sync (a first sync or a cycle) finished with this result.
