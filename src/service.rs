@@ -296,6 +296,8 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
                         status_file = Some(p);
                     }
                     let (mut added, mut removed, mut changed, mut unchanged) = (0, 0, 0, 0);
+                    // Not started yet (waiting for their old loop): the new file decides.
+                    waiting.clear();
                     let mut keep: Vec<Running> = Vec::new();
                     let mut new_pairs = new.pairs;
                     for r in running.drain(..) {

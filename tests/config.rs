@@ -466,3 +466,86 @@ fn journal_lines_carry_priorities_and_no_timestamps() {
         "{lines:?}"
     );
 }
+
+/// A mirror whose first sync fails (here refused: an empty SOURCE over a DEST with
+/// files) is reported and tried again with a back-off; the service still gets ready and
+/// the other mirror runs; once SOURCE has files, the mirror starts.
+#[test]
+fn a_mirror_whose_first_sync_fails_is_retried_without_holding_the_others() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["fine", "guarded"]);
+    fs::remove_file(ms[1].src.join("first.txt")).expect("empty SOURCE");
+    fs::create_dir_all(&ms[1].dst).expect("mkdir");
+    fs::write(ms[1].dst.join("old.txt"), "old").expect("write");
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    let all: Vec<&Mirror> = ms.iter().collect();
+    fs::write(&cfg, config_text("watch = true\ndebounce = \"50ms\"", &all, &|_| String::new())).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    w.wait_stderr("guarded's first sync refused", WAIT, |l| {
+        l.starts_with("tandem: [guarded] ") && l.contains("trying again in")
+    });
+    w.wait_for("ready, guarded retrying", WAIT, |_| {
+        status_json(&status).is_some_and(|v| {
+            v["ready"] == true
+                && pair(&v, "guarded")
+                    .is_some_and(|p| p["state"] == "retrying" && p["last_error"]["message"].is_string())
+        })
+    });
+    fs::write(ms[0].src.join("more.txt"), "more").expect("write");
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "fine");
+    assert_eq!(fs::read(ms[1].dst.join("old.txt")).expect("kept"), b"old", "nothing deleted while refused");
+    fs::write(ms[1].src.join("now.txt"), "now").expect("write");
+    wait_synced(&w, &ms[1].src, &ms[1].dst, "guarded, once SOURCE has files");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
+
+/// Deletions `--max-delete` holds back show in the status, in JSON and in words.
+#[test]
+fn status_shows_deletions_held_back() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["held"]);
+    for n in 0..3 {
+        fs::write(ms[0].src.join(format!("gone-{n}.txt")), "x").expect("write");
+    }
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    fs::write(
+        &cfg,
+        config_text("watch = true\ndebounce = \"50ms\"", &[&ms[0]], &|_| "max-delete = 1".into()),
+    )
+    .expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "held");
+    for n in 0..3 {
+        fs::remove_file(ms[0].src.join(format!("gone-{n}.txt"))).expect("remove");
+    }
+    w.wait_for("3 deletions held back in the status", WAIT, |_| {
+        status_json(&status).is_some_and(|v| pair(&v, "held").is_some_and(|p| p["held_back"] == 3))
+    });
+    let out =
+        Command::new(bin_path()).arg("status").arg("--status-file").arg(&status).output().expect("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deletions held back: 3 (--max-delete)"), "{text}");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
+
+/// `tandem status` without a status file says so (exit 1); `tandem status DEST` still
+/// mirrors a directory named `status`.
+#[test]
+fn status_command_and_a_directory_named_status() {
+    let sb = Sandbox::new();
+    let out = Command::new(bin_path())
+        .args(["status", "--status-file"])
+        .arg(sb.join("none.json"))
+        .output()
+        .expect("status");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the status file"), "{out:?}");
+    fs::create_dir(sb.join("status")).expect("mkdir");
+    fs::write(sb.join("status/f.txt"), "x").expect("write");
+    let out =
+        Command::new(bin_path()).current_dir(sb.path()).args(["status", "copy"]).output().expect("sync");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_trees_equal(&sb.join("status"), &sb.join("copy"));
+}
