@@ -260,7 +260,9 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
             eprintln!("tandem: {line}");
         }
     };
-    let mut status_file: Option<PathBuf> = sc.status_file.clone().or_else(crate::status::default_path);
+    // A one-shot of every mirror writes a status file only where one is asked for.
+    let default_status = || if service { crate::status::default_path() } else { None };
+    let mut status_file: Option<PathBuf> = sc.status_file.clone().or_else(default_status);
     let config_path = sc.path.clone();
     let threads = sc.threads;
     let mut running: Vec<Running> = sc.pairs.into_iter().map(Running::start).collect();
@@ -292,7 +294,7 @@ pub fn run(cli: &Args, path: &std::path::Path) -> Exit {
                         );
                     }
                     crate::bwlimit::set(new.bwlimit);
-                    if let Some(p) = new.status_file.clone().or_else(crate::status::default_path) {
+                    if let Some(p) = new.status_file.clone().or_else(default_status) {
                         status_file = Some(p);
                     }
                     let (mut added, mut removed, mut changed, mut unchanged) = (0, 0, 0, 0);
