@@ -549,3 +549,41 @@ fn status_command_and_a_directory_named_status() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_trees_equal(&sb.join("status"), &sb.join("copy"));
 }
+
+/// A mirror whose remote host is down (nothing listens on the port) is reported and
+/// tried again with a growing back-off; the local mirror beside it keeps syncing.
+#[test]
+fn a_remote_host_down_does_not_stop_the_others() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["local"]);
+    let remote_src = sb.join("remote-src");
+    fs::create_dir_all(&remote_src).expect("mkdir");
+    let port = util::sshd::free_port();
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    let mut text = config_text("watch = true\ndebounce = \"50ms\"", &[&ms[0]], &|_| String::new());
+    text.push_str(&format!(
+        "\n[[sync]]\nname = \"down\"\nsource = \"{}\"\ndest = \"root@127.0.0.1:{}\"\nrsh = \"ssh -F /dev/null -p {port} -o ConnectTimeout=5 -o BatchMode=yes\"\n",
+        remote_src.display(),
+        sb.join("never").display()
+    ));
+    fs::write(&cfg, text).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    w.wait_stderr("the first failure", WAIT, |l| {
+        l.starts_with("tandem: [down] ") && l.contains("trying again in 1s")
+    });
+    w.wait_stderr("the second try", WAIT, |l| {
+        l.starts_with("tandem: [down] ") && l.contains("trying again in 2s")
+    });
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "local");
+    fs::write(ms[0].src.join("meanwhile.txt"), "x").expect("write");
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "local, meanwhile");
+    w.wait_for("the status: down retrying, ready", WAIT, |_| {
+        status_json(&status).is_some_and(|v| {
+            v["ready"] == true
+                && pair(&v, "down").is_some_and(|p| p["state"] == "retrying" && p["last_result"] == "failed")
+        })
+    });
+    assert!(!sb.join("never").exists());
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
