@@ -304,7 +304,8 @@ pub fn status_command(args: &[std::ffi::OsString]) -> Option<Result<StatusArgs, 
             return None;
         }
     }
-    Some(StatusArgs::try_parse_from(args[1..].iter()))
+    let argv = std::iter::once(std::ffi::OsString::from("tandem status")).chain(rest.iter().cloned());
+    Some(StatusArgs::try_parse_from(argv))
 }
 
 /// What a flag's value may be, for the error naming a bad one (flags with a fixed list

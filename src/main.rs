@@ -69,7 +69,8 @@ fn main() {
                 Exit::Ok
             }
             Err(e) => {
-                eprintln!("tandem: {}", cli::one_line(&e.render().to_string()));
+                let line = cli::one_line(&e.render().to_string());
+                eprintln!("tandem: {}", line.strip_prefix("error: ").unwrap_or(&line));
                 Exit::Usage
             }
         };
