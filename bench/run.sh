@@ -2,7 +2,7 @@
 # Benchmark tandem against cp -a, rsync and rclone on tmpfs.
 #
 #   bench/run.sh [CASE...]         batch cases: first noop onechange large (the default)
-#                                  watch/other cases (named only): poll latency memory rename service sshfs walkers
+#                                  watch/other cases (named only): poll latency memory rename service pairs sshfs walkers
 #   bench/run.sh --list            list the cases
 #   FILES=2000 ROUNDS=2 bench/run.sh first noop      quick smoke run
 #
@@ -10,7 +10,7 @@
 # BENCH_DIR (/dev/shm/tandem-bench), TANDEM, TANDEM_ARGS, RCLONE_ARGS, TOOLS, VERIFY (1),
 # KEEP_DST (0), RSS (1), SKIP_BUILD (0), NO_INSTALL (0). See bench/bench.py for details.
 # Named cases also read POLL_CYCLES, POLL_WRITES, LAT_FILES, LAT_SAMPLES, MEM_FILES, MEM_MAX, MEM_POLL,
-# MEM_CYCLES, MEM_MODES, RENAME_N, RENAME_SIZE, RENAME_DIR_FILES, SERVICE_BURST, SERVICE_TAMPER, SSHFS_FILES, WALK_THREADS,
+# MEM_CYCLES, MEM_MODES, RENAME_N, RENAME_SIZE, RENAME_DIR_FILES, SERVICE_BURST, SERVICE_TAMPER, PAIRS_N, PAIRS_FILES, PAIRS_IDLE, PAIRS_SETTLE, SSHFS_FILES, WALK_THREADS,
 # WALK_NET_THREADS, WALK_SSHFS. latency wants lsyncd, sshfs/walkers want sshfs + openssh-server
 # (bench/netfs.sh installs those), walkers builds bench/walkers with cargo.
 # Tables print to stdout and go to bench/results/<case>-<date>.md (ignored by git).

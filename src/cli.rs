@@ -30,7 +30,7 @@ as `timeout` does); a further signal later ends it at once with 130. In watch mo
     about,
     long_about = None,
     args_override_self = true,
-    override_usage = "tandem [OPTIONS] SOURCE DEST\n       tandem --watch [OPTIONS] SOURCE DEST\n       tandem --completions SHELL | --man",
+    override_usage = "tandem [OPTIONS] SOURCE DEST\n       tandem --watch [OPTIONS] SOURCE DEST\n       tandem --config FILE [OPTIONS]\n       tandem status [--json] [--status-file PATH]\n       tandem --completions SHELL | --man",
     after_help = EXIT_CODES_HELP,
     after_long_help = EXIT_CODES_HELP
 )]
@@ -43,6 +43,17 @@ pub struct Args {
     /// The mirror, local or remote as SOURCE; created if missing.
     #[arg(value_name = "DEST", value_hint = ValueHint::DirPath, required = true)]
     pub dest: Option<PathBuf>,
+
+    /// Run every mirror of a TOML file (`[[sync]]` tables with `source`, `dest` and the
+    /// options below under their long names) in one process; SIGHUP reloads it. Only
+    /// output options, --status-file, --scan-threads and --bwlimit go with it.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, conflicts_with_all = ["source", "dest"], help_heading = "Service")]
+    pub config: Option<PathBuf>,
+
+    /// Where a --config service keeps its status for `tandem status` [default:
+    /// $XDG_RUNTIME_DIR/tandem/status.json, or /run/tandem/status.json as root].
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "config", help_heading = "Service")]
+    pub status_file: Option<PathBuf>,
 
     /// Mirror, then keep DEST in step with SOURCE until stopped (SIGINT/SIGTERM). Picks
     /// native events, or polling on network and FUSE file systems.
@@ -234,7 +245,17 @@ pub struct Args {
 /// patterns gathered in the order they were given.
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, clap::Error> {
     use clap::FromArgMatches;
-    let matches = Args::command().try_get_matches_from(normalize_args(args))?;
+    let args = normalize_args(args);
+    // With --config, SOURCE and DEST come from the file (they stay required in --help).
+    let config_given = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--config" || a.to_str().is_some_and(|s| s.starts_with("--config=")));
+    let mut cmd = Args::command();
+    if config_given {
+        cmd = cmd.mut_arg("source", |a| a.required(false)).mut_arg("dest", |a| a.required(false));
+    }
+    let matches = cmd.try_get_matches_from(args)?;
     let mut a = Args::from_arg_matches(&matches)?;
     let mut filters: Vec<(usize, String)> = Vec::new();
     for (id, prefix) in [("exclude", ""), ("include", "!")] {
@@ -245,7 +266,64 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args,
     }
     filters.sort_by_key(|(i, _)| *i);
     a.filters = filters.into_iter().map(|(_, p)| p).collect();
+    if a.config.is_some() {
+        // Per-mirror options belong in the file, so that each has one place.
+        let typed = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if let Some(arg) = Args::command()
+            .get_arguments()
+            .find(|arg| !WITH_CONFIG.contains(&arg.get_id().as_str()) && typed(arg.get_id().as_str()))
+        {
+            let flag = arg.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| arg.get_id().to_string());
+            let mut e = clap::Error::new(ErrorKind::ArgumentConflict).with_cmd(&Args::command());
+            e.insert(ContextKind::InvalidArg, ContextValue::String(flag));
+            e.insert(ContextKind::PriorArg, ContextValue::String("--config".into()));
+            return Err(e);
+        }
+    }
     Ok(a)
+}
+
+/// The arguments that may go with `--config` (the process's, not one mirror's).
+pub const WITH_CONFIG: &[&str] =
+    &["config", "status_file", "verbose", "quiet", "json", "progress", "scan_threads", "bwlimit"];
+
+/// `tandem status [--json] [--status-file PATH]`: what a running `--config` service is
+/// doing, read from its status file.
+#[derive(Parser, Debug)]
+#[command(name = "tandem status", about = "Print what a running `tandem --config` service is doing")]
+pub struct StatusArgs {
+    /// Print the status file as it is (one JSON object).
+    #[arg(long)]
+    pub json: bool,
+    /// The status file the service writes (its --status-file) [default:
+    /// $XDG_RUNTIME_DIR/tandem/status.json, or /run/tandem/status.json as root].
+    #[arg(long, value_name = "PATH")]
+    pub status_file: Option<PathBuf>,
+}
+
+/// `tandem status …`: the status command, when the first argument is `status` and
+/// nothing after it is a path (`tandem status DEST` still mirrors a directory named
+/// `status`).
+pub fn status_command(args: &[std::ffi::OsString]) -> Option<Result<StatusArgs, clap::Error>> {
+    if args.get(1).is_none_or(|a| a != "status") {
+        return None;
+    }
+    let rest = &args[2..];
+    let mut expect_value = false;
+    for a in rest {
+        if expect_value {
+            expect_value = false;
+            continue;
+        }
+        let s = a.to_string_lossy();
+        if s == "--status-file" {
+            expect_value = true;
+        } else if !s.starts_with('-') {
+            return None;
+        }
+    }
+    let argv = std::iter::once(std::ffi::OsString::from("tandem status")).chain(rest.iter().cloned());
+    Some(StatusArgs::try_parse_from(argv))
 }
 
 /// What a flag's value may be, for the error naming a bad one (flags with a fixed list

@@ -218,7 +218,8 @@ impl Config {
                 quiet: args.quiet,
                 dry_run: args.dry_run,
                 progress: args.progress,
-                timestamps: watching && !std::io::stderr().is_terminal(),
+                timestamps: watching && !std::io::stderr().is_terminal() && !crate::report::journal_stream(),
+                journal: crate::report::journal_stream(),
             },
             threads: match args.scan_threads {
                 Some(n) => usize::from(n),

@@ -17,13 +17,18 @@
 //!   failed, handed back to callers), `manual` (the `--man` page);
 //! - foundations: `ignore`, `relpath`, `sys` (every system call), `bwlimit` (the
 //!   shared bucket of `--bwlimit`), `lock`, `exit`;
-//! - settings: `cli` (arguments as typed) → `config` (resolved, validated).
+//! - settings: `cli` (arguments as typed) → `config` (resolved, validated) →
+//!   `config_file` (`--config FILE`: each mirror's keys turned into flags, parsed and
+//!   resolved by the two before it);
+//! - the service: `service` (`--config`: every mirror at once, reload, readiness) and
+//!   `status` (each mirror's state, the status file, `tandem status`).
 
 mod apply;
 mod backup;
 mod bwlimit;
 mod cli;
 mod config;
+mod config_file;
 mod counts;
 mod dest;
 mod exit;
@@ -41,9 +46,11 @@ mod relpath;
 mod remote;
 mod report;
 mod run;
+mod service;
 mod sftp;
 mod snapshot;
 mod source;
+mod status;
 mod sync;
 mod sys;
 mod tree;
@@ -56,7 +63,23 @@ mod model_tests;
 use crate::exit::Exit;
 
 fn main() {
-    let args = match cli::parse(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(status) = cli::status_command(&argv) {
+        let exit = match status {
+            Ok(s) => status::show(s.json, s.status_file.as_deref()),
+            Err(e) if !e.use_stderr() => {
+                let _ = e.print();
+                Exit::Ok
+            }
+            Err(e) => {
+                let line = cli::one_line(&e.render().to_string());
+                eprintln!("tandem: {}", line.strip_prefix("error: ").unwrap_or(&line));
+                Exit::Usage
+            }
+        };
+        std::process::exit(exit.code());
+    }
+    let args = match cli::parse(argv) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
             // --help, --version: clap's own output.
@@ -85,6 +108,9 @@ fn main() {
             }
         };
         std::process::exit(exit.code());
+    }
+    if let Some(file) = &args.config {
+        std::process::exit(service::run(&args, file).code());
     }
     let exit = match config::Config::from_args(&args) {
         Err(f) => {

@@ -239,7 +239,19 @@ stopping: it ends at once.",
         "\
 : NO_COLOR
 When set and not empty, no colour is used. Colour (red error:, yellow warning:) is only \
-ever used when stderr is a terminal.",
+ever used when stderr is a terminal.
+: NOTIFY_SOCKET
+Set by systemd for a Type=notify service: tandem --config sends READY=1 once every \
+mirror's first sync has finished (or failed and is being retried), STATUS= with a one-line \
+summary, RELOADING=1 and MONOTONIC_USEC= on SIGHUP (then READY=1), STOPPING=1 on SIGTERM.
+: WATCHDOG_USEC
+Set by systemd's WatchdogSec: tandem --config sends WATCHDOG=1 every half of it.
+: JOURNAL_STREAM
+When it names stderr (systemd's journal), each line starts with its syslog priority (<3> \
+errors, <4> warnings, <6> the rest, <7> debug) and carries no timestamp of its own.
+: XDG_RUNTIME_DIR
+tandem --config keeps its status in $XDG_RUNTIME_DIR/tandem/status.json (as root: \
+/run/tandem/status.json) unless --status-file says otherwise; tandem status reads it.",
     ),
     (
         "EXAMPLES",
@@ -265,6 +277,15 @@ As rsync -aHAX: hard links, extended attributes and ACLs too (-a alone, as with 
 does not include them):
 
     tandem -aHAX /srv/data /mnt/backup/data
+
+Run every mirror of a config file as one service, reload it after editing, ask what each \
+mirror is doing (a [[sync]] table per mirror with source, dest and options under their long \
+names; SIGHUP reloads: added mirrors start, removed ones stop, changed ones restart, \
+unchanged ones keep running; a file that does not load keeps the running configuration):
+
+    tandem --config /etc/tandem.toml
+    systemctl reload tandem
+    tandem status
 
 Read the events from a script:
 

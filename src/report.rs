@@ -62,8 +62,36 @@ pub struct OutputOptions {
     pub dry_run: bool,
     pub progress: Mode,
     /// Start each stderr line with a local RFC 3339 timestamp (watch mode writing to a
-    /// file or a journal rather than a terminal).
+    /// file rather than a terminal).
     pub timestamps: bool,
+    /// stderr is systemd's journal (`JOURNAL_STREAM`): each line starts with its syslog
+    /// priority (`<3>` errors, `<4>` warnings, `<6>` the rest) and carries no timestamp
+    /// (the journal keeps its own).
+    pub journal: bool,
+}
+
+/// Syslog priorities, for lines written to the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Error = 3,
+    Warning = 4,
+    Info = 6,
+    Debug = 7,
+}
+
+/// Whether stderr is the journal stream systemd passed (`JOURNAL_STREAM=DEV:INODE`
+/// naming stderr itself, so a redirected stderr is not taken for the journal).
+pub fn journal_stream() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let v = v.to_string_lossy();
+    let Some((dev, ino)) = v.split_once(':') else { return false };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    // (st_dev and st_ino are not u64 on every platform.)
+    #[allow(clippy::unnecessary_cast)]
+    match rustix::fs::fstat(rustix::stdio::stderr()) {
+        Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
+        Err(_) => false,
+    }
 }
 
 pub struct Reporter {
@@ -83,6 +111,11 @@ pub struct Reporter {
     syncs_shown: AtomicU64,
     /// Watch mode's end: SOURCE's entries at the last look, and the cycles run.
     watched: Mutex<Option<(u64, u64)>>,
+    /// A service's mirror: its name, in front of each line (`tandem: [NAME] …`) and in
+    /// each JSON event (`"pair"`).
+    label: Option<String>,
+    /// The last error reported, with its time (for a service's status).
+    last_error: Mutex<Option<(String, String)>>,
 }
 
 /// One line of the itemized listing (`-v`, `--dry-run`): `copy a/b.txt (3 bytes)`,
@@ -131,6 +164,31 @@ impl Reporter {
             last_cycle: Mutex::new(Summary::default()),
             syncs_shown: AtomicU64::new(0),
             watched: Mutex::new(None),
+            label: None,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The same reporter for one mirror of a service: its lines say which.
+    pub fn labelled(mut self, name: &str) -> Self {
+        self.label = Some(name.to_string());
+        self
+    }
+
+    /// The last error reported (message, local time), if any.
+    pub fn last_error(&self) -> Option<(String, String)> {
+        lock(&self.last_error).clone()
+    }
+
+    fn note_error(&self, message: String) {
+        *lock(&self.last_error) = Some((message, crate::sys::local_timestamp()));
+    }
+
+    /// `tandem: ` and, for a service's mirror, `[NAME] `.
+    fn lead(&self) -> String {
+        match &self.label {
+            Some(l) => format!("tandem: [{l}] "),
+            None => "tandem: ".to_string(),
         }
     }
 
@@ -142,7 +200,7 @@ impl Reporter {
     /// `-vv` detail on stderr.
     pub fn debug(&self, message: &str) {
         if self.opts.verbose >= 2 && !self.opts.quiet {
-            self.line_err(&format!("tandem: debug: {message}"));
+            self.line_at(Priority::Debug, &format!("{}debug: {message}", self.lead()));
         }
     }
 
@@ -162,8 +220,15 @@ impl Reporter {
         self.start.elapsed()
     }
 
-    /// Writes one line to stdout, whole.
+    /// Writes one line to stdout, whole (a service's mirror's behind `[NAME] `).
     pub fn line_out(&self, line: &str) {
+        match (&self.label, self.opts.format) {
+            (Some(l), Format::Human) => self.raw_out(&format!("[{l}] {line}")),
+            _ => self.raw_out(line),
+        }
+    }
+
+    fn raw_out(&self, line: &str) {
         let _g = lock(&self.out_lock);
         self.progress.suspend(&mut || {
             let mut out = std::io::stdout().lock();
@@ -173,8 +238,17 @@ impl Reporter {
 
     /// Writes one line to stderr, whole (behind a timestamp for a service's log).
     pub fn line_err(&self, line: &str) {
+        self.line_at(Priority::Info, line)
+    }
+
+    /// Writes one line to stderr, whole: behind its syslog priority for the journal,
+    /// behind a timestamp for a service's log file.
+    pub fn line_at(&self, priority: Priority, line: &str) {
         let stamped;
-        let line = if self.opts.timestamps {
+        let line = if self.opts.journal {
+            stamped = format!("<{}>{line}", priority as u8);
+            &stamped
+        } else if self.opts.timestamps {
             stamped = format!("{} {line}", crate::sys::local_timestamp());
             &stamped
         } else {
@@ -189,8 +263,11 @@ impl Reporter {
 
     /// Writes one JSON event, with the time it happened.
     fn json(&self, mut v: Value) {
+        if let Some(l) = &self.label {
+            v["pair"] = json!(l);
+        }
         v["time"] = json!(crate::sys::local_timestamp());
-        self.line_out(&v.to_string());
+        self.raw_out(&v.to_string());
     }
 
     fn full_path(&self, side: Side, rel: &[u8]) -> String {
@@ -276,6 +353,7 @@ impl Reporter {
     /// A per-entry error: counted (exit status 3) and shown with its full path.
     pub fn error(&self, side: Side, rel: &[u8], message: &str) {
         self.counters.errors.fetch_add(1, Relaxed);
+        self.note_error(format!("{}: {message}", self.full_path(side, rel)));
         match self.opts.format {
             Format::Json => self.json(json!({
                 "event": "error",
@@ -283,11 +361,15 @@ impl Reporter {
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human => self.line_err(&format!(
-                "tandem: {} {}: {message}",
-                self.paint("31", "error:"),
-                self.full_path(side, rel)
-            )),
+            Format::Human => self.line_at(
+                Priority::Error,
+                &format!(
+                    "{}{} {}: {message}",
+                    self.lead(),
+                    self.paint("31", "error:"),
+                    self.full_path(side, rel)
+                ),
+            ),
         }
     }
 
@@ -301,11 +383,15 @@ impl Reporter {
                 "side": side.name(),
                 "message": message,
             })),
-            Format::Human if !self.opts.quiet => self.line_err(&format!(
-                "tandem: {} {}: {message}",
-                self.paint("33", "warning:"),
-                self.full_path(side, rel)
-            )),
+            Format::Human if !self.opts.quiet => self.line_at(
+                Priority::Warning,
+                &format!(
+                    "{}{} {}: {message}",
+                    self.lead(),
+                    self.paint("33", "warning:"),
+                    self.full_path(side, rel)
+                ),
+            ),
             Format::Human => {}
         }
     }
@@ -345,10 +431,23 @@ impl Reporter {
 
     /// A problem that stops the run before or instead of applying (guards, fatal errors).
     pub fn fatal(&self, message: &str) {
+        self.note_error(message.to_string());
         if self.opts.format == Format::Json {
             self.json(json!({ "event": "error", "path": "", "side": "", "message": message }));
         }
-        self.line_err(&format!("tandem: {message}"));
+        self.line_at(Priority::Error, &format!("{}{message}", self.lead()));
+    }
+
+    /// A service's mirror could not go on (its first sync failed, say): an error line
+    /// that does not end the service (`retry` says when it is tried again).
+    pub fn pair_failed(&self, message: &str) {
+        self.note_error(message.to_string());
+        match self.opts.format {
+            Format::Json => {
+                self.json(json!({ "event": "error", "path": "", "side": "", "message": message }))
+            }
+            Format::Human => self.line_at(Priority::Error, &format!("{}{message}", self.lead())),
+        }
     }
 
     /// The counts so far.
@@ -366,7 +465,7 @@ impl Reporter {
         match self.opts.format {
             Format::Json => self.json(json!({ "event": "strategy", "name": name, "reason": reason })),
             Format::Human if !self.opts.quiet => {
-                self.line_err(&format!("tandem: watching with {name}: {reason}"))
+                self.line_err(&format!("{}watching with {name}: {reason}", self.lead()))
             }
             Format::Human => {}
         }
@@ -376,7 +475,7 @@ impl Reporter {
     pub fn notice(&self, message: &str) {
         match self.opts.format {
             Format::Json => self.json(json!({ "event": "notice", "message": message })),
-            Format::Human if !self.opts.quiet => self.line_err(&format!("tandem: {message}")),
+            Format::Human if !self.opts.quiet => self.line_err(&format!("{}{message}", self.lead())),
             Format::Human => {}
         }
     }
@@ -401,7 +500,11 @@ impl Reporter {
             }
             Format::Human if !self.opts.quiet && d.changed_anything() => {
                 let n = self.syncs_shown.fetch_add(1, Relaxed) + 1;
-                self.line_err(&human_cycle(n, &d, elapsed))
+                let line = human_cycle(n, &d, elapsed);
+                match &self.label {
+                    Some(l) => self.line_err(&line.replacen("tandem: ", &format!("tandem: [{l}] "), 1)),
+                    None => self.line_err(&line),
+                }
             }
             Format::Human => {}
         }
@@ -430,8 +533,9 @@ impl Reporter {
             })),
             Format::Human if !self.opts.quiet => {
                 let shown_examples: Vec<String> = examples.iter().map(|p| shown(p)).collect();
-                self.line_err(&format!(
-                    "tandem: {} holding back {} (more than --max-delete {max}), e.g. {}; DEST keeps them until the count is within the limit",
+                self.line_at(Priority::Warning, &format!(
+                    "{}{} holding back {} (more than --max-delete {max}), e.g. {}; DEST keeps them until the count is within the limit",
+                    self.lead(),
                     self.paint("33", "warning:"),
                     crate::counts::count(deletes, "deletion", "deletions"),
                     shown_examples.join(", ")
@@ -465,7 +569,11 @@ impl Reporter {
             // something.)
             Format::Human if !self.opts.quiet => {
                 let syncs = cycles.map(|_| self.syncs_shown.load(Relaxed));
-                self.line_err(&human_summary(&s, elapsed, dry_run, syncs))
+                let line = human_summary(&s, elapsed, dry_run, syncs);
+                match &self.label {
+                    Some(l) => self.line_err(&line.replacen("tandem: ", &format!("tandem: [{l}] "), 1)),
+                    None => self.line_err(&line),
+                }
             }
             Format::Human => {}
         }

@@ -16,7 +16,7 @@ use crate::tree::LocalTree;
 
 /// Each worker's stack: the walker and the applier recurse once per directory level,
 /// so deep trees need more than rayon's default 2 MiB.
-const WORKER_STACK: usize = 16 << 20;
+pub const WORKER_STACK: usize = 16 << 20;
 
 /// Runs one complete sync (or a watch session) and returns how it ended. Everything
 /// that went wrong has been reported.
@@ -46,7 +46,7 @@ pub fn run(cfg: &Config) -> Exit {
             let cfg = &sides.adjust(cfg);
             let (source, dest) = (sides.source(), sides.dest());
             pool.install(|| match &cfg.watch {
-                Some(w) => crate::watch::schedule::watch(cfg, w, source, dest, &rep),
+                Some(w) => crate::watch::schedule::watch(cfg, w, source, dest, &rep, &Default::default()),
                 None => crate::sync::sync_once(cfg, source, dest, &rep),
             })
         }
@@ -81,7 +81,7 @@ pub fn run(cfg: &Config) -> Exit {
 }
 
 /// SOURCE and DEST, opened: local trees, or a connection to the remote one.
-struct Sides {
+pub struct Sides {
     source: Side,
     dest: Side,
 }
@@ -94,7 +94,7 @@ enum Side {
 impl Sides {
     /// Opens both sides; connecting to a remote one may fail (one line: what, which
     /// host, what to try).
-    fn open(cfg: &Config) -> Result<Sides, Failure> {
+    pub fn open(cfg: &Config) -> Result<Sides, Failure> {
         let interactive = rustix::termios::isatty(rustix::stdio::stdin());
         let side = |remote: &Option<crate::remote::Remote>, path: &std::path::Path| match remote {
             None => Ok(Side::Local(LocalTree::new(path))),
@@ -105,14 +105,14 @@ impl Sides {
         Ok(Sides { source: side(&cfg.remote_source, &cfg.source)?, dest: side(&cfg.remote_dest, &cfg.dest)? })
     }
 
-    fn source(&self) -> &dyn Source {
+    pub fn source(&self) -> &dyn Source {
         match &self.source {
             Side::Local(t) => t,
             Side::Remote(t) => &**t,
         }
     }
 
-    fn dest(&self) -> &dyn Dest {
+    pub fn dest(&self) -> &dyn Dest {
         match &self.dest {
             Side::Local(t) => t,
             Side::Remote(t) => &**t,
@@ -122,7 +122,7 @@ impl Sides {
     /// The settings as the opened sides allow: owners are mirrored onto a remote DEST
     /// only when both ends run as root (as `rsync -a`); DEST's own timestamp precision
     /// and whether it keeps a symlink's attributes.
-    fn adjust(&self, cfg: &Config) -> Config {
+    pub fn adjust(&self, cfg: &Config) -> Config {
         let mut cfg = cfg.clone();
         let dest = self.dest();
         if let Side::Remote(t) = &self.dest {

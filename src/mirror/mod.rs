@@ -157,6 +157,11 @@ impl<'c> Mirror<'c> {
         Ok((m, retries))
     }
 
+    /// How many deletions `--max-delete` holds back now.
+    pub fn held_back(&self) -> u64 {
+        self.held_back.len() as u64
+    }
+
     /// SOURCE's entries as of the last look.
     pub fn entries(&self) -> u64 {
         self.held.count()

@@ -42,6 +42,9 @@ pub enum Signal {
     DestPaths(Vec<PathBuf>),
     /// DEST's watcher lost events (a queue overflow) or failed: verify all of DEST.
     DestAll(String),
+    /// Nothing changed: a service asks its mirror's loop to look at its stop flag now
+    /// (the loop of a service's mirror sleeps until its next deadline when idle).
+    Wake,
 }
 
 /// The running strategy: native events, polling, or both (native events for the local

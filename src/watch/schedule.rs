@@ -6,7 +6,9 @@
 //! retried with a back-off; a SOURCE or DEST that cannot be reached is reported and
 //! retried the same way, never the end of the session.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashSet;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use crate::mirror::{Mirror, Target};
 use crate::relpath::{parent, path_bytes};
 use crate::report::Reporter;
 use crate::source::Source;
+use crate::status::PairState;
 
 /// The longest a burst of changes can postpone a sync (no starvation), unless
 /// `--debounce` asks for longer: then that is the longest.
@@ -36,6 +39,9 @@ const DRAIN_MAX: usize = 100_000;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest DEST's changes wait to be compared while SOURCE keeps changing.
 const DEST_SETTLE: Duration = Duration::from_secs(1);
+/// The longest an idle service's mirror sleeps without an event or a deadline (its
+/// service wakes it for a stop).
+const IDLE_MAX: Duration = Duration::from_secs(60);
 /// The longest wait between retries: an unmounted share is tried again every minute.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -59,6 +65,48 @@ fn reconnect(source: &dyn Source, dest: &dyn Dest) -> Result<(), String> {
         dest.reconnect()?;
     }
     Ok(())
+}
+
+/// How a watch loop is driven from outside: on its own (`tandem --watch`: SIGHUP asks
+/// for a verification), or as one mirror of a `--config` service (its own stop, its
+/// state kept for the status file; SIGHUP is the service's).
+#[derive(Default)]
+pub struct Control {
+    /// This mirror alone is to stop (removed or changed by a reload). SIGINT/SIGTERM
+    /// stop every loop.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Where the loop says what it is doing (a service's status).
+    pub status: Option<Arc<PairState>>,
+    /// The loop's channel, for [`Control::wake`].
+    waker: Mutex<Option<std::sync::mpsc::Sender<Signal>>>,
+}
+
+impl Control {
+    pub fn new(stop: Arc<AtomicBool>, status: Arc<PairState>) -> Control {
+        Control { stop: Some(stop), status: Some(status), waker: Mutex::new(None) }
+    }
+
+    /// Wakes the loop, so that it sees a stop at once (an idle service's mirror sleeps
+    /// until its next deadline).
+    pub fn wake(&self) {
+        if let Some(tx) = crate::lock::lock(&self.waker).as_ref() {
+            super::send(tx, Signal::Wake);
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        crate::sys::stopping() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    fn service(&self) -> bool {
+        self.status.is_some()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut crate::status::Snapshot)) {
+        if let Some(s) = &self.status {
+            s.update(f);
+        }
+    }
 }
 
 /// Pending retries and their back-off.
@@ -102,8 +150,11 @@ pub fn watch(
     source: &dyn Source,
     dest: &dyn Dest,
     rep: &Reporter,
+    ctl: &Control,
 ) -> Result<Exit, Failure> {
-    crate::sys::install_hangup_handler();
+    if !ctl.service() {
+        crate::sys::install_hangup_handler();
+    }
     // Start watching before the first sync, so nothing changed during it is missed.
     let wanted = super::Wanted {
         force_poll: w.force_poll,
@@ -112,10 +163,22 @@ pub fn watch(
         remote_source: source.local().is_none(),
     };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
+    *crate::lock::lock(&ctl.waker) = Some(spare_tx.clone());
     rep.strategy(running.name(), &reason);
+    ctl.update(|s| {
+        s.strategy = Some(running.describe());
+        s.state = "syncing";
+    });
     let polling = running.polls_everything();
     let started = Instant::now();
     let (mut mirror, first_retries) = Mirror::start(cfg, source, dest, rep)?;
+    if let Some(s) = &ctl.status {
+        s.synced(if first_retries.is_empty() && rep.errors() == 0 { "ok" } else { "errors" });
+    }
+    ctl.update(|s| {
+        s.state = "idle";
+        s.held_back = mirror.held_back();
+    });
     // DEST is watched from here on: what happened during the first sync was tandem's.
     let mut dest_watch = watch_dest(w, dest, rep, spare_tx.clone());
     crate::sys::release_free_memory();
@@ -138,13 +201,25 @@ pub fn watch(
     let mut dest_since: Option<Instant> = None;
     // A remote side's lost connection, being re-established.
     let mut reconnecting: Option<Reconnecting> = None;
-    while !crate::sys::stopping() {
+    while !ctl.stopping() {
+        ctl.update(|s| s.pending = (pending.len() + dest_changed.len()) as u64);
         let now = Instant::now();
         let wait = match first_at {
             Some(first) => {
                 let quiet = debounce.saturating_sub(now - last_at);
                 let cap = max_wait.saturating_sub(now - first);
                 quiet.min(cap).min(TICK)
+            }
+            // A service's idle mirror sleeps until its next deadline (a retry, a
+            // verification) or an event: fifty idle mirrors cost what one does. Alone,
+            // the loop also watches for SIGHUP.
+            None if ctl.service() && dest_changed.is_empty() => {
+                let mut until = IDLE_MAX;
+                let reconnect_at = reconnecting.as_ref().map(|r| r.at);
+                for at in [retries.at, next_verify, reconnect_at].into_iter().flatten() {
+                    until = until.min(at.saturating_duration_since(now));
+                }
+                until.max(Duration::from_millis(1))
             }
             None => TICK,
         };
@@ -162,6 +237,7 @@ pub fn watch(
                         Signal::NewDirs(Tree::Source, dirs) => {
                             if let Some(reason) = running.add_dirs(dirs) {
                                 rep.strategy(running.name(), &reason);
+                                ctl.update(|s| s.strategy = Some(running.describe()));
                             }
                             // What changed inside before its watch was in place raised
                             // no event: the cycle reads each again after its other
@@ -189,8 +265,12 @@ pub fn watch(
                     // native, the rest is polled (all of it when the watches cannot be
                     // set up again); what changed meanwhile is found by a rescan.
                     match running.limit_reached(&msg) {
-                        Some(reason) => rep.strategy(running.name(), &reason),
+                        Some(reason) => {
+                            ctl.update(|s| s.strategy = Some(running.describe()));
+                            rep.strategy(running.name(), &reason)
+                        }
                         None => {
+                            ctl.update(|s| s.strategy = Some(running.describe()));
                             debounce = Duration::ZERO;
                             rep.strategy(
                                 running.name(),
@@ -222,6 +302,7 @@ pub fn watch(
             match reconnect(source, dest) {
                 Ok(()) => {
                     rep.notice("connected again: verifying all of DEST");
+                    ctl.update(|s| s.paused = None);
                     reconnecting = None;
                     verify_due = true;
                 }
@@ -238,6 +319,10 @@ pub fn watch(
                     "{why}; syncing is paused, connecting again in {}s",
                     FIRST_BACKOFF.as_secs()
                 ));
+                ctl.update(|s| {
+                    s.state = "paused";
+                    s.paused = Some(why.clone());
+                });
                 reconnecting = Some(Reconnecting { at: now + FIRST_BACKOFF, backoff: FIRST_BACKOFF });
             }
         }
@@ -265,7 +350,8 @@ pub fn watch(
             pending.append(&mut due);
             first_at.get_or_insert(now);
         }
-        let hangup = crate::sys::take_hangup();
+        // (A service's SIGHUP reloads its configuration instead.)
+        let hangup = !ctl.service() && crate::sys::take_hangup();
         if hangup || next_verify.is_some_and(|t| t <= now) {
             if hangup {
                 rep.notice("SIGHUP: verifying all of DEST");
@@ -275,7 +361,7 @@ pub fn watch(
         }
         let due =
             verify_due || first_at.is_some_and(|first| now - last_at >= debounce || now - first >= max_wait);
-        if !due || crate::sys::stopping() {
+        if !due || ctl.stopping() {
             continue;
         }
         // Nothing is written while a root is gone or is a bare mount point.
@@ -287,12 +373,17 @@ pub fn watch(
         match (missing, &paused) {
             (Some(why), None) => {
                 rep.notice(&format!("{why}; syncing is paused until it is back"));
+                ctl.update(|s| {
+                    s.state = "paused";
+                    s.paused = Some(why.clone());
+                });
                 paused = Some(why);
                 continue;
             }
             (Some(_), Some(_)) => continue,
             (None, Some(_)) => {
                 rep.notice("SOURCE and DEST are back: verifying all of DEST");
+                ctl.update(|s| s.paused = None);
                 paused = None;
                 verify_due = true;
             }
@@ -313,25 +404,57 @@ pub fn watch(
         ));
         let t0 = Instant::now();
         cycle_no += 1;
-        match mirror.cycle(targets, rep) {
-            Ok(again) if again.is_empty() => retries.backoff = FIRST_BACKOFF,
-            Ok(again) => retries.schedule(again),
+        ctl.update(|s| {
+            s.state = "syncing";
+            s.pending = 0;
+        });
+        let errors_before = rep.errors();
+        let result = match mirror.cycle(targets, rep) {
+            Ok(again) if again.is_empty() => {
+                retries.backoff = FIRST_BACKOFF;
+                if rep.errors() == errors_before {
+                    "ok"
+                } else {
+                    "errors"
+                }
+            }
+            Ok(again) => {
+                retries.schedule(again);
+                "errors"
+            }
             Err(Failure::Unreachable(message)) => {
                 // SOURCE or DEST unreadable (unmounted?): say so, try again later. (A
                 // lost connection is said, and made again, at the top of the loop.)
                 if connection_lost(source, dest).is_none() {
                     rep.notice(&format!("{message}; retrying in {}s", retries.backoff.as_secs()));
                 }
+                ctl.update(|s| {
+                    s.state = "retrying";
+                    s.paused = Some(message.clone());
+                });
                 retries.schedule(vec![Target::Deep(Vec::new())]);
+                "unreachable"
             }
             Err(f) => return Err(f),
+        };
+        if let Some(s) = &ctl.status {
+            s.synced(result);
         }
+        ctl.update(|s| {
+            if result != "unreachable" {
+                s.state = "idle";
+                s.paused = None;
+            }
+            s.cycles = cycle_no;
+            s.held_back = mirror.held_back();
+        });
         rep.cycle(cycle_no, t0.elapsed(), verify);
         running.cycle_done();
         crate::sys::release_free_memory();
         rep.progress().status(&idle_status(&running.describe(), rep));
     }
     drop(running);
+    ctl.update(|s| s.state = "stopped");
     rep.set_watched(mirror.entries(), cycle_no + 1);
     Ok(Exit::Ok)
 }
@@ -423,7 +546,7 @@ fn add_targets(
                 pending.push(Target::Deep(rel_of(&p).unwrap_or_default()));
             }
         }
-        Signal::NewDirs(..) => {}
+        Signal::NewDirs(..) | Signal::Wake => {}
         Signal::Error(msg) | Signal::LimitReached(msg) => {
             rep.notice(&format!("watcher: {msg}; rescanning"));
             pending.push(Target::Deep(Vec::new()));

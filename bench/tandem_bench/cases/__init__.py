@@ -7,6 +7,7 @@ from ..report import Report
 from .batch import case_excluded, case_first, case_large, case_noop, case_onechange
 from .latency import case_latency
 from .memory import case_memory
+from .pairs import case_pairs
 from .poll import case_poll
 from .rename import case_rename
 from .service import case_service
@@ -34,6 +35,8 @@ CASES: Dict[str, Case] = {
     "latency": Case(case_latency, "native watch latency, small files: tandem --debounce 0 / 50ms, lsyncd",
                     batch=False),
     "memory": Case(case_memory, "RSS per tracked entry while watching MEM_FILES (1,000,000) files", batch=False),
+    "pairs": Case(case_pairs, "PAIRS_N (50) mirrors of PAIRS_FILES (2,000) files in one --config service vs one "
+                  "mirror of the same total: idle CPU and RSS", batch=False),
     "rename": Case(case_rename, "a 1 GiB file and a 10,000-file dir renamed while watching (native, poll)",
                    batch=False),
     "service": Case(case_service, "DEST watching: first sync and a burst with and without it; a full "
