@@ -1305,7 +1305,14 @@ fn backup_dir_in_watch_mode() {
         src.file("a.txt", "one\n").file("d/b.txt", "b\n");
         let dst = sb.dst();
         let w = start_json(strategy, &["--backup-dir", ".versions", "--suffix", ".bak"], &sb.src(), &dst);
-        src.file("a.txt", "two, longer\n").remove("d/b.txt");
+        // Replaced in one step (written aside, renamed into place), so that no cycle
+        // sees a half-written version whose backup would take the name of the first.
+        let next = sb.outside().join("a.txt.next");
+        fs::create_dir_all(sb.outside()).expect("mkdir");
+        fs::write(&next, "two, longer\n").expect("write");
+        chmod(&next, 0o644);
+        fs::rename(&next, sb.src().join("a.txt")).expect("rename");
+        src.remove("d/b.txt");
         let old = dst.join(".versions");
         w.wait_for("backups of a.txt and d/b.txt", SYNC_TIMEOUT, |_| {
             fs::read(old.join("a.txt.bak")).is_ok_and(|c| c == b"one\n")
