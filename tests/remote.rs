@@ -99,10 +99,14 @@ fn wait_mirrored(p: &Proc, src: &Path, dst: &Path, ignore: &[&Path], what: &str)
 
 /// The change events of a JSON run, as (event, path), sorted.
 fn changes(r: &Run) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> =
-        change_events(&r.json_events()).iter().map(|e| (event_name(e).to_string(), event_path(e))).collect();
+    let mut v = changes_in_order(r);
     v.sort();
     v
+}
+
+/// The change events of a JSON run, as (event, path), in the order printed.
+fn changes_in_order(r: &Run) -> Vec<(String, String)> {
+    change_events(&r.json_events()).iter().map(|e| (event_name(e).to_string(), event_path(e))).collect()
 }
 
 #[test]
@@ -196,6 +200,9 @@ fn output_and_plan_match_a_local_dest() {
     local.ok();
     remote.ok();
     assert_eq!(changes(&local), changes(&remote), "remote:\n{remote:?}");
+    // In the same order too: the dry run's path order (as rsync prints), whatever order
+    // the server answered in.
+    assert_eq!(changes_in_order(&local), changes_in_order(&remote), "remote:\n{remote:?}");
     let (ls, rs) = (summary(&local.json_events()).clone(), summary(&remote.json_events()).clone());
     for field in ["copied", "deleted", "created_dirs", "symlinks", "errors"] {
         if ls.get(field).is_some() {

@@ -21,6 +21,7 @@ use tokio::io::AsyncSeekExt;
 
 use super::{attrs_of, SftpTree, CHUNK, CHUNKS_IN_FLIGHT};
 use crate::apply::{ApplyOptions, COPY_ATTEMPTS};
+use crate::ordered::{Ordered, Slots};
 use crate::outcome::{Failures, Outcome};
 use crate::plan::{ChangeKind, DeleteReason, DirPlan, Op};
 use crate::relpath::{join, parent};
@@ -35,6 +36,10 @@ struct Applier<'a> {
     owner: bool,
     vanished_ok: bool,
     failures: Failures,
+    /// Itemized changes in the dry run's path order (`ordered`), whatever order the
+    /// requests are answered in.
+    seq: Ordered<'a>,
+    slots: Slots,
 }
 
 /// Applies a directory plan at `base`. `Err` when `base` cannot be reached, or when
@@ -47,6 +52,8 @@ pub fn apply(
     rep: &Reporter,
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
+    let slots = Slots::of(dp);
+    let last = slots.size(dp);
     let a = Applier {
         tree,
         source,
@@ -54,6 +61,8 @@ pub fn apply(
         owner: opts.owner,
         vanished_ok: opts.vanished_ok,
         failures: Failures::default(),
+        seq: Ordered::new(rep),
+        slots,
     };
     tree.block(async {
         match tree.lstat(base).await? {
@@ -61,10 +70,11 @@ pub fn apply(
             Some(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
             None => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
         }
-        let attrs_set = a.dir(dp, base.to_vec()).await;
+        let attrs_set = a.dir(dp, base.to_vec(), 0).await;
         if attrs_set && dp.meta_changed && !sys::stopping() {
-            rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
+            a.seq.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
         }
+        a.seq.finish(0, last + 1);
         Ok(())
     })?;
     if tree.is_lost() {
@@ -125,14 +135,25 @@ impl Applier<'_> {
         sys::stopping() || self.tree.is_lost()
     }
 
-    /// Runs one directory's plan; false when its own attributes were not set.
-    fn dir<'s>(&'s self, dp: &'s DirPlan, rel: Vec<u8>) -> LocalBoxFuture<'s, bool> {
+    /// Runs one directory's plan, whose slots start at `slot` (see `ordered`); false
+    /// when its own attributes were not set.
+    fn dir<'s>(&'s self, dp: &'s DirPlan, rel: Vec<u8>, slot: u64) -> LocalBoxFuture<'s, bool> {
         async move {
             let here: &[u8] = if rel.is_empty() { b"." } else { &rel };
             let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
-            let (deletes, rest) = dp.ops.split_at(n_del);
-            join_all(deletes.iter().map(|op| self.op(op, &rel))).await;
-            join_all(rest.iter().map(|op| self.op(op, &rel))).await;
+            let mut at = slot;
+            let ops: Vec<(u64, &Op)> = dp
+                .ops
+                .iter()
+                .map(|op| {
+                    let s = at;
+                    at += self.slots.of_op(op);
+                    (s, op)
+                })
+                .collect();
+            let (deletes, rest) = ops.split_at(n_del);
+            join_all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
+            join_all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
             if self.halted() {
                 return false;
             }
@@ -241,11 +262,20 @@ impl Applier<'_> {
         Ok(self.tree.lstat(rel).await?.is_some_and(|m| m.file_type().is_some_and(|t| t.is_dir())))
     }
 
-    async fn op(&self, op: &Op, rel: &[u8]) {
+    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
+    async fn op(&self, op: &Op, rel: &[u8], slot: u64) {
+        self.op_at(op, rel, slot).await;
+        self.seq.finish(slot, slot + self.slots.of_op(op));
+    }
+
+    async fn op_at(&self, op: &Op, rel: &[u8], slot: u64) {
         if self.halted() {
             return;
         }
         let path = join(rel, op.name());
+        // A directory's contents start after its opening slot and end before its
+        // closing one.
+        let (inner, close) = (slot + 1, slot + self.slots.of_op(op).saturating_sub(1));
         match op {
             Op::Delete { dir, sub, keep, reason, .. } => {
                 // --backup-dir: moved there whole (a directory in one rename) instead.
@@ -255,12 +285,12 @@ impl Applier<'_> {
                         self.move_to_backup(&path).await
                     };
                     return match moved {
-                        Ok(()) => self.rep.change(&path, &ChangeKind::Delete),
+                        Ok(()) => self.seq.change(close, &path, &ChangeKind::Delete),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(e) => self.fail(Side::Dest, &path, &e),
                     };
                 }
-                self.delete(&path, *dir, sub, *keep).await
+                self.delete(&path, *dir, sub, *keep, inner, close).await
             }
             Op::Mkdir { sub, .. } => {
                 let made = {
@@ -281,11 +311,12 @@ impl Applier<'_> {
                     }
                 };
                 match made {
-                    Ok(true) => self.rep.change(&path, &ChangeKind::Mkdir),
+                    Ok(true) => self.seq.change(slot, &path, &ChangeKind::Mkdir),
                     Ok(false) => {}
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
-                self.dir(sub, path).await;
+                self.seq.finish(slot, inner);
+                self.dir(sub, path, inner).await;
             }
             Op::Enter { sub, .. } => {
                 match self.is_dir(&path).await {
@@ -296,15 +327,16 @@ impl Applier<'_> {
                     }
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
-                if self.dir(sub, path.clone()).await && sub.meta_changed {
-                    self.rep.change(&path, &ChangeKind::Meta);
+                self.seq.finish(slot, inner);
+                if self.dir(sub, path.clone(), inner).await && sub.meta_changed {
+                    self.seq.change(close, &path, &ChangeKind::Meta);
                 }
             }
             Op::Copy { new, .. } => {
                 let _slot = self.tree.op_slots.acquire().await;
                 self.rep.progress().current(&path);
                 match self.copy(&path, !new).await {
-                    Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
+                    Ok(bytes) => self.seq.change(slot, &path, &ChangeKind::Copy { bytes }),
                     Err((side, e)) => {
                         let (rep, failures) = (self.rep, &self.failures);
                         if !crate::apply::vanished_before_copy(
@@ -323,7 +355,7 @@ impl Applier<'_> {
             Op::Symlink { target, new, .. } => {
                 let _slot = self.tree.op_slots.acquire().await;
                 match self.symlink(&path, target, !new).await {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Symlink { target: target.clone() }),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
             }
@@ -340,18 +372,20 @@ impl Applier<'_> {
                     Err(e) => Err(e),
                 };
                 match r {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Meta),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Meta),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
             }
         }
     }
 
-    async fn delete(&self, path: &[u8], dir: bool, sub: &DirPlan, keep: bool) {
+    /// Deletes `path`; a directory's contents have the slots from `inner`, and what is
+    /// removed as a whole is reported at slot `close`.
+    async fn delete(&self, path: &[u8], dir: bool, sub: &DirPlan, keep: bool, inner: u64, close: u64) {
         if dir {
             match self.is_dir(path).await {
                 Ok(true) => {
-                    self.dir(sub, path.to_vec()).await;
+                    self.dir(sub, path.to_vec(), inner).await;
                     if keep || self.halted() {
                         return;
                     }
@@ -366,11 +400,11 @@ impl Applier<'_> {
                             .map_err(|e| self.tree.err(e))
                     };
                     match r {
-                        Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+                        Ok(()) => self.seq.change(close, path, &ChangeKind::Delete),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         // Not empty: something appeared in it during the run; the
                         // directory is to go, so that goes too.
-                        Err(_) => self.remove_any(path).await,
+                        Err(_) => self.remove_any(path, close).await,
                     }
                     return;
                 }
@@ -378,12 +412,12 @@ impl Applier<'_> {
                 Err(e) => return self.fail(Side::Dest, path, &e),
             }
         }
-        self.remove_any(path).await;
+        self.remove_any(path, close).await;
     }
 
     /// Removes whatever `path` is, a whole tree for a directory, never following a
-    /// symlink; reports each entry removed.
-    fn remove_any<'s>(&'s self, path: &'s [u8]) -> LocalBoxFuture<'s, ()> {
+    /// symlink; reports each entry removed, at `slot`.
+    fn remove_any<'s>(&'s self, path: &'s [u8], slot: u64) -> LocalBoxFuture<'s, ()> {
         async move {
             let r = {
                 let _slot = self.tree.op_slots.acquire().await;
@@ -396,7 +430,7 @@ impl Applier<'_> {
                     .map_err(|e| self.tree.err(e))
             };
             match r {
-                Ok(()) => return self.rep.change(path, &ChangeKind::Delete),
+                Ok(()) => return self.seq.change(slot, path, &ChangeKind::Delete),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return,
                 Err(e) => match self.is_dir(path).await {
                     Ok(true) => {}
@@ -409,7 +443,7 @@ impl Applier<'_> {
                 Err(e) => return self.fail(Side::Dest, path, &e),
             };
             let paths: Vec<Vec<u8>> = children.iter().map(|c| join(path, c)).collect();
-            join_all(paths.iter().map(|p| self.remove_any(p))).await;
+            join_all(paths.iter().map(|p| self.remove_any(p, slot))).await;
             if self.halted() {
                 return;
             }
@@ -424,7 +458,7 @@ impl Applier<'_> {
                     .map_err(|e| self.tree.err(e))
             };
             match r {
-                Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+                Ok(()) => self.seq.change(slot, path, &ChangeKind::Delete),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => self.fail(Side::Dest, path, &e),
             }
