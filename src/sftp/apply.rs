@@ -389,16 +389,7 @@ impl Applier<'_> {
                     if keep || self.halted() {
                         return;
                     }
-                    let r = {
-                        let _slot = self.tree.op_slots.acquire().await;
-                        self.tree
-                            .sess()
-                            .sftp
-                            .fs()
-                            .remove_dir(self.tree.path(path))
-                            .await
-                            .map_err(|e| self.tree.err(e))
-                    };
+                    let r = self.remove(path, true).await;
                     match r {
                         Ok(()) => self.seq.change(close, path, &ChangeKind::Delete),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -415,20 +406,23 @@ impl Applier<'_> {
         self.remove_any(path, close).await;
     }
 
+    /// Removes the directory (empty) or the non-directory at `path`, in one request.
+    async fn remove(&self, path: &[u8], dir: bool) -> io::Result<()> {
+        let _slot = self.tree.op_slots.acquire().await;
+        let mut fs = self.tree.sess().sftp.fs();
+        let r = if dir {
+            fs.remove_dir(self.tree.path(path)).await
+        } else {
+            fs.remove_file(self.tree.path(path)).await
+        };
+        r.map_err(|e| self.tree.err(e))
+    }
+
     /// Removes whatever `path` is, a whole tree for a directory, never following a
     /// symlink; reports each entry removed, at `slot`.
     fn remove_any<'s>(&'s self, path: &'s [u8], slot: u64) -> LocalBoxFuture<'s, ()> {
         async move {
-            let r = {
-                let _slot = self.tree.op_slots.acquire().await;
-                self.tree
-                    .sess()
-                    .sftp
-                    .fs()
-                    .remove_file(self.tree.path(path))
-                    .await
-                    .map_err(|e| self.tree.err(e))
-            };
+            let r = self.remove(path, false).await;
             match r {
                 Ok(()) => return self.seq.change(slot, path, &ChangeKind::Delete),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return,
@@ -447,16 +441,7 @@ impl Applier<'_> {
             if self.halted() {
                 return;
             }
-            let r = {
-                let _slot = self.tree.op_slots.acquire().await;
-                self.tree
-                    .sess()
-                    .sftp
-                    .fs()
-                    .remove_dir(self.tree.path(path))
-                    .await
-                    .map_err(|e| self.tree.err(e))
-            };
+            let r = self.remove(path, true).await;
             match r {
                 Ok(()) => self.seq.change(slot, path, &ChangeKind::Delete),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
