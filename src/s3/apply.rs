@@ -161,14 +161,12 @@ impl S3Tree {
 pub fn rename(tree: &S3Tree, from: &[u8], to: &[u8]) -> io::Result<()> {
     let r = tree.block(async {
         let (fk, tk) = (tree.key(from, false)?, tree.key(to, false)?);
-        if tree.head(&fk).await?.is_some() {
-            tree.copy_key(&fk, &tk, None).await?;
-            return tree.delete_key(&fk).await;
-        }
         let (fp, tp) = (tree.key(from, true)?, tree.key(to, true)?);
+        // A directory first (SeaweedFS answers a HEAD of a prefix's name).
         let (objects, _) = super::scan::list_page_all(tree, &fp, false).await?;
         if objects.is_empty() {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            tree.copy_key(&fk, &tk, None).await?;
+            return tree.delete_key(&fk).await;
         }
         for o in &objects {
             let Some(rest) = o.key.strip_prefix(&fp) else { continue };
@@ -185,18 +183,37 @@ pub fn rename(tree: &S3Tree, from: &[u8], to: &[u8]) -> io::Result<()> {
             let rest = o.key.strip_prefix(fp.as_str())?;
             Some(async move {
                 let _slot = tree.op_slots.acquire().await.map_err(io::Error::other)?;
-                tree.copy_key(&o.key, &format!("{tp}{rest}"), None).await
+                let to = format!("{tp}{rest}");
+                if o.key.ends_with('/') {
+                    // A marker is put anew, with the attributes it had.
+                    let cached = tree.cache().get(&o.key).cloned();
+                    let meta = cached.map_or(Meta { mode: 0o755, ..Meta::default() }, |c| Meta {
+                        mtime_sec: c.mtime.map_or(0, |m| m.0),
+                        mtime_nsec: c.mtime.map_or(0, |m| m.1),
+                        mode: c.mode.unwrap_or(0o755),
+                        ..Meta::default()
+                    });
+                    return tree.put(&to, Vec::new(), &meta, ObjKind::Dir).await.map(|_| ());
+                }
+                tree.copy_key(&o.key, &to, None).await
             })
         });
         for r in join_all(copies).await {
             r?;
         }
-        let deletes = objects.iter().map(|o| async move {
+        // Objects first, then the markers, deepest first.
+        let (markers, files): (Vec<_>, Vec<_>) = objects.iter().partition(|o| o.key.ends_with('/'));
+        let deletes = files.iter().map(|o| async move {
             let _slot = tree.op_slots.acquire().await.map_err(io::Error::other)?;
             tree.delete_key(&o.key).await
         });
         for r in join_all(deletes).await {
             r?;
+        }
+        let mut markers = markers;
+        markers.sort_by_key(|o| std::cmp::Reverse(o.key.len()));
+        for o in markers {
+            tree.delete_key(&o.key).await?;
         }
         Ok(())
     });

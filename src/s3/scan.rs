@@ -445,6 +445,23 @@ pub fn entry(tree: &S3Tree, rel: &[u8]) -> io::Result<Option<Entry>> {
     let key = tree.key(rel, false)?;
     let name: Box<[u8]> = crate::relpath::split_last(rel).1.into();
     tree.block(async {
+        // A directory first: some servers (SeaweedFS) answer a HEAD of a prefix's
+        // name as if it were an object.
+        let dir = tree.key(rel, true)?;
+        if tree.has_objects_under(&dir).await? {
+            let meta = match tree.head(&dir).await? {
+                Some(c) => {
+                    let meta = known_of(&c, c.modified).meta;
+                    let meta = match tree.cache().get(&dir) {
+                        Some(cached) if c.mtime.is_none() => known_of(cached, None).meta,
+                        _ => meta,
+                    };
+                    meta
+                }
+                None => Meta { mode: IMPLICIT_DIR_MODE, ..Meta::default() },
+            };
+            return Ok(Some(Entry { name, meta, kind: Kind::Dir(Vec::new()) }));
+        }
         if let Some(c) = tree.head(&key).await? {
             tree.cache().insert(key.clone(), c.clone());
             let k = known_of(&c, c.modified);
@@ -453,16 +470,6 @@ pub fn entry(tree: &S3Tree, rel: &[u8]) -> io::Result<Option<Entry>> {
                 _ => Kind::File(None),
             };
             return Ok(Some(Entry { name, meta: k.meta, kind }));
-        }
-        let dir = tree.key(rel, true)?;
-        if let Some(c) = tree.head(&dir).await? {
-            let meta = known_of(&c, c.modified).meta;
-            tree.cache().insert(dir, c);
-            return Ok(Some(Entry { name, meta, kind: Kind::Dir(Vec::new()) }));
-        }
-        if tree.has_objects_under(&dir).await? {
-            let meta = Meta { mode: IMPLICIT_DIR_MODE, ..Meta::default() };
-            return Ok(Some(Entry { name, meta, kind: Kind::Dir(Vec::new()) }));
         }
         Ok(None)
     })
