@@ -382,5 +382,12 @@ fn watch_mode_mirrors_changes_and_renames_into_the_bucket() {
         || bucket_diff(&w, &src, "watched/live").is_empty(),
         || format!("{:?}\n{}", bucket_diff(&w, &src, "watched/live"), p.dump()),
     );
+    let renamed: Vec<String> =
+        p.events().iter().filter(|e| event_name(e) == "rename").map(|e| e["path"].to_string()).collect();
+    assert!(
+        renamed.iter().any(|r| r.contains("moved")),
+        "a server-side rename, not a new upload: {renamed:?}\n{}",
+        p.dump()
+    );
     p.stop(libc::SIGTERM, Duration::from_secs(20));
 }
