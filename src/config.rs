@@ -147,7 +147,9 @@ impl Config {
         let from_remote = remote_source.is_some();
         // SFTP cannot set a symlink's own attributes, and a FUSE server (sshfs) may
         // apply them to its target: symlinks are compared by target there.
-        let no_link_attrs = !local_pair || dest_fs(&dest).is_some_and(|n| n.starts_with("fuse"));
+        let no_link_attrs = remote_dest.is_some()
+            || s3_dest.is_some()
+            || dest_fs(&dest).is_some_and(|n| n.starts_with("fuse"));
         if local_pair && source == dest {
             return Err(Failure::usage(format!(
                 "SOURCE and DEST are the same directory ({})",

@@ -6,17 +6,18 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
 import urllib.request
 
-from ..report import Report, emit
-from ..settings import S3_FILES, TANDEM, TANDEM_ARGS
+from ..report import Report, emit, emit_table
+from ..settings import LAT_SAMPLES, S3_FILES, TANDEM, TANDEM_ARGS
 from ..timing import round_robin, run_timed
 from ..tools import Tool, available
 from ..trees import tree, tree_size
-from ..util import human, log
+from ..util import human, log, ms, pct
 
 KEY, SECRET = "tandembench", "tandembenchsecret"
 
@@ -58,6 +59,47 @@ def weed():
 
 def bucket(filer, name):
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{filer}/buckets/{name}/", method="POST"))
+
+
+def filer_has(filer, path, data):
+    """The object's contents as SeaweedFS's filer serves them (its own view of the bucket)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{filer}/buckets/{path}", timeout=5) as r:
+            return r.read() == data
+    except OSError:
+        return False
+
+
+def watch_latency(endpoint, filer, src):
+    """Small files written under --watch (--debounce 0): from before the write until the
+    complete object is served."""
+    import random
+    rng = random.Random(5)
+    proc = subprocess.Popen([TANDEM, "--watch", "--debounce", "0", "--json", "--s3-endpoint", endpoint, src,
+                             "s3://noop/latency"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if '"event":"cycle"' in line:
+                break
+        out = []
+        for i in range(LAT_SAMPLES):
+            time.sleep(rng.uniform(0.03, 0.12))
+            name = f"lat-{i:05}.txt"
+            data = (f"s3 {i} {time.time()} ".encode() * 8)[: rng.randint(100, 4000)]
+            t0 = time.perf_counter()
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+            while not filer_has(filer, f"noop/latency/{name}", data):
+                if time.perf_counter() - t0 > 10:
+                    raise RuntimeError(f"{name} did not arrive")
+                time.sleep(0.001)
+            out.append(time.perf_counter() - t0)
+        for i in range(LAT_SAMPLES):
+            os.remove(os.path.join(src, f"lat-{i:05}.txt"))
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 def case_s3():
@@ -106,6 +148,11 @@ def case_s3():
                               ("<=", 0.3), notes=[f"SeaweedFS {subprocess.run(['weed', 'version'], capture_output=True, text=True).stdout.strip()} "
                                                   "(weed server -s3, one volume server, data on local disk); "
                                                   "tandem with AWS_CA_BUNDLE set, rclone without"]))
+        lat = watch_latency(endpoint, filer, src)
+        emit_table("s3-latency", f"a small file written under --watch --debounce 0 until the object is served, "
+                   f"{len(lat)} samples", ["tool", "median ms", "p90 ms", "max ms"],
+                   [["tandem --watch --debounce 0", ms(statistics.median(lat)), ms(pct(lat, 90)), ms(max(lat))]],
+                   notes=["the object is read through the SeaweedFS filer's HTTP port, polled every 1 ms"])
         emit(reports[0])
         return reports[1]
     finally:
