@@ -8,7 +8,10 @@
 //! same ETag, size and LastModified: any write to the key, a metadata-only one
 //! included (a CopyObject onto itself), changes LastModified, so a cached entry that
 //! still matches describes the object as it is. Anything else (no entry, or any of
-//! the three differs) is read again with HEAD, and the cache is updated.
+//! the three differs) is read again with HEAD, and the cache is updated. LastModified
+//! has whole seconds: a metadata-only change (same contents, so the same ETag) made by
+//! another program within the same second as the state cached is not seen until the
+//! object changes again or the cache is removed.
 //!
 //! Directory markers are the exception: their LastModified is not compared (some
 //! servers, SeaweedFS among them, move it as objects below change), and where the

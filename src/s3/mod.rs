@@ -37,7 +37,7 @@ use std::io;
 use std::sync::Mutex;
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -321,6 +321,14 @@ impl S3Tree {
     {
         use io::ErrorKind as K;
         match &e {
+            SdkError::DispatchFailure(_)
+                if causes(&e).contains("loading credentials") || causes(&e).contains("no credentials") =>
+            {
+                return io::Error::new(
+                    K::PermissionDenied,
+                    "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (~/.aws/credentials)",
+                );
+            }
             SdkError::DispatchFailure(d) => {
                 let what = if d.is_timeout() { "timed out" } else { "connection failed" };
                 let kind = if d.is_timeout() { K::TimedOut } else { K::ConnectionRefused };
@@ -329,7 +337,7 @@ impl S3Tree {
                     format!(
                         "cannot reach the S3 endpoint {} ({what}, {ATTEMPTS} attempts): {}",
                         self.endpoint,
-                        DisplayErrorContext(&e)
+                        causes(&e)
                     ),
                 );
             }
@@ -337,7 +345,7 @@ impl S3Tree {
                 return io::Error::new(K::TimedOut, format!("the S3 endpoint {} timed out", self.endpoint))
             }
             SdkError::ConstructionFailure(_) => {
-                return io::Error::other(format!("cannot make the S3 request: {}", DisplayErrorContext(&e)))
+                return io::Error::other(format!("cannot make the S3 request: {}", causes(&e)))
             }
             _ => {}
         }
@@ -369,7 +377,7 @@ impl S3Tree {
                         "access denied by S3 (HTTP 403): check the credentials and the bucket's policy",
                     ),
                     Some(s) => io::Error::other(format!("S3 answered HTTP {s}")),
-                    None => io::Error::other(format!("S3 request failed: {}", DisplayErrorContext(&e))),
+                    None => io::Error::other(format!("S3 request failed: {}", causes(&e))),
                 }
             }
             _ => io::Error::other(format!("S3 said {said}")),
@@ -448,6 +456,20 @@ impl S3Tree {
     pub fn base(&self) -> &str {
         &self.base
     }
+}
+
+/// An error and its sources, each said once, in one line.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !out.iter().any(|o| o.contains(&s)) {
+            out.push(s);
+        }
+        cur = err.source();
+    }
+    out.join(": ").replace('\n', " ")
 }
 
 impl Drop for S3Tree {
