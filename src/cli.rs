@@ -228,6 +228,12 @@ pub struct Args {
     #[arg(short = 'e', long = "rsh", value_name = "COMMAND", help_heading = "Remote")]
     pub rsh: Option<String>,
 
+    /// The S3 endpoint for an `s3://bucket/prefix` DEST, for this run:
+    /// `--s3-endpoint http://127.0.0.1:8333` (path-style addressing). Default: the AWS
+    /// environment's (`AWS_ENDPOINT_URL`, `~/.aws/config`), else AWS S3 itself.
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url, help_heading = "Remote")]
+    pub s3_endpoint: Option<String>,
+
     /// Worker threads for scanning and copying [default: 4, or the number of CPUs if
     /// higher; 16 when SOURCE is on a network or FUSE file system or DEST is remote,
     /// 64 when SOURCE is remote, to overlap round trips].

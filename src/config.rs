@@ -17,7 +17,7 @@ use crate::exit::Failure;
 use crate::guard::Guards;
 use crate::ignore::{RuleFile, Rules};
 use crate::plan::PlanOptions;
-use crate::remote::{Location, Remote};
+use crate::remote::{Bucket, Location, Remote};
 use crate::report::{Format, OutputOptions};
 
 #[derive(Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct Config {
     pub remote_source: Option<Remote>,
     /// DEST is on another host.
     pub remote_dest: Option<Remote>,
+    /// DEST is a prefix in an S3 bucket.
+    pub s3_dest: Option<Bucket>,
+    /// `--s3-endpoint`: the S3 endpoint for this run (else the AWS environment's).
+    pub s3_endpoint: Option<String>,
     /// The remote shell command (`-e`/`--rsh`), split into words.
     pub rsh: Vec<String>,
     pub plan: PlanOptions,
@@ -96,7 +100,25 @@ impl Config {
         let dst_loc = Location::parse(dest.as_os_str()).map_err(Failure::usage)?;
         let rsh =
             crate::remote::split_command(args.rsh.as_deref().unwrap_or("ssh")).map_err(Failure::usage)?;
+        let mut s3_dest = None;
         let (source, dest, remote_source, remote_dest) = match (src_loc, dst_loc) {
+            (Location::S3(s), _) => {
+                return Err(Failure::usage(format!(
+                    "SOURCE {}: an S3 bucket can be DEST only (for now)",
+                    s.shown
+                )))
+            }
+            (Location::Remote(s), Location::S3(d)) => {
+                return Err(Failure::usage(format!(
+                    "SOURCE ({}) and DEST ({}) are both remote: one of them must be on this machine",
+                    s.shown, d.shown
+                )))
+            }
+            (Location::Local(s), Location::S3(d)) => {
+                let shown = PathBuf::from(&d.shown);
+                s3_dest = Some(d);
+                (resolve_source(&s)?, shown, None, None)
+            }
             (Location::Local(s), Location::Local(d)) => {
                 (resolve_source(&s)?, resolve_dest(&d)?.0, None, None)
             }
@@ -113,13 +135,18 @@ impl Config {
                 (PathBuf::from(&s.shown), resolve_dest(&d)?.0, Some(s), None)
             }
         };
-        let local_pair = remote_source.is_none() && remote_dest.is_none();
+        if s3_dest.is_none() && args.s3_endpoint.is_some() {
+            return Err(Failure::usage("--s3-endpoint needs an s3://bucket/prefix DEST"));
+        }
+        let local_pair = remote_source.is_none() && remote_dest.is_none() && s3_dest.is_none();
         // Reads from a remote SOURCE, and --checksum digests, wait on round trips.
         let remote_side = !local_pair;
         let from_remote = remote_source.is_some();
         // SFTP cannot set a symlink's own attributes, and a FUSE server (sshfs) may
         // apply them to its target: symlinks are compared by target there.
-        let no_link_attrs = remote_dest.is_some() || dest_fs(&dest).is_some_and(|n| n.starts_with("fuse"));
+        let no_link_attrs = remote_dest.is_some()
+            || s3_dest.is_some()
+            || dest_fs(&dest).is_some_and(|n| n.starts_with("fuse"));
         if local_pair && source == dest {
             return Err(Failure::usage(format!(
                 "SOURCE and DEST are the same directory ({})",
@@ -174,7 +201,14 @@ impl Config {
         let rules = Arc::new(rules);
         let network_source = remote_source.is_none() && crate::watch::fstype::of(&source).remote;
         // SFTP v3 carries whole seconds.
-        let dest_grain_ns = if remote_dest.is_some() { Some(1_000_000_000) } else { dest_grain(&dest) };
+        let dest_grain_ns = if remote_dest.is_some() {
+            Some(1_000_000_000)
+        } else if s3_dest.is_some() {
+            // The `mtime` metadata keeps nanoseconds.
+            None
+        } else {
+            dest_grain(&dest)
+        };
         let watching = args.watch || args.poll.is_some();
         let one_file_system = match (args.one_file_system, &remote_source) {
             (true, None) => Some(
@@ -197,6 +231,8 @@ impl Config {
             dest,
             remote_source,
             remote_dest,
+            s3_dest,
+            s3_endpoint: args.s3_endpoint.clone(),
             rsh,
             plan: PlanOptions {
                 delete: !args.no_delete,

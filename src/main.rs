@@ -9,7 +9,8 @@
 //!   the loop) → `mirror` (watch mode's held tree, refreshes, renames, cycles);
 //! - the seams and the stages: `source` and `dest` (the SOURCE and DEST interfaces;
 //!   `tree` is the local tree, `sftp` a directory on another host, reached over ssh
-//!   through its SFTP server; `remote` parses where that is), `guard`, `plan`,
+//!   through its SFTP server; `s3` a prefix in an S3 bucket; `remote` parses where
+//!   those are), `guard`, `plan`,
 //!   `apply` (with `ordered`: changes printed in path order, `backup`:
 //!   `--backup-dir`, and `xattrs`: `-X`/`-A`), `hardlink` (`-H`: link groups and the
 //!   link pass after a plan), `snapshot`;
@@ -46,6 +47,7 @@ mod relpath;
 mod remote;
 mod report;
 mod run;
+mod s3;
 mod service;
 mod sftp;
 mod snapshot;

@@ -124,7 +124,18 @@ times are not mirrored.
 inode numbers.
 - Type changes: the old entry is removed and the new one created, even with --no-delete; \
 these removals count toward --max-delete.
-- Hidden files are ordinary files: nothing is skipped by name.",
+- Hidden files are ordinary files: nothing is skipped by name.
+
+An S3 bucket as DEST: s3://bucket/prefix (AWS S3 or an S3-compatible server; --s3-endpoint \
+URL, or the AWS environment: see ENVIRONMENT). A file is the object prefix/path with its \
+mtime in the user metadata mtime (X-Amz-Meta-Mtime) as rclone writes it, and its mode in mode (octal); each \
+directory tandem makes is a zero-byte marker path/; a symlink is an object holding its \
+target. Names that are not UTF-8, or keys longer than 1024 bytes, are reported and left \
+out. A no-op run lists the bucket and sends no request per object: what listings do not \
+return (the mtime) is kept in a cache under $XDG_CACHE_HOME/tandem/s3, trusted while the \
+listing shows the same ETag, size and LastModified. Files from 16 MiB go up as multipart \
+uploads, completed only when whole; uploads left by a killed run are aborted by the next \
+one. In watch mode a rename is a server-side copy and delete.",
     ),
     (
         "WHAT TANDEM PROMISES",
@@ -251,7 +262,13 @@ When it names stderr (systemd's journal), each line starts with its syslog prior
 errors, <4> warnings, <6> the rest, <7> debug) and carries no timestamp of its own.
 : XDG_RUNTIME_DIR
 tandem --config keeps its status in $XDG_RUNTIME_DIR/tandem/status.json (as root: \
-/run/tandem/status.json) unless --status-file says otherwise; tandem status reads it.",
+/run/tandem/status.json) unless --status-file says otherwise; tandem status reads it.
+: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
+Where an s3:// DEST is and who tandem is there, read as the AWS SDK reads them (with \
+~/.aws/config and ~/.aws/credentials). An endpoint that is not AWS's is addressed \
+path-style.
+: XDG_CACHE_HOME
+Where the metadata cache of s3:// DESTs is kept (default ~/.cache).",
     ),
     (
         "EXAMPLES",
@@ -286,6 +303,10 @@ unchanged ones keep running; a file that does not load keeps the running configu
     tandem --config /etc/tandem.toml
     systemctl reload tandem
     tandem status
+
+Mirror into a prefix of a bucket on a local S3-compatible server:
+
+    tandem --s3-endpoint http://127.0.0.1:8333 ~/photos s3://backup/photos
 
 Read the events from a script:
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 /// What the addressing forms are, for error messages.
 pub const SUPPORTED: &str =
-    "tandem speaks local paths, [user@]host:path and sftp://[user@]host[:port]/path (SFTP over ssh)";
+    "tandem speaks local paths, [user@]host:path and sftp://[user@]host[:port]/path (SFTP over ssh), and s3://bucket/prefix as DEST";
 
 /// A directory on another host, reached over ssh through its SFTP server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,11 +33,22 @@ pub struct Remote {
     pub shown: String,
 }
 
+/// A prefix in an S3 bucket (`s3://bucket/prefix`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub bucket: String,
+    /// The key prefix, without slashes at either end (empty: the whole bucket).
+    pub prefix: String,
+    /// As the user typed it, for messages.
+    pub shown: String,
+}
+
 /// A SOURCE or DEST argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     Local(PathBuf),
     Remote(Remote),
+    S3(Bucket),
 }
 
 impl Location {
@@ -49,6 +60,9 @@ impl Location {
             let scheme = String::from_utf8_lossy(&bytes[..scheme_end]).to_ascii_lowercase();
             if scheme == "sftp" {
                 return parse_url(&bytes[scheme_end + 3..], shown).map(Location::Remote);
+            }
+            if scheme == "s3" {
+                return parse_s3(&bytes[scheme_end + 3..], shown).map(Location::S3);
             }
             let why = if scheme == "rsync" { " (an rsync daemon)" } else { "" };
             return Err(format!("{shown}: {scheme}:// is not supported{why}; {SUPPORTED}"));
@@ -149,6 +163,26 @@ fn parse_url(rest: &[u8], shown: String) -> Result<Remote, String> {
         None => None,
     };
     Ok(Remote { user, host, port, path, shown })
+}
+
+/// `bucket[/prefix]` after `s3://`: the bucket as S3 names them (3 to 63 lower-case
+/// letters, digits, dots and hyphens), the prefix as UTF-8 (S3 keys are text).
+fn parse_s3(rest: &[u8], shown: String) -> Result<Bucket, String> {
+    let rest = std::str::from_utf8(rest).map_err(|_| format!("{shown}: S3 keys are UTF-8 text"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.as_bytes()[0].is_ascii_alphanumeric();
+    if !valid {
+        return Err(format!(
+            "{shown}: '{bucket}' is not a bucket name (3 to 63 lower-case letters, digits, '.' and '-')"
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|c| c.is_empty() || c == "." || c == "..") && !prefix.is_empty() {
+        return Err(format!("{shown}: the prefix has an empty, '.' or '..' component"));
+    }
+    Ok(Bucket { bucket: bucket.to_string(), prefix: prefix.to_string(), shown })
 }
 
 fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
@@ -325,12 +359,26 @@ mod tests {
 
     #[test]
     fn refused_forms() {
-        for s in ["rsync://host/mod", "host::mod", "http://x/y", "s3://b/k", "file:///tmp/x"] {
+        for s in ["rsync://host/mod", "host::mod", "http://x/y", "file:///tmp/x"] {
             let e = parse(s).expect_err(s);
             assert!(e.contains("sftp://"), "{s}: {e}");
         }
         assert!(parse("-oProxyCommand=x:y").is_err());
         assert!(parse("@h:x").is_err());
+    }
+
+    #[test]
+    fn s3_urls() {
+        let b = |s: &str| match parse(s) {
+            Ok(Location::S3(b)) => (b.bucket, b.prefix),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(b("s3://my-bucket/a/b/"), ("my-bucket".into(), "a/b".into()));
+        assert_eq!(b("s3://my-bucket"), ("my-bucket".into(), "".into()));
+        assert_eq!(b("S3://my.bucket/"), ("my.bucket".into(), "".into()));
+        for bad in ["s3://ab/x", "s3://Upper/x", "s3://b_c/x", "s3://bucket/a//b", "s3://bucket/a/../b"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
 use crate::report::{Format, Reporter};
+use crate::s3::{Connect as S3Connect, S3Tree};
 use crate::sftp::{Connect, SftpTree};
 use crate::source::Source;
 use crate::tree::LocalTree;
@@ -40,7 +41,7 @@ pub fn run(cfg: &Config) -> Exit {
     let t = std::time::Instant::now();
     let result = match Sides::open(cfg) {
         Ok(sides) => {
-            if cfg.remote_source.is_some() || cfg.remote_dest.is_some() {
+            if cfg.remote_source.is_some() || cfg.remote_dest.is_some() || cfg.s3_dest.is_some() {
                 rep.debug(&format!("connected in {:.3}s", t.elapsed().as_secs_f64()));
             }
             let cfg = &sides.adjust(cfg);
@@ -83,12 +84,18 @@ pub fn run(cfg: &Config) -> Exit {
 /// SOURCE and DEST, opened: local trees, or a connection to the remote one.
 pub struct Sides {
     source: Side,
-    dest: Side,
+    dest: DestSide,
 }
 
 enum Side {
     Local(LocalTree),
     Remote(Box<SftpTree>),
+}
+
+/// DEST: one of the sides above, or a prefix in an S3 bucket (DEST only).
+enum DestSide {
+    Tree(Side),
+    S3(Box<S3Tree>),
 }
 
 impl Sides {
@@ -102,7 +109,15 @@ impl Sides {
                 .map(|t| Side::Remote(Box::new(t)))
                 .map_err(Failure::fatal),
         };
-        Ok(Sides { source: side(&cfg.remote_source, &cfg.source)?, dest: side(&cfg.remote_dest, &cfg.dest)? })
+        let source = side(&cfg.remote_source, &cfg.source)?;
+        let dest = match &cfg.s3_dest {
+            Some(b) => {
+                let how = S3Connect { bucket: b, endpoint: cfg.s3_endpoint.as_deref(), dry_run: cfg.dry_run };
+                DestSide::S3(Box::new(S3Tree::connect(how).map_err(Failure::fatal)?))
+            }
+            None => DestSide::Tree(side(&cfg.remote_dest, &cfg.dest)?),
+        };
+        Ok(Sides { source, dest })
     }
 
     pub fn source(&self) -> &dyn Source {
@@ -114,8 +129,9 @@ impl Sides {
 
     pub fn dest(&self) -> &dyn Dest {
         match &self.dest {
-            Side::Local(t) => t,
-            Side::Remote(t) => &**t,
+            DestSide::Tree(Side::Local(t)) => t,
+            DestSide::Tree(Side::Remote(t)) => &**t,
+            DestSide::S3(t) => &**t,
         }
     }
 
@@ -125,13 +141,14 @@ impl Sides {
     pub fn adjust(&self, cfg: &Config) -> Config {
         let mut cfg = cfg.clone();
         let dest = self.dest();
-        if let Side::Remote(t) = &self.dest {
+        if let DestSide::Tree(Side::Remote(t)) = &self.dest {
             cfg.plan.owner = cfg.plan.owner && t.remote_is_root();
         }
         if let Some(g) = dest.mtime_grain_ns() {
             cfg.plan.dest_grain_ns = Some(g);
         }
         cfg.plan.no_link_attrs |= !dest.keeps_link_attrs();
+        cfg.plan.owner &= dest.keeps_owner();
         cfg
     }
 }

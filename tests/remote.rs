@@ -113,7 +113,8 @@ fn changes_in_order(r: &Run) -> Vec<(String, String)> {
 fn addressing_refuses_what_it_does_not_speak_and_never_makes_local_dirs() {
     let sb = Sandbox::new();
     sb.src_tree().file("a", "x");
-    for dest in ["rsync://host/module", "host::module", "http://host/x", "s3://bucket/key"] {
+    // (s3://bucket/prefix is a DEST since issue 14: tests/s3.rs.)
+    for dest in ["rsync://host/module", "host::module", "http://host/x"] {
         let out = tandem().current_dir(sb.path()).arg("src").arg(dest).output().expect("run");
         assert_eq!(out.status.code(), Some(2), "{dest}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);

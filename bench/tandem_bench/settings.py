@@ -48,6 +48,7 @@ SERVICE_BURST = int(env("SERVICE_BURST", "1000"))
 SERVICE_TAMPER = int(env("SERVICE_TAMPER", "20"))
 SSHFS_FILES = int(env("SSHFS_FILES", "20000"))
 SFTP_FILES = int(env("SFTP_FILES", "20000"))
+S3_FILES = int(env("S3_FILES", "20000"))
 SFTP_RCLONE_FIRST = env("SFTP_RCLONE_FIRST", "0") == "1"
 WALK_THREADS = int(env("WALK_THREADS", str(max(4, os.cpu_count() or 1))))
 WALK_NET_THREADS = int(env("WALK_NET_THREADS", "16"))

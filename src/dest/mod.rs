@@ -5,8 +5,10 @@
 //! to it, rename inside it, compare contents. A new kind of DEST (over SFTP, in an
 //! object store) is another implementation of this trait, never a second pipeline.
 //! The local, directory-relative implementation is [`LocalTree`] with `apply` behind
-//! it; a directory on another host over SFTP is `sftp::SftpTree` (in [`sftp`]).
+//! it; a directory on another host over SFTP is `sftp::SftpTree` (in [`sftp`]); a
+//! prefix in an S3 bucket is `s3::S3Tree` (in [`s3`]).
 
+pub mod s3;
 pub mod sftp;
 
 use std::io;
@@ -111,6 +113,11 @@ pub trait Dest: Sync {
     /// DEST can set a symlink's own mtime and owner (SFTP cannot: its SETSTAT follows
     /// links, so symlinks there are compared by target only).
     fn keeps_link_attrs(&self) -> bool {
+        true
+    }
+
+    /// DEST can keep an entry's owner (an object store's objects have none).
+    fn keeps_owner(&self) -> bool {
         true
     }
 

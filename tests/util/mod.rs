@@ -7,6 +7,7 @@
 pub mod converge;
 pub mod mounts;
 pub mod proc;
+pub mod s3d;
 pub mod sshd;
 
 // Not every test crate drives a long-running child or mounts anything.

@@ -1,0 +1,403 @@
+//! An S3 bucket as DEST (issue 14), against a real SeaweedFS S3 gateway on 127.0.0.1
+//! started by each test (`util::s3d`): every kind of change, the no-op re-run, what
+//! rclone reads back (its `mtime` metadata and ours are one), dry runs, JSON output,
+//! guards, each connection error, per-entry errors (names that cannot be keys),
+//! multipart uploads and `kill -9` in the middle of one, and watch mode.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use util::s3d::Weed;
+use util::*;
+
+/// `tandem ARGS...` with the server's environment.
+fn srun(w: &Weed, args: &[&OsStr]) -> Run {
+    run_with(w.tandem(), args, Duration::from_secs(120))
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// RFC 3339 in UTC with nine decimals (as rclone's lsjson prints times).
+fn rfc3339(sec: i64, nsec: i64) -> String {
+    let days = sec.div_euclid(86_400);
+    let rem = sec.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nsec:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Differences between SOURCE's files and symlinks and the objects under `at`, as
+/// rclone reads them: every file an object of the same size, mtime (from the `mtime`
+/// metadata, to the nanosecond) and contents, every symlink an object holding its
+/// target; no other objects.
+fn bucket_diff(w: &Weed, src: &Path, at: &str) -> Vec<String> {
+    let objects = w.objects(at);
+    let mut out = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (rel, md) in walk(src) {
+        let key = rel.to_string_lossy().into_owned();
+        if !(md.is_file() || md.file_type().is_symlink()) {
+            continue;
+        }
+        seen.insert(key.clone(), ());
+        let Some(o) = objects.get(&key) else {
+            out.push(format!("{key}: no object"));
+            continue;
+        };
+        let size = o["Size"].as_u64().unwrap_or(u64::MAX);
+        if md.file_type().is_symlink() {
+            let target = fs::read_link(src.join(&rel)).expect("readlink");
+            let body = w.cat(&format!("{at}/{key}"));
+            if body != target.as_os_str().as_encoded_bytes() {
+                out.push(format!("{key}: symlink object holds {:?}", String::from_utf8_lossy(&body)));
+            }
+            continue;
+        }
+        if size != md.len() {
+            out.push(format!("{key}: size {size}, want {}", md.len()));
+        }
+        let want = rfc3339(md.mtime(), md.mtime_nsec());
+        if o["ModTime"].as_str() != Some(want.as_str()) {
+            out.push(format!("{key}: ModTime {}, want {want}", o["ModTime"]));
+        }
+        if md.len() < (1 << 20) && w.cat(&format!("{at}/{key}")) != fs::read(src.join(&rel)).expect("read") {
+            out.push(format!("{key}: contents differ"));
+        }
+    }
+    for k in objects.keys() {
+        if !seen.contains_key(k) {
+            out.push(format!("{k}: object not in SOURCE"));
+        }
+    }
+    out
+}
+
+#[track_caller]
+fn assert_mirrored(w: &Weed, src: &Path, at: &str) {
+    let d = bucket_diff(w, src, at);
+    assert!(
+        d.is_empty(),
+        "bucket {at} differs from SOURCE:\n{}\n--- weed log tail ---\n{}",
+        d.join("\n"),
+        tail(&w.log())
+    );
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn summary(r: &Run) -> serde_json::Value {
+    r.json_events().into_iter().find(|e| event_name(e) == "summary").expect("summary event")
+}
+
+#[test]
+fn every_kind_of_change_then_a_no_op_run() {
+    let Some(w) = Weed::start("every_kind_of_change_then_a_no_op_run") else { return };
+    w.bucket("mirror");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    t.file("top.txt", "top level\n")
+        .file("a/one.txt", "one\n")
+        .file("a/b/two.txt", "two two\n")
+        .file("a/b/c/deep.txt", "deep inside\n")
+        .dir("empty")
+        .dir("a/empty_nested")
+        .file_mode("run.sh", "#!/bin/sh\n", 0o755)
+        .file("zero", "")
+        .file("café/naïve.txt", "unicode\n")
+        .file("with space & 'quote'+%.txt", "odd\n")
+        .symlink("rel_link", "a/b/c/deep.txt")
+        .symlink("dangling", "does/not/exist")
+        .fifo("pipe");
+    t.stamp_all();
+    let src = sb.src();
+    let dest = os("s3://mirror/backup/daily");
+    let r = srun(&w, &[src.as_os_str(), dest]);
+    r.ok();
+    assert!(r.stderr.contains("pipe"), "the FIFO is reported as skipped:\n{r:?}");
+    assert_mirrored(&w, &src, "mirror/backup/daily");
+    for want in ["empty", "a/empty_nested", "a/b/c"] {
+        assert!(w.is_dir(&format!("mirror/backup/daily/{want}")), "directory {want} in the bucket");
+    }
+    // The mode is in the metadata, as rclone's --metadata writes it.
+    let objects = w.objects("mirror/backup/daily");
+    assert_eq!(objects["run.sh"]["Metadata"]["mode"], "100755", "{:?}", objects["run.sh"]);
+
+    // Nothing changed: nothing sent, exit 0, everything unchanged.
+    let r = srun(&w, &[os("--json"), src.as_os_str(), dest]);
+    r.ok();
+    let s = summary(&r);
+    assert_eq!(
+        (s["copied"].as_u64(), s["meta"].as_u64(), s["deleted"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{r:?}"
+    );
+
+    // Every kind of change.
+    t.rewrite("top.txt", "new contents, longer\n")
+        .file("a/new.txt", "new file\n")
+        .remove("a/b/two.txt")
+        .remove("a/b/c")
+        .remove("empty")
+        .file("empty", "a file where a directory was\n")
+        .remove("zero")
+        .dir("zero")
+        .file("zero/inside", "a directory where a file was\n")
+        .dir("fresh/empty")
+        .remove("rel_link")
+        .symlink("rel_link", "top.txt")
+        .chmod("run.sh", 0o700);
+    set_mtime(&t.p("a/one.txt"), 1_600_000_000, 123_456_789);
+    let r = srun(&w, &[os("-v"), src.as_os_str(), dest]);
+    r.ok();
+    assert!(r.stdout.contains("meta run.sh"), "a mode change is a metadata change, not a copy:\n{r:?}");
+    assert_mirrored(&w, &src, "mirror/backup/daily");
+    assert!(w.is_dir("mirror/backup/daily/fresh/empty"));
+    assert!(!w.is_dir("mirror/backup/daily/a/b/c"));
+    let objects = w.objects("mirror/backup/daily");
+    assert_eq!(objects["run.sh"]["Metadata"]["mode"], "100700");
+
+    let r = srun(&w, &[os("-v"), src.as_os_str(), dest]);
+    r.ok();
+    assert!(r.stdout_lines().is_empty(), "a second run changes nothing:\n{r:?}");
+}
+
+#[test]
+fn the_cache_lost_costs_requests_not_correctness() {
+    let Some(w) = Weed::start("the_cache_lost_costs_requests_not_correctness") else { return };
+    w.bucket("cachebucket");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    t.file("f", "x\n").file("d/g", "y\n").dir("e").symlink("l", "f");
+    t.stamp_all();
+    let (src, dest) = (sb.src(), os("s3://cachebucket"));
+    srun(&w, &[src.as_os_str(), dest]).ok();
+    fs::remove_dir_all(w.cache_dir()).expect("remove the cache");
+    // The objects' metadata is read back with HEAD: nothing to copy. (SeaweedFS keeps
+    // no metadata on directory markers: their attributes are put again once.)
+    let r = srun(&w, &[os("--json"), src.as_os_str(), dest]);
+    r.ok();
+    assert_eq!(summary(&r)["copied"].as_u64(), Some(0), "{r:?}");
+    let r = srun(&w, &[os("-v"), src.as_os_str(), dest]);
+    r.ok();
+    assert!(r.stdout_lines().is_empty(), "{r:?}");
+    // Another program replaces an object with other contents of the same size: seen
+    // (its ETag differs from the cached one), though sizes alone would match.
+    let other = sb.join("other");
+    fs::write(&other, "z\n").expect("write");
+    w.rclone_os(&[os("copyto"), other.as_os_str(), os("w:cachebucket/f")]).expect("rclone copyto");
+    let r = srun(&w, &[os("-v"), os("--checksum"), src.as_os_str(), dest]);
+    r.ok();
+    assert!(r.stdout.contains("copy f"), "{r:?}");
+    assert_mirrored(&w, &src, "cachebucket");
+}
+
+#[test]
+fn rclone_and_tandem_read_each_others_mirror() {
+    let Some(w) = Weed::start("rclone_and_tandem_read_each_others_mirror") else { return };
+    w.bucket("shared");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    t.file("a.txt", "aaa\n").file("sub/b.txt", "bbb\n").file("sub/deeper/c.txt", "ccc\n");
+    t.stamp_all();
+    let src = sb.src();
+    let mut local = OsString::from(src.as_os_str());
+    local.push("/");
+    w.rclone_os(&[os("sync"), &local, os("w:shared/by-rclone")]).expect("rclone sync");
+    // rclone's mirror is tandem's: same sizes, same mtimes, nothing to copy.
+    let r = srun(&w, &[os("--json"), src.as_os_str(), os("s3://shared/by-rclone")]);
+    r.ok();
+    assert_eq!(summary(&r)["copied"].as_u64(), Some(0), "{r:?}");
+    // And tandem's mirror is rclone's: its check finds nothing to do.
+    srun(&w, &[src.as_os_str(), os("s3://shared/by-tandem")]).ok();
+    let out = w.rclone_os(&[os("sync"), os("-v"), &local, os("w:shared/by-tandem")]);
+    let out = out.expect("rclone sync");
+    assert!(!out.contains("Copied"), "{out}");
+    assert_mirrored(&w, &src, "shared/by-tandem");
+}
+
+#[test]
+fn dry_run_output_and_guards() {
+    let Some(w) = Weed::start("dry_run_output_and_guards") else { return };
+    w.bucket("guarded");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    for i in 0..10 {
+        t.file(format!("f{i}"), format!("{i}\n"));
+    }
+    t.stamp_all();
+    let (src, dest) = (sb.src(), os("s3://guarded/p"));
+    let r = srun(&w, &[os("--dry-run"), src.as_os_str(), dest]);
+    r.ok();
+    assert_eq!(r.stdout_lines().iter().filter(|l| l.starts_with("copy ")).count(), 10, "{r:?}");
+    assert!(w.objects("guarded").is_empty(), "a dry run puts nothing");
+    let r = srun(&w, &[os("--json"), src.as_os_str(), dest]);
+    r.ok();
+    let copies = r.json_events().iter().filter(|e| event_name(e) == "copy").count();
+    assert_eq!(copies, 10, "{r:?}");
+    assert_eq!(summary(&r)["exit_code"].as_u64(), Some(0));
+    for i in 0..6 {
+        t.remove(format!("f{i}"));
+    }
+    let r = srun(&w, &[os("--max-delete"), os("3"), src.as_os_str(), dest]);
+    r.expect_code(4);
+    assert_eq!(w.objects("guarded/p").len(), 10, "refused: nothing deleted");
+    for i in 6..10 {
+        t.remove(format!("f{i}"));
+    }
+    let r = srun(&w, &[src.as_os_str(), dest]);
+    r.expect_code(4);
+    assert!(r.stderr.contains("empty"), "{r:?}");
+    assert_eq!(w.objects("guarded/p").len(), 10);
+}
+
+/// The error is said in one line (besides the summary).
+#[track_caller]
+fn one_line(r: &Run, want: &str) {
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains(want)).collect();
+    assert_eq!(lines.len(), 1, "want one line with '{want}':\n{r:?}");
+    let others: Vec<&str> =
+        r.stderr.lines().filter(|l| !l.contains(want) && !l.contains("entries scanned")).collect();
+    assert!(others.is_empty(), "{r:?}");
+}
+
+#[test]
+fn connection_errors_are_one_line_each() {
+    let Some(w) = Weed::start("connection_errors_are_one_line_each") else { return };
+    w.bucket("present");
+    let sb = Sandbox::new();
+    sb.src_tree().file("f", "x\n");
+    let src = sb.src();
+
+    let mut cmd = w.tandem();
+    cmd.env("AWS_SECRET_ACCESS_KEY", "wrong-secret");
+    let r = run_with(cmd, [src.as_os_str(), os("s3://present/x")], Duration::from_secs(120));
+    r.expect_code(1);
+    one_line(&r, "credentials were refused");
+
+    let mut cmd = w.tandem();
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let r = run_with(cmd, [src.as_os_str(), os("s3://present/x")], Duration::from_secs(120));
+    r.expect_code(1);
+    one_line(&r, "no S3 credentials found");
+
+    let r = srun(&w, &[src.as_os_str(), os("s3://absent-bucket/x")]);
+    r.expect_code(1);
+    one_line(&r, "no such bucket 'absent-bucket'");
+
+    let port = util::sshd::free_port();
+    let ep = format!("http://127.0.0.1:{port}");
+    let r = srun(&w, &[os("--s3-endpoint"), os(&ep), src.as_os_str(), os("s3://present/x")]);
+    r.expect_code(1);
+    one_line(&r, "cannot reach the S3 endpoint");
+    assert!(w.objects("present").is_empty());
+
+    // Usage errors: exit 2.
+    srun(&w, &[src.as_os_str(), os("s3://No_Such/x")]).expect_code(2);
+    srun(&w, &[os("s3://present/x"), src.as_os_str()]).expect_code(2);
+}
+
+#[test]
+fn names_that_cannot_be_keys_are_reported_and_the_rest_mirrored() {
+    let Some(w) = Weed::start("names_that_cannot_be_keys_are_reported_and_the_rest_mirrored") else { return };
+    w.bucket("names");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    let long = "d".repeat(250);
+    let deep = format!("{long}/{long}/{long}/{long}/{}", "f".repeat(100));
+    t.file("ok.txt", "fine\n").file(bad_name(), "not utf-8\n").file(&deep, "too deep\n");
+    let src = sb.src();
+    let r = srun(&w, &[src.as_os_str(), os("s3://names/p")]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("not valid UTF-8"), "{r:?}");
+    assert!(r.stderr.contains("S3 allows 1024"), "{r:?}");
+    let objects = w.objects("names/p");
+    assert!(objects.contains_key("ok.txt"), "{objects:?}");
+}
+
+#[test]
+fn large_files_go_multipart_and_a_killed_upload_leaves_nothing() {
+    let Some(w) = Weed::start("large_files_go_multipart_and_a_killed_upload_leaves_nothing") else { return };
+    w.bucket("large");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    let data = pseudo_random(40 << 20, 7);
+    t.file("big.bin", &data).file("small", "s\n");
+    let src = sb.src();
+    // Slowed down, so that it is killed with parts uploaded and the upload open.
+    let mut cmd = w.command();
+    cmd.args(["--bwlimit", "4M"]);
+    let p = Proc::spawn_cmd(cmd, &[src.as_os_str(), os("s3://large/p")]);
+    wait_for_explained(
+        "a multipart upload in progress",
+        Duration::from_secs(60),
+        || !w.uploads("large").is_empty(),
+        || p.dump(),
+    );
+    assert!(p.kill9());
+    assert!(!w.objects("large/p").contains_key("big.bin"), "no partial object");
+    // The next run aborts what was left, and uploads the file whole.
+    srun(&w, &[src.as_os_str(), os("s3://large/p")]).ok();
+    assert!(w.uploads("large").is_empty(), "left over: {:?}", w.uploads("large"));
+    assert_eq!(w.cat("large/p/big.bin"), data);
+    assert_mirrored(&w, &src, "large/p");
+}
+
+#[test]
+fn watch_mode_mirrors_changes_and_renames_into_the_bucket() {
+    let Some(w) = Weed::start("watch_mode_mirrors_changes_and_renames_into_the_bucket") else { return };
+    w.bucket("watched");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    t.file("a.txt", "a\n").file("dir/b.txt", "b\n");
+    let src = sb.src();
+    let p = Proc::spawn_cmd(
+        w.command(),
+        &[os("--watch"), os("--json"), src.as_os_str(), os("s3://watched/live")],
+    );
+    p.wait_initial_sync(Duration::from_secs(60));
+    assert_mirrored(&w, &src, "watched/live");
+    t.file("new.txt", "new\n");
+    wait_for_explained(
+        "new.txt in the bucket",
+        Duration::from_secs(30),
+        || w.objects("watched/live").contains_key("new.txt"),
+        || p.dump(),
+    );
+    fs::rename(t.p("dir"), t.p("moved")).expect("rename");
+    fs::rename(t.p("a.txt"), t.p("moved/a.txt")).expect("rename");
+    wait_for_explained(
+        "the renames in the bucket",
+        Duration::from_secs(30),
+        || bucket_diff(&w, &src, "watched/live").is_empty(),
+        || format!("{:?}\n{}", bucket_diff(&w, &src, "watched/live"), p.dump()),
+    );
+    let renamed: Vec<String> =
+        p.events().iter().filter(|e| event_name(e) == "rename").map(|e| e["path"].to_string()).collect();
+    assert!(
+        renamed.iter().any(|r| r.contains("moved")),
+        "a server-side rename, not a new upload: {renamed:?}\n{}",
+        p.dump()
+    );
+    p.stop(libc::SIGTERM, Duration::from_secs(20));
+}
