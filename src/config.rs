@@ -171,9 +171,10 @@ impl Config {
             [(args.hard_links, "-H/--hard-links"), (args.xattrs, "-X/--xattrs"), (args.acls, "-A/--acls")]
         {
             if on && !local_pair {
-                // SFTP v3 carries no xattrs or ACLs; links would need hardlink@openssh.com.
+                // SFTP v3 carries no xattrs or ACLs, nor inode numbers to find links by;
+                // an object store has neither.
                 return Err(Failure::usage(format!(
-                    "{flag} works with a SOURCE and DEST on this machine only (SFTP cannot carry it)"
+                    "{flag} works with a SOURCE and DEST on this machine only (SFTP and S3 cannot carry it)"
                 )));
             }
         }

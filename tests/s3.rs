@@ -267,6 +267,18 @@ fn dry_run_output_and_guards() {
     r.expect_code(4);
     assert!(r.stderr.contains("empty"), "{r:?}");
     assert_eq!(w.objects("guarded/p").len(), 10);
+    // -v lines in the dry run's (path) order, whatever order the uploads end in.
+    let t2 = Tree::create(sb.join("many"));
+    for i in 0..30 {
+        t2.file(format!("d{}/f{i:02}", i % 4), format!("{i}\n"));
+    }
+    t2.file("d1/e/deep", "deep\n").symlink("link", "d0/f00");
+    let dest = os("s3://guarded/order");
+    let planned = srun(&w, &[os("--dry-run"), t2.root.as_os_str(), dest]);
+    planned.ok();
+    let done = srun(&w, &[os("-v"), t2.root.as_os_str(), dest]);
+    done.ok();
+    assert_eq!(done.stdout_lines(), planned.stdout_lines(), "{done:?}");
 }
 
 /// The error is said in one line (besides the summary).

@@ -25,6 +25,7 @@ use futures_util::{FutureExt, StreamExt};
 use super::cache::Cached;
 use super::{metadata_for, ObjKind, S3Tree, MULTIPART_THRESHOLD, PARTS_IN_FLIGHT, PART_SIZE};
 use crate::apply::{ApplyOptions, COPY_ATTEMPTS};
+use crate::ordered::{Ordered, Slots};
 use crate::outcome::{Failures, Outcome};
 use crate::plan::{ChangeKind, DirPlan, Op};
 use crate::relpath::join;
@@ -42,6 +43,9 @@ struct Applier<'a> {
     rep: &'a Reporter,
     vanished_ok: bool,
     failures: Failures,
+    /// Itemized changes in the dry run's path order (`ordered`).
+    seq: Ordered<'a>,
+    slots: Slots,
 }
 
 fn interrupted() -> io::Error {
@@ -57,11 +61,22 @@ pub fn apply(
     rep: &Reporter,
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
-    let a = Applier { tree, source, rep, vanished_ok: opts.vanished_ok, failures: Failures::default() };
+    let slots = Slots::of(dp);
+    let last = slots.size(dp);
+    let a = Applier {
+        tree,
+        source,
+        rep,
+        vanished_ok: opts.vanished_ok,
+        failures: Failures::default(),
+        seq: Ordered::new(rep),
+        slots,
+    };
     tree.block(async {
-        if a.dir(dp, base.to_vec(), false).await && dp.meta_changed && !sys::stopping() {
-            rep.change(if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
+        if a.dir(dp, base.to_vec(), false, 0).await && dp.meta_changed && !sys::stopping() {
+            a.seq.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
         }
+        a.seq.finish(0, last + 1);
     });
     tree.save_cache();
     Ok(a.failures.into_outcome())
@@ -229,13 +244,24 @@ impl Applier<'_> {
 
     /// Runs one directory's plan; false when its own attributes were not set.
     /// `made`: its marker was just put with its final attributes.
-    fn dir<'s>(&'s self, dp: &'s DirPlan, rel: Vec<u8>, made: bool) -> LocalBoxFuture<'s, bool> {
+    /// Its operations' slots start at `slot` (see `ordered`).
+    fn dir<'s>(&'s self, dp: &'s DirPlan, rel: Vec<u8>, made: bool, slot: u64) -> LocalBoxFuture<'s, bool> {
         async move {
             let here: &[u8] = if rel.is_empty() { b"." } else { &rel };
             let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
-            let (deletes, rest) = dp.ops.split_at(n_del);
-            join_all(deletes.iter().map(|op| self.op(op, &rel))).await;
-            join_all(rest.iter().map(|op| self.op(op, &rel))).await;
+            let mut at = slot;
+            let ops: Vec<(u64, &Op)> = dp
+                .ops
+                .iter()
+                .map(|op| {
+                    let s = at;
+                    at += self.slots.of_op(op);
+                    (s, op)
+                })
+                .collect();
+            let (deletes, rest) = ops.split_at(n_del);
+            join_all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
+            join_all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
             if sys::stopping() {
                 return false;
             }
@@ -264,13 +290,22 @@ impl Applier<'_> {
         self.tree.put(&key, Vec::new(), meta, ObjKind::Dir).await.map(|_| ())
     }
 
-    async fn op(&self, op: &Op, rel: &[u8]) {
+    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
+    async fn op(&self, op: &Op, rel: &[u8], slot: u64) {
+        self.op_at(op, rel, slot).await;
+        self.seq.finish(slot, slot + self.slots.of_op(op));
+    }
+
+    async fn op_at(&self, op: &Op, rel: &[u8], slot: u64) {
         if sys::stopping() {
             return;
         }
         let path = join(rel, op.name());
+        // A directory's contents start after its opening slot and end before its
+        // closing one.
+        let (inner, close) = (slot + 1, slot + self.slots.of_op(op).saturating_sub(1));
         match op {
-            Op::Delete { dir, sub, keep, .. } => self.delete(&path, *dir, sub, *keep).await,
+            Op::Delete { dir, sub, keep, .. } => self.delete(&path, *dir, sub, *keep, inner, close).await,
             Op::Mkdir { sub, .. } => {
                 let meta = sub.set_meta.unwrap_or(Meta { mode: 0o755, ..Meta::default() });
                 let made = {
@@ -278,21 +313,23 @@ impl Applier<'_> {
                     self.put_marker(&path, &meta).await
                 };
                 match made {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Mkdir),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Mkdir),
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
-                self.dir(sub, path, true).await;
+                self.seq.finish(slot, inner);
+                self.dir(sub, path, true, inner).await;
             }
             Op::Enter { sub, .. } => {
-                if self.dir(sub, path.clone(), false).await && sub.meta_changed {
-                    self.rep.change(&path, &ChangeKind::Meta);
+                self.seq.finish(slot, inner);
+                if self.dir(sub, path.clone(), false, inner).await && sub.meta_changed {
+                    self.seq.change(close, &path, &ChangeKind::Meta);
                 }
             }
             Op::Copy { .. } => {
                 let _slot = self.tree.op_slots.acquire().await;
                 self.rep.progress().current(&path);
                 match self.copy(&path).await {
-                    Ok(bytes) => self.rep.change(&path, &ChangeKind::Copy { bytes }),
+                    Ok(bytes) => self.seq.change(slot, &path, &ChangeKind::Copy { bytes }),
                     Err((side, e)) => {
                         if !crate::apply::vanished_before_copy(
                             self.rep,
@@ -323,7 +360,7 @@ impl Applier<'_> {
                     Ok::<_, io::Error>(())
                 };
                 match r.await {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Symlink { target: target.clone() }),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Symlink { target: target.clone() }),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
             }
@@ -336,16 +373,18 @@ impl Applier<'_> {
                     self.tree.copy_key(&key, &key, Some((meta, ObjKind::File))).await
                 };
                 match r.await {
-                    Ok(()) => self.rep.change(&path, &ChangeKind::Meta),
+                    Ok(()) => self.seq.change(slot, &path, &ChangeKind::Meta),
                     Err(e) => self.fail(Side::Dest, &path, &e),
                 }
             }
         }
     }
 
-    async fn delete(&self, path: &[u8], dir: bool, sub: &DirPlan, keep: bool) {
+    /// Deletes `path`; a directory's contents have the slots from `inner`, its own
+    /// deletion is reported at slot `close`.
+    async fn delete(&self, path: &[u8], dir: bool, sub: &DirPlan, keep: bool, inner: u64, close: u64) {
         if dir {
-            self.dir(sub, path.to_vec(), false).await;
+            self.dir(sub, path.to_vec(), false, inner).await;
             if keep || sys::stopping() {
                 return;
             }
@@ -358,7 +397,7 @@ impl Applier<'_> {
             }
         };
         match r {
-            Ok(()) => self.rep.change(path, &ChangeKind::Delete),
+            Ok(()) => self.seq.change(close, path, &ChangeKind::Delete),
             Err(e) => self.fail(Side::Dest, path, &e),
         }
     }

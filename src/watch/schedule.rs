@@ -472,7 +472,7 @@ fn watch_dest(
     }
     let Some(path) = dest.watch_path() else {
         rep.notice(&format!(
-            "DEST {} is on a network or FUSE file system, where changes made by others raise no events here: they are repaired by --verify-every",
+            "DEST {} raises no change events here (another host, an object store, or a network or FUSE file system): changes made there by others are repaired by --verify-every",
             dest.shown()
         ));
         return None;
