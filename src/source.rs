@@ -125,7 +125,7 @@ impl Source for LocalTree {
     }
 
     fn fs_identity(&self) -> io::Result<u64> {
-        crate::dest::Dest::root_identity(self)
+        self.device()
     }
 
     fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {

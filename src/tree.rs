@@ -37,6 +37,12 @@ impl LocalTree {
         sys::open_path_at(self.open()?.as_fd(), rel)
     }
 
+    /// The device id of the file system the root is on.
+    pub fn device(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(std::fs::metadata(&self.root)?.dev())
+    }
+
     /// Scans the whole tree.
     pub fn scan(&self, opts: ScanOptions<'_>) -> io::Result<Snapshot> {
         snapshot::scan(&self.root, opts)

@@ -13,7 +13,6 @@ pub mod sftp;
 
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::apply::{self, ApplyOptions};
@@ -205,7 +204,7 @@ impl Dest for LocalTree {
     }
 
     fn root_identity(&self) -> io::Result<u64> {
-        Ok(std::fs::metadata(self.root())?.dev())
+        self.device()
     }
 
     fn watch_path(&self) -> Option<PathBuf> {
