@@ -356,6 +356,8 @@ fn a_long_debounce_is_honoured() {
     // it began (max(2 s, --debounce)), whichever comes first.
     let waited = written.elapsed();
     assert!(waited >= Duration::from_millis(2900), "synced after {waited:?}: --debounce 3s was cut short");
+    // (DEST can be in step a moment before the cycle's event is printed.)
+    w.wait_for("the burst's cycle event", SYNC_TIMEOUT, |w| !cycles(&w.events_since(mark)).is_empty());
     let evs = w.events_since(mark);
     assert_eq!(cycles(&evs).len(), 1, "the burst took more than one cycle\n{}", w.dump());
     finish(w, &dst);
