@@ -737,6 +737,17 @@ pub fn describe(e: &io::Error) -> String {
     }
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10; Linux keeps a nice value
+/// per thread): for work that may wait while the rest of the process is busy.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 /// Gives memory freed by the allocator back to the system (glibc keeps it otherwise):
 /// watch mode calls this after its first full sync, whose scans and plan are gone.
 pub fn release_free_memory() {

@@ -168,8 +168,16 @@ fn handler(tx: Sender<Signal>, tree: Tree) -> impl notify::EventHandler {
         Tree::Source => Signal::Paths(p),
         Tree::Dest => Signal::DestPaths(p),
     };
+    let mut lowered = false;
     move |res: notify::Result<notify::Event>| match res {
         Ok(mut ev) => {
+            if tree == Tree::Dest && !lowered {
+                // DEST's events are mostly tandem's own writes, compared only once the
+                // loop is quiet: the thread reading them (notify's, on which this runs)
+                // yields to the copying workers rather than competing with them.
+                crate::sys::lower_thread_priority();
+                lowered = true;
+            }
             // (A rename from one of tandem's temporaries is a file being put in place:
             // no directory to watch, no stat needed.)
             let from_temp = ev.paths.len() == 2
