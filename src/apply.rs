@@ -206,16 +206,7 @@ impl Applier<'_> {
     fn dir(&self, src: Src<'_>, dst: BorrowedFd<'_>, dp: &DirPlan, rel: &[u8], slot: u64) -> bool {
         let here: &[u8] = if rel.is_empty() { b"." } else { rel };
         let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
-        let mut at = slot;
-        let ops: Vec<(u64, &Op)> = dp
-            .ops
-            .iter()
-            .map(|op| {
-                let s = at;
-                at += self.slots.of_op(op);
-                (s, op)
-            })
-            .collect();
+        let ops = self.slots.numbered(dp, slot);
         let (deletes, rest) = ops.split_at(n_del);
         // Entries of a read-only directory we own can still be updated: open it up for
         // the duration, its mode is set (or restored) below.

@@ -38,6 +38,19 @@ impl Slots {
         self.sizes.get(&(dp as *const DirPlan as usize)).copied().unwrap_or(0)
     }
 
+    /// `dp`'s operations, each with its first slot, the first starting at `first`.
+    pub fn numbered<'d>(&self, dp: &'d DirPlan, first: u64) -> Vec<(u64, &'d Op)> {
+        let mut at = first;
+        dp.ops
+            .iter()
+            .map(|op| {
+                let s = at;
+                at += self.of_op(op);
+                (s, op)
+            })
+            .collect()
+    }
+
     /// Slots of one operation: one for an entry; for a directory an opening slot, its
     /// contents, and a closing slot.
     pub fn of_op(&self, op: &Op) -> u64 {

@@ -141,16 +141,7 @@ impl Applier<'_> {
         async move {
             let here: &[u8] = if rel.is_empty() { b"." } else { &rel };
             let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
-            let mut at = slot;
-            let ops: Vec<(u64, &Op)> = dp
-                .ops
-                .iter()
-                .map(|op| {
-                    let s = at;
-                    at += self.slots.of_op(op);
-                    (s, op)
-                })
-                .collect();
+            let ops = self.slots.numbered(dp, slot);
             let (deletes, rest) = ops.split_at(n_del);
             join_all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
             join_all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
