@@ -95,7 +95,6 @@ pub fn apply_at(
         rep.debug("DEST is on a FUSE file system, whose server may apply a symlink's owner and mtime to its target (sshfs does): symlinks keep the owner and mtime they are created with");
     }
     let slots = Slots::of(dp);
-    let last = slots.size(dp);
     let a = Applier {
         rep,
         source,
@@ -107,10 +106,7 @@ pub fn apply_at(
         failures: Failures::default(),
     };
     let attrs_set = a.dir(src, dst.as_fd(), dp, base, 0);
-    if attrs_set && dp.meta_changed && !sys::stopping() {
-        a.seq.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
-    }
-    a.seq.finish(0, last + 1);
+    a.seq.plan_done(&a.slots, dp, base, attrs_set);
     Ok(a.failures.into_outcome())
 }
 

@@ -114,6 +114,17 @@ impl<'a> Ordered<'a> {
         }
     }
 
+    /// The whole plan `dp` at `base` was applied (the appliers' last step): its own
+    /// `meta` line comes last, when its attributes were set (and no stop was asked
+    /// for), and nothing waits any more.
+    pub fn plan_done(&self, slots: &Slots, dp: &DirPlan, base: &[u8], attrs_set: bool) {
+        let last = slots.size(dp);
+        if attrs_set && dp.meta_changed && !crate::sys::stopping() {
+            self.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
+        }
+        self.finish(0, last + 1);
+    }
+
     /// Slots `start..end` are finished (nothing more will be reported at them).
     pub fn finish(&self, start: u64, end: u64) {
         if self.direct || end <= start {

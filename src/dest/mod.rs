@@ -85,8 +85,11 @@ pub trait Dest: Sync {
     /// Renames `from` to `to` inside DEST.
     fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()>;
 
+    /// The content digest of DEST's regular file `rel` (`--checksum`).
+    fn content_digest(&self, rel: &[u8]) -> io::Result<snapshot::Digest>;
+
     /// With `--checksum`: content digests of the same-size file pairs of directory
-    /// `rel` and below, on both sides.
+    /// `rel` and below, on both sides (each file opened by its path).
     fn fill_digests(
         &self,
         source: &dyn Source,
@@ -94,7 +97,10 @@ pub trait Dest: Sync {
         dst: &mut [Entry],
         rel: &[u8],
         sink: &dyn ScanSink,
-    ) -> io::Result<()>;
+    ) -> io::Result<()> {
+        digests_by_path(self, source, src, dst, rel, sink);
+        Ok(())
+    }
 
     /// `-H`: the (device, inode, link count) of DEST's regular file at `rel`, `None`
     /// when there is none there.
@@ -138,6 +144,20 @@ pub trait Dest: Sync {
     fn reconnect(&self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// `--checksum` digests of the same-size file pairs below `rel`, each file of either
+/// side opened by its path (`Dest::fill_digests` where no faster way exists).
+fn digests_by_path<D: Dest + ?Sized>(
+    dest: &D,
+    source: &dyn Source,
+    src: &mut [Entry],
+    dst: &mut [Entry],
+    rel: &[u8],
+    sink: &dyn ScanSink,
+) {
+    let dest_digest = |path: &[u8]| dest.content_digest(path);
+    snapshot::digest_pairs(src, dst, rel, sink, &|p: &[u8]| source.digest(p), &dest_digest);
 }
 
 impl Dest for LocalTree {
@@ -256,13 +276,17 @@ impl Dest for LocalTree {
         rel: &[u8],
         sink: &dyn ScanSink,
     ) -> io::Result<()> {
-        if let Some(local) = source.local() {
-            let (s, d) = (local.open_dir(rel)?, self.open_dir(rel)?);
-            snapshot::digest_dir(s.as_fd(), src, d.as_fd(), dst, rel, sink);
+        // Both local: descriptor-relative, directory by directory.
+        let Some(local) = source.local() else {
+            digests_by_path(self, source, src, dst, rel, sink);
             return Ok(());
-        }
-        let dest_digest = |path: &[u8]| Source::digest(self, path);
-        snapshot::digest_pairs(src, dst, rel, sink, &|p: &[u8]| source.digest(p), &dest_digest);
+        };
+        let (s, d) = (local.open_dir(rel)?, self.open_dir(rel)?);
+        snapshot::digest_dir(s.as_fd(), src, d.as_fd(), dst, rel, sink);
         Ok(())
+    }
+
+    fn content_digest(&self, rel: &[u8]) -> io::Result<snapshot::Digest> {
+        Source::digest(self, rel)
     }
 }

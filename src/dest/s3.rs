@@ -18,7 +18,7 @@ use crate::outcome::Outcome;
 use crate::plan::DirPlan;
 use crate::report::Reporter;
 use crate::s3::{self, ObjKind, S3Tree};
-use crate::snapshot::{self, Entry, ScanOptions, ScanSink, Snapshot};
+use crate::snapshot::{self, Entry, ScanOptions, Snapshot};
 use crate::source::Source;
 use crate::sys::Meta;
 
@@ -123,17 +123,8 @@ impl Dest for S3Tree {
         s3::apply::rename(self, from, to)
     }
 
-    fn fill_digests(
-        &self,
-        source: &dyn Source,
-        src: &mut [Entry],
-        dst: &mut [Entry],
-        rel: &[u8],
-        sink: &dyn ScanSink,
-    ) -> io::Result<()> {
-        let dest_digest = |path: &[u8]| self.digest(path);
-        snapshot::digest_pairs(src, dst, rel, sink, &|p: &[u8]| source.digest(p), &dest_digest);
-        Ok(())
+    fn content_digest(&self, rel: &[u8]) -> io::Result<snapshot::Digest> {
+        self.digest(rel)
     }
 
     fn keeps_link_attrs(&self) -> bool {

@@ -16,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::plan::DirPlan;
 use crate::report::Reporter;
 use crate::sftp::{self, SftpTree};
-use crate::snapshot::{self, Entry, ScanOptions, ScanSink, Snapshot};
+use crate::snapshot::{self, Entry, ScanOptions, Snapshot};
 use crate::source::Source;
 use crate::sys::Meta;
 
@@ -81,17 +81,8 @@ impl Dest for SftpTree {
         sftp::apply::rename(self, from, to)
     }
 
-    fn fill_digests(
-        &self,
-        source: &dyn Source,
-        src: &mut [Entry],
-        dst: &mut [Entry],
-        rel: &[u8],
-        sink: &dyn ScanSink,
-    ) -> io::Result<()> {
-        let dest_digest = |path: &[u8]| Source::digest(self, path);
-        snapshot::digest_pairs(src, dst, rel, sink, &|p: &[u8]| source.digest(p), &dest_digest);
-        Ok(())
+    fn content_digest(&self, rel: &[u8]) -> io::Result<snapshot::Digest> {
+        Source::digest(self, rel)
     }
 
     fn keeps_link_attrs(&self) -> bool {

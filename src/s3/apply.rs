@@ -62,7 +62,6 @@ pub fn apply(
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
     let slots = Slots::of(dp);
-    let last = slots.size(dp);
     let a = Applier {
         tree,
         source,
@@ -73,10 +72,8 @@ pub fn apply(
         slots,
     };
     tree.block(async {
-        if a.dir(dp, base.to_vec(), false, 0).await && dp.meta_changed && !sys::stopping() {
-            a.seq.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
-        }
-        a.seq.finish(0, last + 1);
+        let attrs_set = a.dir(dp, base.to_vec(), false, 0).await;
+        a.seq.plan_done(&a.slots, dp, base, attrs_set);
     });
     tree.save_cache();
     Ok(a.failures.into_outcome())

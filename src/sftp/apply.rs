@@ -53,7 +53,6 @@ pub fn apply(
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
     let slots = Slots::of(dp);
-    let last = slots.size(dp);
     let a = Applier {
         tree,
         source,
@@ -71,10 +70,7 @@ pub fn apply(
             None => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
         }
         let attrs_set = a.dir(dp, base.to_vec(), 0).await;
-        if attrs_set && dp.meta_changed && !sys::stopping() {
-            a.seq.change(last, if base.is_empty() { b"." } else { base }, &ChangeKind::Meta);
-        }
-        a.seq.finish(0, last + 1);
+        a.seq.plan_done(&a.slots, dp, base, attrs_set);
         Ok(())
     })?;
     if tree.is_lost() {
