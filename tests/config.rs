@@ -73,6 +73,24 @@ fn spawn_service(cfg: &Path, status: &Path) -> Proc {
     Proc::spawn(&[OsStr("--config"), cfg.as_os_str(), OsStr("--status-file"), status.as_os_str()])
 }
 
+/// The top of a config whose mirrors watch, with a short debounce.
+const WATCHING: &str = "watch = true\ndebounce = \"50ms\"";
+
+/// A service watching mirrors `names` (config at `tandem.toml`, status at
+/// `status.json` in the sandbox), once each mirror's first sync is in DEST.
+fn watching_service(sb: &Sandbox, names: &[&'static str]) -> (Vec<Mirror>, PathBuf, PathBuf, Proc) {
+    let ms = mirrors(sb, names);
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    let all: Vec<&Mirror> = ms.iter().collect();
+    fs::write(&cfg, config_text(WATCHING, &all, &|_| String::new())).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, m.name);
+    }
+    (ms, cfg, status, w)
+}
+
 #[allow(non_snake_case)]
 fn OsStr(s: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(s)
@@ -81,15 +99,7 @@ fn OsStr(s: &str) -> &std::ffi::OsStr {
 #[test]
 fn three_mirrors_one_dest_vanishes_and_comes_back() {
     let sb = Sandbox::new();
-    let ms = mirrors(&sb, &["alpha", "beta", "gamma"]);
-    let cfg = sb.join("tandem.toml");
-    let status = sb.join("status.json");
-    let all: Vec<&Mirror> = ms.iter().collect();
-    fs::write(&cfg, config_text("watch = true\ndebounce = \"50ms\"", &all, &|_| String::new())).expect("cfg");
-    let w = spawn_service(&cfg, &status);
-    for m in &ms {
-        wait_synced(&w, &m.src, &m.dst, m.name);
-    }
+    let (ms, _cfg, status, w) = watching_service(&sb, &["alpha", "beta", "gamma"]);
     // beta's DEST vanishes (an unmounted disk, say): beta pauses, the others go on.
     fs::remove_dir_all(&ms[1].dst).expect("remove beta's DEST");
     fs::write(ms[1].src.join("while-gone.txt"), "x").expect("write");
@@ -182,15 +192,7 @@ fn sighup_adds_removes_and_changes_mirrors_while_changes_flow() {
 #[test]
 fn a_broken_file_on_reload_keeps_the_running_configuration() {
     let sb = Sandbox::new();
-    let ms = mirrors(&sb, &["one", "two"]);
-    let cfg = sb.join("tandem.toml");
-    let status = sb.join("status.json");
-    let all: Vec<&Mirror> = ms.iter().collect();
-    fs::write(&cfg, config_text("watch = true\ndebounce = \"50ms\"", &all, &|_| String::new())).expect("cfg");
-    let w = spawn_service(&cfg, &status);
-    for m in &ms {
-        wait_synced(&w, &m.src, &m.dst, m.name);
-    }
+    let (ms, cfg, _status, w) = watching_service(&sb, &["one", "two"]);
     let mut broken = fs::read_to_string(&cfg).expect("read");
     broken.push_str("\n[[sync]]\nsource = \"/nonexistent\"\ndest = 42\n");
     fs::write(&cfg, &broken).expect("cfg");
@@ -480,7 +482,7 @@ fn a_mirror_whose_first_sync_fails_is_retried_without_holding_the_others() {
     let cfg = sb.join("tandem.toml");
     let status = sb.join("status.json");
     let all: Vec<&Mirror> = ms.iter().collect();
-    fs::write(&cfg, config_text("watch = true\ndebounce = \"50ms\"", &all, &|_| String::new())).expect("cfg");
+    fs::write(&cfg, config_text(WATCHING, &all, &|_| String::new())).expect("cfg");
     let w = spawn_service(&cfg, &status);
     w.wait_stderr("guarded's first sync refused", WAIT, |l| {
         l.starts_with("tandem: [guarded] ") && l.contains("trying again in")
@@ -510,11 +512,7 @@ fn status_shows_deletions_held_back() {
     }
     let cfg = sb.join("tandem.toml");
     let status = sb.join("status.json");
-    fs::write(
-        &cfg,
-        config_text("watch = true\ndebounce = \"50ms\"", &[&ms[0]], &|_| "max-delete = 1".into()),
-    )
-    .expect("cfg");
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0]], &|_| "max-delete = 1".into())).expect("cfg");
     let w = spawn_service(&cfg, &status);
     wait_synced(&w, &ms[0].src, &ms[0].dst, "held");
     for n in 0..3 {
@@ -561,7 +559,7 @@ fn a_remote_host_down_does_not_stop_the_others() {
     let port = util::sshd::free_port();
     let cfg = sb.join("tandem.toml");
     let status = sb.join("status.json");
-    let mut text = config_text("watch = true\ndebounce = \"50ms\"", &[&ms[0]], &|_| String::new());
+    let mut text = config_text(WATCHING, &[&ms[0]], &|_| String::new());
     text.push_str(&format!(
         "\n[[sync]]\nname = \"down\"\nsource = \"{}\"\ndest = \"root@127.0.0.1:{}\"\nrsh = \"ssh -F /dev/null -p {port} -o ConnectTimeout=5 -o BatchMode=yes\"\n",
         remote_src.display(),
