@@ -178,19 +178,23 @@ impl Weed {
         self.rclone_os(&args.iter().map(OsStr::new).collect::<Vec<_>>())
     }
 
-    pub fn rclone_os(&self, args: &[&OsStr]) -> Result<String, String> {
-        let out = Command::new("rclone")
-            .args(args)
-            .env("RCLONE_CONFIG", self.dir.path().join("rclone.conf"))
+    /// rclone with this server as its remote `w:` (rclone cannot use AWS_CA_BUNDLE with
+    /// an http endpoint: it is left out).
+    fn rclone_cmd(&self) -> Command {
+        let mut cmd = Command::new("rclone");
+        cmd.env("RCLONE_CONFIG", self.dir.path().join("rclone.conf"))
             .env("RCLONE_CONFIG_W_TYPE", "s3")
             .env("RCLONE_CONFIG_W_PROVIDER", "SeaweedFS")
             .env("RCLONE_CONFIG_W_ACCESS_KEY_ID", ACCESS_KEY)
             .env("RCLONE_CONFIG_W_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("RCLONE_CONFIG_W_ENDPOINT", self.endpoint())
             .env_remove("AWS_CA_BUNDLE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run rclone");
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn rclone_os(&self, args: &[&OsStr]) -> Result<String, String> {
+        let out = self.rclone_cmd().args(args).output().expect("run rclone");
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -215,17 +219,7 @@ impl Weed {
 
     /// The contents of object `at` (`bucket/key`).
     pub fn cat(&self, at: &str) -> Vec<u8> {
-        let out = Command::new("rclone")
-            .args(["cat", &format!("w:{at}")])
-            .env("RCLONE_CONFIG", self.dir.path().join("rclone.conf"))
-            .env("RCLONE_CONFIG_W_TYPE", "s3")
-            .env("RCLONE_CONFIG_W_PROVIDER", "SeaweedFS")
-            .env("RCLONE_CONFIG_W_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("RCLONE_CONFIG_W_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("RCLONE_CONFIG_W_ENDPOINT", self.endpoint())
-            .env_remove("AWS_CA_BUNDLE")
-            .output()
-            .expect("run rclone");
+        let out = self.rclone_cmd().args(["cat", &format!("w:{at}")]).output().expect("run rclone");
         assert!(out.status.success(), "rclone cat {at}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
