@@ -95,6 +95,16 @@ fn dest_tampering_is_repaired_by_watching_dest() {
     // Each kind once more, one at a time.
     fs::write(dst.join("c.txt"), "rewritten, same size?\n").unwrap();
     wait_synced(&w, &t.root, &dst, "a rewritten file");
+    // Truncated by path (truncate(2): the file is never opened, so nothing is closed
+    // after writing either: only the modification is seen).
+    let c = std::ffi::CString::new(dst.join("b.txt").into_os_string().into_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::truncate(c.as_ptr(), 1) }, 0, "truncate: {}", std::io::Error::last_os_error());
+    wait_synced(&w, &t.root, &dst, "a file truncated by path");
+    // Renamed over by someone else, from a name of tandem's own temporaries' form.
+    let fake_temp = dst.join(".tandem-tmp-0-0.tmp");
+    fs::write(&fake_temp, "moved in\n").unwrap();
+    fs::rename(&fake_temp, dst.join("a.txt")).unwrap();
+    wait_synced(&w, &t.root, &dst, "a file renamed over from a temporary's name");
     fs::create_dir(dst.join("newdir")).unwrap();
     fs::write(dst.join("newdir/x"), "x").unwrap();
     wait_synced(&w, &t.root, &dst, "a directory added in DEST");

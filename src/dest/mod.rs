@@ -58,6 +58,13 @@ pub trait Dest: Sync {
     /// when there is none.
     fn entry(&self, rel: &[u8]) -> io::Result<Option<Entry>>;
 
+    /// The entries `names` of directory `dir` as they are now, in the same order
+    /// (`None` for one that is not there). `Err` when `dir` cannot be read; a name
+    /// that cannot be is `None` too.
+    fn entries_in(&self, dir: &[u8], names: &[&[u8]]) -> io::Result<Vec<Option<Entry>>> {
+        Ok(names.iter().map(|n| self.entry(&crate::relpath::join(dir, n)).ok().flatten()).collect())
+    }
+
     /// Directory `rel` is there.
     fn has_dir(&self, rel: &[u8]) -> bool;
 
@@ -217,6 +224,18 @@ impl Dest for LocalTree {
             Err(e) => return Err(e),
         };
         snapshot::entry_at(fd.as_fd(), name)
+    }
+
+    fn entries_in(&self, dir: &[u8], names: &[&[u8]]) -> io::Result<Vec<Option<Entry>>> {
+        // (One opening of the directory for all of them.)
+        let fd = match self.open_dir(dir) {
+            Ok(fd) => fd,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(names.iter().map(|_| None).collect())
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(names.iter().map(|n| snapshot::entry_at(fd.as_fd(), n).ok().flatten()).collect())
     }
 
     fn has_dir(&self, rel: &[u8]) -> bool {

@@ -17,7 +17,7 @@
 //! - `hold`: deletions held back by `--max-delete`.
 //!
 //! DEST is not trusted blindly: what others change in DEST is found by watching it
-//! ([`Mirror::dest_drift`], a [`Target::Repair`] of one directory level against the
+//! ([`Mirror::dest_drift`]: a [`Target::Repair`] of one directory level against the
 //! held snapshot), and by periodic full verifications (`--verify-every`). After the
 //! first sync DEST is never created again: when SOURCE's or DEST's root is gone or on
 //! another file system ([`Mirror::roots_missing`]), the loop pauses.
@@ -186,50 +186,80 @@ impl<'c> Mirror<'c> {
             .or_else(|| check("DEST", self.dest.shown(), self.dest.root_identity(), self.roots.1))
     }
 
-    /// Whether DEST's entry at `rel` (an event there) differs from what the held
-    /// snapshot says DEST holds: then its directory needs a repair. tandem's own
-    /// writes leave DEST as held, so they start nothing.
-    pub fn dest_drift(&self, rel: &[u8]) -> Option<Target> {
-        let name = split_last(rel).1;
-        if rel.is_empty() || sys::is_temp_name(name) || self.inside_excluded_dir(rel) {
-            return None;
+    /// The DEST directories to repair, given the DEST paths that events named: each
+    /// path's entry as it is now is compared with what the held snapshot says DEST
+    /// holds, and a directory with any difference needs a [`Target::Repair`].
+    /// tandem's own writes leave DEST as held, so they start nothing. The paths are
+    /// taken directory by directory: each directory is opened once, its rules judged
+    /// once, and its named entries compared in one plan.
+    pub fn dest_drift(&self, mut paths: Vec<Vec<u8>>) -> Vec<Target> {
+        paths.retain(|rel| !rel.is_empty() && !sys::is_temp_name(split_last(rel).1));
+        paths.sort_unstable_by(|a, b| split_last(a).cmp(&split_last(b)));
+        paths.dedup();
+        let mut out = Vec::new();
+        let mut rest = &paths[..];
+        while let Some(first) = rest.first() {
+            let dir = parent(first);
+            let n = rest.iter().take_while(|p| parent(p) == dir).count();
+            let (group, tail) = rest.split_at(n);
+            rest = tail;
+            if self.dir_drifted(dir, group) {
+                out.push(Target::Repair(dir.to_vec()));
+            }
         }
-        let now = self.dest.entry(rel).ok()?;
-        let held = held::find(&self.held, rel);
-        if now.is_none() && held.is_none() {
-            return None;
+        out
+    }
+
+    /// Whether any of `paths` (all in directory `dir`, sorted by name) is not what
+    /// the held snapshot says.
+    fn dir_drifted(&self, dir: &[u8], paths: &[Vec<u8>]) -> bool {
+        if self.excluded_dir(dir) {
+            return false;
+        }
+        let names: Vec<&[u8]> = paths.iter().map(|p| split_last(p).1).collect();
+        // (An entry that cannot be read now is left for the next verification.)
+        let now: Vec<Entry> = match self.dest.entries_in(dir, &names) {
+            Ok(v) => v.into_iter().flatten().collect(),
+            Err(_) => return false,
+        };
+        let held: Vec<Entry> = match held::find_dir(&self.held, dir) {
+            Some((_, entries)) => names
+                .iter()
+                .filter_map(|n| entries.binary_search_by(|e| (*e.name).cmp(n)).ok())
+                .map(|i| shallow(&entries[i]))
+                .collect(),
+            None => Vec::new(),
+        };
+        if now.is_empty() && held.is_empty() {
+            return false;
         }
         // The planner says whether they differ, with every rule of a two-sided sync
         // (DEST's timestamp precision, --no-delete, excluded entries, owners).
-        let dir = parent(rel);
         let chain = plan::chain_for(&self.held.rule_files, dir);
         let level = Level { base: dir, chain: &chain, rule_files: &self.held.rule_files, deep: false };
         let m = Meta::default();
-        let p = plan::plan_level(
-            &m,
-            held.map(std::slice::from_ref).unwrap_or_default(),
-            Some(&m),
-            now.as_slice(),
-            &repair_opts(self.cfg),
-            &level,
-        );
-        (!p.root.ops.is_empty()).then(|| Target::Repair(dir.to_vec()))
+        let p = plan::plan_level(&m, &held, Some(&m), &now, &repair_opts(self.cfg), &level);
+        !p.root.ops.is_empty()
     }
 
     /// True when a directory above `rel` is excluded by the ignore rules in force (an
     /// event there concerns nothing that is mirrored).
     pub fn inside_excluded_dir(&self, rel: &[u8]) -> bool {
+        self.excluded_dir(parent(rel))
+    }
+
+    /// True when directory `dir`, or one above it, is excluded by the ignore rules in
+    /// force (the root never is).
+    fn excluded_dir(&self, dir: &[u8]) -> bool {
         let rules = &self.cfg.rules;
         let mut chain = plan::chain_for(&self.held.rule_files, b"");
-        for (i, b) in rel.iter().enumerate() {
-            if *b != b'/' {
-                continue;
-            }
-            let dir = &rel[..i];
-            if rules.excluded(&chain, rel_path(dir), true) {
+        let ends = dir.iter().enumerate().filter(|(_, b)| **b == b'/').map(|(i, _)| i);
+        for end in ends.chain((!dir.is_empty()).then_some(dir.len())) {
+            let d = &dir[..end];
+            if rules.excluded(&chain, rel_path(d), true) {
                 return true;
             }
-            chain = plan::chain_in(&self.held.rule_files, &chain, dir);
+            chain = plan::chain_in(&self.held.rule_files, &chain, d);
         }
         false
     }
@@ -788,4 +818,14 @@ enum Cycle {
     Done(Vec<Target>),
     /// A guard held: nothing was changed; look at these again later.
     Refused(Vec<Target>),
+}
+
+/// `e` without what is below it (a directory's children are not compared by a one-level
+/// plan, and a held directory may hold a whole subtree).
+fn shallow(e: &Entry) -> Entry {
+    let kind = match &e.kind {
+        Kind::Dir(_) => Kind::Dir(Vec::new()),
+        k => k.clone(),
+    };
+    Entry { name: e.name.clone(), meta: e.meta, kind }
 }

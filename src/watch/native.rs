@@ -64,7 +64,7 @@ impl Native {
         // watching everything: notify's recursive mode, which also watches new
         // directories (and moved ones) on its own thread, at once.
         if skip.is_empty() {
-            let mut w = notify::recommended_watcher(handler(tx.clone(), tree)).map_err(|e| describe(&e))?;
+            let mut w = new_watcher(tx.clone(), tree)?;
             match w.watch(root, RecursiveMode::Recursive) {
                 Ok(()) => {
                     let n = Native { watcher: w, skip, recursive: true };
@@ -88,7 +88,7 @@ impl Native {
         tree: Tree,
         skip: Vec<PathBuf>,
     ) -> Result<(Native, Coverage), String> {
-        let watcher = notify::recommended_watcher(handler(tx, tree)).map_err(|e| describe(&e))?;
+        let watcher = new_watcher(tx, tree)?;
         let mut n = Native { watcher, skip, recursive: false };
         let first = n.watcher.watch(root, RecursiveMode::NonRecursive);
         if let Err(e) = first {
@@ -160,6 +160,28 @@ impl Native {
         }
         cov
     }
+}
+
+/// How long DEST's event thread lets events gather before it reads them: tandem's own
+/// copies raise them one file at a time, and a thread woken for each competed with the
+/// copies. (DEST's changes are compared only once the loop is quiet anyway; the
+/// kernel's queue holds 16,384 events by default, which a few hundredths of a second of
+/// copying stays well below.)
+const DEST_READ_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A watcher of `tree`, its events sent on `tx`. DEST's is told to drop the events of
+/// tandem's temporaries before it builds anything for them (created, written, given
+/// attributes, renamed: one file copied raised six events, and reading them competed
+/// with the copies), so that a file put in place raises one creation of its final name;
+/// and it reads its events in batches ([`DEST_READ_DELAY`]).
+fn new_watcher(tx: Sender<Signal>, tree: Tree) -> Result<notify::RecommendedWatcher, String> {
+    let config = match tree {
+        Tree::Source => notify::Config::default(),
+        Tree::Dest => notify::Config::default()
+            .with_ignored_names(crate::sys::is_temp_name)
+            .with_read_delay(DEST_READ_DELAY),
+    };
+    notify::RecommendedWatcher::new(handler(tx, tree), config).map_err(|e| describe(&e))
 }
 
 /// The event handler of a watcher of `tree`: events become [`Signal`]s on `tx`.

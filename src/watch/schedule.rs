@@ -335,11 +335,7 @@ pub fn watch(
         if dest_changed.is_empty() {
             dest_since = None;
         } else if (quiet && pending.is_empty()) || dest_since.get_or_insert(now).elapsed() >= DEST_SETTLE {
-            for rel in dest_changed.drain() {
-                if let Some(t) = mirror.dest_drift(&rel) {
-                    pending.push(t);
-                }
-            }
+            pending.extend(mirror.dest_drift(dest_changed.drain().collect()));
             dest_since = None;
             if !pending.is_empty() {
                 last_at = now;

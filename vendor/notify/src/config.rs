@@ -35,6 +35,8 @@ impl RecursiveMode {
 /// ```
 ///
 /// Some options can be changed during runtime, others have to be set when creating the watcher backend.
+// tandem: `ignore_name` is compared by address (only ever one function is set).
+#[allow(unpredictable_function_pointer_comparisons)]
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Hash)]
 pub struct Config {
     /// See [Config::with_poll_interval]
@@ -44,6 +46,16 @@ pub struct Config {
     compare_contents: bool,
 
     follow_symlinks: bool,
+
+    /// tandem: names (the last component) whose events are dropped before anything is
+    /// built for them (inotify only). A rename from such a name is reported as a
+    /// creation of the new name.
+    ignore_name: Option<fn(&[u8]) -> bool>,
+
+    /// tandem: how long the event thread waits, once events are there, before reading
+    /// them, so that a burst is read in a few large batches rather than woken for at
+    /// every event (inotify only).
+    read_delay: Option<Duration>,
 }
 
 impl Config {
@@ -112,6 +124,29 @@ impl Config {
     pub fn follow_symlinks(&self) -> bool {
         self.follow_symlinks
     }
+
+    /// tandem: drop the events of entries whose name `ignore` matches (inotify only).
+    pub fn with_ignored_names(mut self, ignore: fn(&[u8]) -> bool) -> Self {
+        self.ignore_name = Some(ignore);
+        self
+    }
+
+    /// tandem: the name filter set by [`Config::with_ignored_names`].
+    pub fn ignored_names(&self) -> Option<fn(&[u8]) -> bool> {
+        self.ignore_name
+    }
+
+    /// tandem: wait `delay` before reading events that are there (inotify only).
+    pub fn with_read_delay(mut self, delay: Duration) -> Self {
+        self.read_delay = Some(delay);
+        self
+    }
+
+    /// tandem: see [`Config::with_read_delay`].
+    pub fn read_delay(&self) -> Option<Duration> {
+        self.read_delay
+    }
+
 }
 
 impl Default for Config {
@@ -120,6 +155,8 @@ impl Default for Config {
             poll_interval: Some(Duration::from_secs(30)),
             compare_contents: false,
             follow_symlinks: true,
+            ignore_name: None,
+            read_delay: None,
         }
     }
 }

@@ -41,6 +41,12 @@ struct EventLoop {
     paths: HashMap<WatchDescriptor, PathBuf>,
     rename_event: Option<Event>,
     follow_links: bool,
+    /// tandem: names whose events are dropped (see `Config::with_ignored_names`), and
+    /// the cookie of the last rename away from one.
+    ignore_name: Option<fn(&[u8]) -> bool>,
+    ignored_cookie: Option<u32>,
+    /// tandem: the wait before reading events (see `Config::with_read_delay`).
+    read_delay: Option<std::time::Duration>,
 }
 
 /// Watcher implementation based on inotify
@@ -90,8 +96,9 @@ impl EventLoop {
     pub fn new(
         inotify: Inotify,
         event_handler: Box<dyn EventHandler>,
-        follow_links: bool,
+        config: Config,
     ) -> Result<Self> {
+        let follow_links = config.follow_symlinks();
         let (event_loop_tx, event_loop_rx) = unbounded::<EventLoopMsg>();
         let poll = mio::Poll::new()?;
 
@@ -114,6 +121,9 @@ impl EventLoop {
             paths: HashMap::new(),
             rename_event: None,
             follow_links,
+            ignore_name: config.ignored_names(),
+            ignored_cookie: None,
+            read_delay: config.read_delay(),
         };
         Ok(event_loop)
     }
@@ -159,6 +169,10 @@ impl EventLoop {
             }
             INOTIFY => {
                 // inotify has something to tell us.
+                // tandem: let a burst gather first, where that is asked for.
+                if let Some(delay) = self.read_delay {
+                    thread::sleep(delay);
+                }
                 self.handle_inotify()
             }
             _ => unreachable!(),
@@ -199,7 +213,8 @@ impl EventLoop {
         let mut remove_watches = Vec::new();
 
         if let Some(ref mut inotify) = self.inotify {
-            let mut buffer = [0; 1024];
+            // tandem: a larger buffer, so that a burst is read in fewer calls.
+            let mut buffer = [0; 16384];
             // Read all buffers available.
             loop {
                 match inotify.read_events(&mut buffer) {
@@ -212,6 +227,26 @@ impl EventLoop {
                             if event.mask.contains(EventMask::Q_OVERFLOW) {
                                 let ev = Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan));
                                 self.event_handler.handle_event(ev);
+                            }
+
+                            // tandem: the events of ignored names are dropped before
+                            // anything is built for them; a rename from one is the
+                            // creation of its new name.
+                            let mut from_ignored = false;
+                            if let (Some(ignore), Some(name)) = (self.ignore_name, event.name) {
+                                use std::os::unix::ffi::OsStrExt;
+                                if ignore(name.as_bytes()) {
+                                    if event.mask.contains(EventMask::MOVED_FROM) {
+                                        self.ignored_cookie = Some(event.cookie);
+                                    }
+                                    continue;
+                                }
+                                if event.mask.contains(EventMask::MOVED_TO)
+                                    && self.ignored_cookie == Some(event.cookie)
+                                {
+                                    self.ignored_cookie = None;
+                                    from_ignored = true;
+                                }
                             }
 
                             let path = match event.name {
@@ -229,7 +264,19 @@ impl EventLoop {
 
                             let mut evs = Vec::new();
 
-                            if event.mask.contains(EventMask::MOVED_FROM) {
+                            if from_ignored {
+                                evs.push(
+                                    Event::new(EventKind::Create(
+                                        if event.mask.contains(EventMask::ISDIR) {
+                                            CreateKind::Folder
+                                        } else {
+                                            CreateKind::File
+                                        },
+                                    ))
+                                    .add_path(path.clone()),
+                                );
+                                add_watch_by_event(&path, &event, &self.watches, &mut add_watches);
+                            } else if event.mask.contains(EventMask::MOVED_FROM) {
                                 remove_watch_by_event(&path, &self.watches, &mut remove_watches);
 
                                 let event = Event::new(EventKind::Modify(ModifyKind::Name(
@@ -560,12 +607,9 @@ fn filter_dir(e: walkdir::Result<walkdir::DirEntry>) -> Option<walkdir::DirEntry
 }
 
 impl INotifyWatcher {
-    fn from_event_handler(
-        event_handler: Box<dyn EventHandler>,
-        follow_links: bool,
-    ) -> Result<Self> {
+    fn from_event_handler(event_handler: Box<dyn EventHandler>, config: Config) -> Result<Self> {
         let inotify = Inotify::init()?;
-        let event_loop = EventLoop::new(inotify, event_handler, follow_links)?;
+        let event_loop = EventLoop::new(inotify, event_handler, config)?;
         let channel = event_loop.event_loop_tx.clone();
         let waker = event_loop.event_loop_waker.clone();
         event_loop.run();
@@ -608,7 +652,7 @@ impl INotifyWatcher {
 impl Watcher for INotifyWatcher {
     /// Create a new watcher.
     fn new<F: EventHandler>(event_handler: F, config: Config) -> Result<Self> {
-        Self::from_event_handler(Box::new(event_handler), config.follow_symlinks())
+        Self::from_event_handler(Box::new(event_handler), config)
     }
 
     fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> Result<()> {
