@@ -344,6 +344,83 @@ impl<'a> Scanner<'a> {
         prune.is_some_and(|rules| rules.excluded(chain, rel_path(path), true))
     }
 
+    /// Watch mode's idle check of one SOURCE directory level (open as `dir`, its own
+    /// attributes already found unchanged): whether it still holds exactly `held`
+    /// (sorted by name), every entry of the same kind with the same attributes, and
+    /// nothing else but entries the rules leave out. It lists and stats as
+    /// [`Scanner::level`] does but builds nothing and allocates nothing per entry: an
+    /// unchanged tree is checked in place. Returns the rule chain in force inside `rel`
+    /// (an unchanged `.syncignore` keeps the rules read from it) and that rule file, to
+    /// be recorded by [`Scanner::keep_level`]; `None` when anything differs or cannot
+    /// be judged this cheaply (the caller then reads the level in full).
+    pub fn unchanged_level(
+        &self,
+        dir: BorrowedFd<'_>,
+        rel: &[u8],
+        chain: &Chain,
+        held: &[Entry],
+    ) -> Option<(Chain, Option<Arc<RuleFile>>)> {
+        let opts = self.opts;
+        let rules = opts.rules?;
+        if opts.explain || opts.one_file_system.is_some() || opts.prune.is_some() {
+            return None;
+        }
+        let find = |name: &[u8]| held.binary_search_by(|e| (*e.name).cmp(name)).ok();
+        let mut chain = chain.clone();
+        let kept = match find(ignore::IGNORE_FILE) {
+            Some(_) => {
+                let file = opts.previous_rules?.get(rel)?.clone();
+                chain.push(file.clone());
+                Some(file)
+            }
+            None => None,
+        };
+        let mut matched = 0usize;
+        let mut path = Vec::new();
+        let all = sys::each_name(dir, |name, kind| {
+            let name = name.to_bytes();
+            match find(name) {
+                Some(j) => {
+                    let h = &held[j];
+                    let Ok(st) = sys::stat_at(dir, name) else { return false };
+                    let (raw, meta) = sys::from_stat(&st);
+                    let same_kind = matches!(
+                        (&h.kind, raw),
+                        (Kind::File(_), RawKind::File)
+                            | (Kind::Dir(_), RawKind::Dir)
+                            | (Kind::Symlink(_), RawKind::Symlink)
+                    );
+                    matched += 1;
+                    same_kind && meta == h.meta
+                }
+                // Not held: no change only if the rules leave it out (a `.syncignore`
+                // that appeared changes the rules themselves).
+                None if name == ignore::IGNORE_FILE => false,
+                None => {
+                    let Some(kind) = kind else { return false };
+                    path.clear();
+                    path.extend_from_slice(rel);
+                    if !rel.is_empty() {
+                        path.push(b'/');
+                    }
+                    path.extend_from_slice(name);
+                    rules.excluded(&chain, rel_path(&path), kind == RawKind::Dir)
+                }
+            }
+        })
+        .ok()?;
+        (all && matched == held.len()).then_some((chain, kept))
+    }
+
+    /// Records a level that [`Scanner::unchanged_level`] found unchanged: its rule
+    /// file, and its `entries` as scanned.
+    pub fn keep_level(&self, rel: &[u8], rule_file: Option<Arc<RuleFile>>, entries: usize) {
+        if let Some(file) = rule_file {
+            lock(&self.found).insert(rel.to_vec(), file);
+        }
+        self.opts.sink.scanned(entries as u64);
+    }
+
     fn is_excluded(&self, rules: &Rules, chain: &Chain, rel: &[u8], name: &[u8], is_dir: bool) -> bool {
         let path = join(rel, name);
         match rules.check(chain, rel_path(&path), is_dir) {

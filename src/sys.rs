@@ -100,7 +100,8 @@ pub fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
 
 /// Opens the subdirectory `name` of `dir` without following a symlink.
 pub fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
-    Ok(rfs::openat(dir, cname(name)?.as_c_str(), dir_flags(), Mode::empty())?)
+    // (A name is handed to the kernel from a buffer on the stack: nothing allocated.)
+    Ok(rfs::openat(dir, name, dir_flags(), Mode::empty())?)
 }
 
 /// Opens directory `rel` (components joined with `/`, empty for `dir` itself) below
@@ -190,7 +191,7 @@ fn interrupted() -> io::Error {
 
 /// `fstatat` without following symlinks.
 pub fn stat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<rfs::Stat> {
-    Ok(rfs::statat(dir, cname(name)?.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?)
+    Ok(rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<rfs::Stat> {
@@ -214,9 +215,37 @@ pub type Listed = (Box<[u8]>, Option<RawKind>);
 /// be a descriptor freshly opened for this listing.
 pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    let mut push = |name: &[u8], ft: FileType| {
-        if name == b"." || name == b".." {
-            return;
+    each_name(dir, |name, kind| {
+        out.push((Box::<[u8]>::from(name.to_bytes()), kind));
+        true
+    })?;
+    Ok(out)
+}
+
+/// Puts an open directory's listing back at its start (after [`each_name`] read it).
+pub fn rewind_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    rfs::seek(dir, rfs::SeekFrom::Start(0))?;
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+thread_local! {
+    /// Each thread's `getdents64` buffer (a listing allocates nothing of its own).
+    static LIST: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with each name in an open directory (without `.` and `..`) and the kind
+/// its directory entry reports, if any, until `f` returns `false`. Returns whether it
+/// saw every name. Reads from the start of `dir`, which must be a descriptor freshly
+/// opened for this listing. `f` must not list a directory itself.
+pub fn each_name(
+    dir: BorrowedFd<'_>,
+    mut f: impl FnMut(&std::ffi::CStr, Option<RawKind>) -> bool,
+) -> io::Result<bool> {
+    let mut call = |name: &std::ffi::CStr, ft: FileType| {
+        let b = name.to_bytes();
+        if b == b"." || b == b".." {
+            return true;
         }
         let kind = match ft {
             FileType::RegularFile => Some(RawKind::File),
@@ -224,27 +253,40 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
             FileType::Symlink => Some(RawKind::Symlink),
             _ => None,
         };
-        out.push((Box::<[u8]>::from(name), kind));
+        f(name, kind)
     };
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         // getdents64 straight on the borrowed descriptor: no extra open per directory.
-        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
-        let mut raw = rfs::RawDir::new(dir, &mut buf);
-        while let Some(entry) = raw.next() {
-            let entry = entry?;
-            push(entry.file_name().to_bytes(), entry.file_type());
-        }
+        let mut walk = |buf: &mut Vec<std::mem::MaybeUninit<u8>>| -> io::Result<bool> {
+            if buf.len() < LIST_BUF {
+                buf.resize(LIST_BUF, std::mem::MaybeUninit::uninit());
+            }
+            let mut raw = rfs::RawDir::new(dir, &mut buf[..]);
+            while let Some(entry) = raw.next() {
+                let entry = entry?;
+                if !call(entry.file_name(), entry.file_type()) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        LIST.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => walk(&mut buf),
+            Err(_) => walk(&mut Vec::new()),
+        })
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         let mut reader = rfs::Dir::read_from(dir)?;
         while let Some(entry) = reader.read() {
             let entry = entry?;
-            push(entry.file_name().to_bytes(), entry.file_type());
+            if !call(entry.file_name(), entry.file_type()) {
+                return Ok(false);
+            }
         }
+        Ok(true)
     }
-    Ok(out)
 }
 
 /// Raises the soft open-file limit to the hard limit: a parallel walk keeps one

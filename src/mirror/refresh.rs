@@ -57,6 +57,9 @@ struct Slot {
     held: Option<usize>,
     /// A directory to read whole: new, or another directory than the one held.
     whole: bool,
+    /// Its attributes were just found as held (by [`Look::unchanged_dir`]): they need
+    /// no second stat.
+    fresh: bool,
 }
 
 impl Look<'_> {
@@ -71,11 +74,38 @@ impl Look<'_> {
         meta: &mut Meta,
         held: &mut Vec<Entry>,
     ) -> DirPlan {
+        self.dir_known(src, rel, chain_above, meta, held, false)
+    }
+
+    /// [`Look::dir`]; `fresh`: the directory's attributes were found as held a moment
+    /// ago (its parent's listing), so they are not stat'ed again.
+    fn dir_known(
+        &self,
+        src: BorrowedFd<'_>,
+        rel: &[u8],
+        chain_above: &Chain,
+        meta: &mut Meta,
+        held: &mut Vec<Entry>,
+        fresh: bool,
+    ) -> DirPlan {
         let ctx = self.ctx;
-        let src_meta = match sys::fstat(src) {
-            Ok(st) => sys::from_stat(&st).1,
-            Err(_) => *meta,
+        let src_meta = match fresh {
+            true => *meta,
+            false => sys::fstat(src).map(|st| sys::from_stat(&st).1).unwrap_or(*meta),
         };
+        // A deep look (a poll rescan) at a level that is as held: checked in place,
+        // nothing rebuilt; only its subdirectories are looked into.
+        if self.deep && src_meta == *meta {
+            if let Some(dp) = self.unchanged_dir(src, rel, chain_above, &src_meta, held) {
+                return dp;
+            }
+            // The check read the listing: read it again from its start (a listing
+            // read from its end would look empty). Should that fail, nothing is known
+            // of this level now: keep what is held, change nothing.
+            if sys::rewind_dir(src).is_err() {
+                return DirPlan::default();
+            }
+        }
         // Unreadable now (reported): keep what is held, change nothing.
         let Ok((listed, chain)) = ctx.scanner.level(src, rel, chain_above) else { return DirPlan::default() };
         if rel.is_empty() && listed.is_empty() && !held.is_empty() {
@@ -166,6 +196,50 @@ impl Look<'_> {
         dp
     }
 
+    /// [`Look::dir`] for a deep look at a level that SOURCE still has exactly as held
+    /// ([`Scanner::unchanged_level`]): the held listing stays as it is, and its
+    /// directories are refreshed in parallel. `None` when the level differs (or a
+    /// directory in it can no longer be opened as one): it is then read in full.
+    fn unchanged_dir(
+        &self,
+        src: BorrowedFd<'_>,
+        rel: &[u8],
+        chain_above: &Chain,
+        src_meta: &Meta,
+        held: &mut [Entry],
+    ) -> Option<DirPlan> {
+        let scanner = self.ctx.scanner;
+        let (chain, rule_file) = scanner.unchanged_level(src, rel, chain_above, held)?;
+        let mut slots = Vec::new();
+        let mut same_dirs = FxHashMap::default();
+        for (j, h) in held.iter().enumerate() {
+            if !matches!(h.kind, Kind::Dir(_)) {
+                continue;
+            }
+            let fd = match sys::open_dir_at(src, &h.name) {
+                Ok(fd) => Some(fd),
+                Err(err)
+                    if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) =>
+                {
+                    return None
+                }
+                Err(err) => {
+                    scanner.error(&join(rel, &h.name), &err);
+                    None
+                }
+            };
+            same_dirs.insert(j, slots.len());
+            slots.push(Slot { fd, held: Some(j), whole: false, fresh: true });
+        }
+        scanner.keep_level(rel, rule_file, held.len());
+        let mut dp = DirPlan::default();
+        self.refresh_same_dirs(rel, &chain, held, &same_dirs, &mut slots, &mut dp);
+        if !dp.ops.is_empty() && dp.set_meta.is_none() {
+            dp.set_meta = Some(*src_meta);
+        }
+        Some(dp)
+    }
+
     /// Opens the subdirectories to read (when deep all of them, otherwise the ones not
     /// held as the same directory) and pairs each entry with the held one of its name.
     /// One that vanished since the listing (renamed away, removed) is left out, so it
@@ -212,7 +286,7 @@ impl Look<'_> {
                     None => true,
                 };
             new.push(e);
-            slots.push(Slot { fd, held: j, whole });
+            slots.push(Slot { fd, held: j, whole, fresh: false });
         }
         (new, slots)
     }
@@ -228,22 +302,22 @@ impl Look<'_> {
         slots: &mut [Slot],
         dp: &mut DirPlan,
     ) {
-        let mut fds: FxHashMap<usize, OwnedFd> = FxHashMap::default();
+        let mut fds: FxHashMap<usize, (OwnedFd, bool)> = FxHashMap::default();
         for (j, i) in same_dirs {
             if let Some(fd) = slots[*i].fd.take() {
-                fds.insert(*j, fd);
+                fds.insert(*j, (fd, slots[*i].fresh));
             }
         }
         let subplans: Vec<(Box<[u8]>, DirPlan)> = held
             .par_iter_mut()
             .enumerate()
             .filter_map(|(j, h)| {
-                let fd = fds.get(&j)?;
+                let (fd, fresh) = fds.get(&j)?;
                 let path = join(rel, &h.name);
                 let name = h.name.clone();
                 let Kind::Dir(children) = &mut h.kind else { return None };
                 let mut m = h.meta;
-                let sub = self.dir(fd.as_fd(), &path, chain, &mut m, children);
+                let sub = self.dir_known(fd.as_fd(), &path, chain, &mut m, children, *fresh);
                 h.meta = m;
                 Some((name, sub))
             })

@@ -19,6 +19,8 @@ pub struct Poll {
     /// Set when the last requested rescan is done: the next interval starts then, so
     /// requests never pile up (even at `--poll 0`, a continuous rescan).
     ready: Arc<AtomicBool>,
+    /// The timer thread, woken when the rescan is done (it sleeps until then).
+    thread: Option<std::thread::Thread>,
 }
 
 impl Poll {
@@ -32,7 +34,9 @@ impl Poll {
             let step = STEP.min(interval.max(Duration::from_millis(1)));
             while !s.load(Ordering::Relaxed) {
                 while !r.load(Ordering::Relaxed) && !s.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1).min(step));
+                    // (Woken by `cycle_done`; the timeout only bounds how late a stop
+                    // is seen.)
+                    std::thread::park_timeout(STEP);
                 }
                 let mut waited = Duration::ZERO;
                 while waited < interval && !s.load(Ordering::Relaxed) {
@@ -52,15 +56,22 @@ impl Poll {
                 );
             }
         });
-        if spawned.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        Poll { stop, ready }
+        let thread = match spawned {
+            Ok(handle) => Some(handle.thread().clone()),
+            Err(_) => {
+                stop.store(true, Ordering::Relaxed);
+                None
+            }
+        };
+        Poll { stop, ready, thread }
     }
 
     /// The rescan asked for has been done: start the next interval.
     pub fn cycle_done(&self) {
         self.ready.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
     }
 }
 
