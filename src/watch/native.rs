@@ -514,3 +514,98 @@ pub fn describe(e: &notify::Error) -> String {
         _ => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{Event, Flag};
+    use notify::EventHandler;
+    use std::sync::mpsc::{channel, Receiver};
+
+    /// A hub's routes for `roots`, and each route's receiving end.
+    fn routes(roots: &[&str]) -> (Arc<Mutex<Vec<Route>>>, Vec<Receiver<Signal>>) {
+        let mut v = Vec::new();
+        let mut rxs = Vec::new();
+        for (id, root) in roots.iter().enumerate() {
+            let (tx, rx) = channel();
+            v.push(Route { id: id as u64, root: PathBuf::from(root), inode: None, tx });
+            rxs.push(rx);
+        }
+        (Arc::new(Mutex::new(v)), rxs)
+    }
+
+    /// The paths of the `Paths`/`DestPaths` signals received, and how many others.
+    fn received(rx: &Receiver<Signal>) -> (Vec<PathBuf>, Vec<Signal>) {
+        let mut paths = Vec::new();
+        let mut other = Vec::new();
+        for s in rx.try_iter() {
+            match s {
+                Signal::Paths(p) | Signal::DestPaths(p) => paths.extend(p),
+                s => other.push(s),
+            }
+        }
+        (paths, other)
+    }
+
+    const BASE: &str = "/nonexistent-tandem-hub-test";
+
+    #[test]
+    fn an_event_goes_to_the_mirror_whose_root_holds_it() {
+        let (r, rx) = routes(&[&format!("{BASE}/p1"), &format!("{BASE}/p10")]);
+        let mut h = router(r, Tree::Source);
+        let p = PathBuf::from(format!("{BASE}/p10/x.txt"));
+        h.handle_event(Ok(Event::new(EventKind::Create(CreateKind::File)).add_path(p.clone())));
+        let q = PathBuf::from(format!("{BASE}/p1/y.txt"));
+        h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(q.clone())));
+        // Outside every root (a mirror gone since): nobody's.
+        let o = PathBuf::from(format!("{BASE}/other/z"));
+        h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(o)));
+        assert_eq!(received(&rx[0]).0, vec![q]);
+        assert_eq!(received(&rx[1]).0, vec![p]);
+    }
+
+    #[test]
+    fn an_overflow_reaches_every_mirror_of_the_hub() {
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Source);
+        h.handle_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        for rx in &rx {
+            let (_, other) = received(rx);
+            assert!(matches!(other.as_slice(), [Signal::All]), "{other:?}");
+        }
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Dest);
+        h.handle_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        for rx in &rx {
+            let (_, other) = received(rx);
+            assert!(matches!(other.as_slice(), [Signal::DestAll(_)]), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_rename_from_one_mirror_into_another_is_split() {
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Source);
+        let from = PathBuf::from(format!("{BASE}/a/f"));
+        let to = PathBuf::from(format!("{BASE}/b/g"));
+        h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path(from.clone())
+            .add_path(to.clone())));
+        assert_eq!(received(&rx[0]).0, vec![from]);
+        assert_eq!(received(&rx[1]).0, vec![to]);
+    }
+
+    #[test]
+    fn an_error_goes_to_the_mirror_it_names_or_to_every_mirror() {
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Source);
+        let d = PathBuf::from(format!("{BASE}/b/new-dir"));
+        h.handle_event(Err(notify::Error::new(ErrorKind::MaxFilesWatch).add_path(d)));
+        assert!(received(&rx[0]).1.is_empty());
+        assert!(matches!(received(&rx[1]).1.as_slice(), [Signal::LimitReached(_)]));
+        h.handle_event(Err(notify::Error::io(std::io::Error::other("read failed"))));
+        for rx in &rx {
+            assert!(matches!(received(rx).1.as_slice(), [Signal::Error(_)]));
+        }
+    }
+}
