@@ -402,22 +402,33 @@ impl Drop for Member {
     }
 }
 
+/// Whether `root` holds `path` (is it, or one of its ancestors), compared as bytes.
+fn holds(root: &[u8], path: &[u8]) -> bool {
+    path.starts_with(root) && (path.len() == root.len() || root.ends_with(b"/") || path[root.len()] == b'/')
+}
+
+/// The route whose root holds `path`. The roots in a hub never overlap (see
+/// [`Hub::join`]), so at most one does, and it is the longest; events come in runs
+/// from one tree, so the route of the last one is tried first.
+fn owner(routes: &[Route], last: &mut usize, path: &Path) -> Option<usize> {
+    let p = crate::relpath::path_bytes(path);
+    if routes.get(*last).is_some_and(|r| holds(crate::relpath::path_bytes(&r.root), p)) {
+        return Some(*last);
+    }
+    let i = routes.iter().position(|r| holds(crate::relpath::path_bytes(&r.root), p))?;
+    *last = i;
+    Some(i)
+}
+
 /// The event handler of a [`Hub`]: each event goes to the mirror whose root holds its
 /// paths (split between mirrors when they are in two); a queue overflow, or an error
-/// naming no path of a mirror, to every mirror.
+/// naming no path, to every mirror.
 fn router(routes: Arc<Mutex<Vec<Route>>>, tree: Tree) -> impl notify::EventHandler {
     let mut lowered = false;
+    let mut last = 0;
     move |res: notify::Result<notify::Event>| {
         lower_once(tree, &mut lowered);
         let routes = crate::lock::lock(&routes);
-        let owner = |p: &Path| {
-            routes
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| p.starts_with(&r.root))
-                .max_by_key(|(_, r)| r.root.as_os_str().len())
-                .map(|(i, _)| i)
-        };
         match res {
             Ok(ev) if ev.need_rescan() || ev.paths.is_empty() => {
                 for r in routes.iter() {
@@ -425,7 +436,8 @@ fn router(routes: Arc<Mutex<Vec<Route>>>, tree: Tree) -> impl notify::EventHandl
                 }
             }
             Ok(ev) => {
-                let owners: Vec<Option<usize>> = ev.paths.iter().map(|p| owner(p)).collect();
+                let owners: Vec<Option<usize>> =
+                    ev.paths.iter().map(|p| owner(&routes, &mut last, p)).collect();
                 if owners.windows(2).all(|w| w[0] == w[1]) {
                     if let Some(Some(i)) = owners.first() {
                         deliver(&routes[*i].tx, tree, ev);
@@ -451,7 +463,8 @@ fn router(routes: Arc<Mutex<Vec<Route>>>, tree: Tree) -> impl notify::EventHandl
                 }
             }
             Err(e) => {
-                let mut to: Vec<usize> = e.paths.iter().filter_map(|p| owner(p)).collect();
+                let mut to: Vec<usize> =
+                    e.paths.iter().filter_map(|p| owner(&routes, &mut last, p)).collect();
                 to.dedup();
                 if e.paths.is_empty() {
                     to = (0..routes.len()).collect();
@@ -562,6 +575,15 @@ mod tests {
         h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(o)));
         assert_eq!(received(&rx[0]).0, vec![q]);
         assert_eq!(received(&rx[1]).0, vec![p]);
+        // A root written with a trailing slash, and the root itself.
+        let (r, rx) = routes(&[&format!("{BASE}/t/"), &format!("{BASE}/u")]);
+        let mut h = router(r, Tree::Source);
+        for p in [format!("{BASE}/t/x"), format!("{BASE}/t/"), format!("{BASE}/u"), format!("{BASE}/uv/y")] {
+            h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(PathBuf::from(p))));
+        }
+        let t = [format!("{BASE}/t/x"), format!("{BASE}/t/")].map(PathBuf::from).to_vec();
+        assert_eq!(received(&rx[0]).0, t);
+        assert_eq!(received(&rx[1]).0, vec![PathBuf::from(format!("{BASE}/u"))]);
     }
 
     #[test]
