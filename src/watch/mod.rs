@@ -4,7 +4,8 @@
 //! "rescan everything"; neither copies anything. The loop (`schedule`) turns them into
 //! [`Target`](crate::mirror::Target)s for the mirror's next cycle.
 //!
-//! - [`native`]: notify's recommended watcher (inotify on Linux), recursive.
+//! - [`native`]: notify's recommended watcher (inotify on Linux), recursive; in a
+//!   `--config` service one per tree shared by every mirror ([`native::Hub`]).
 //! - [`poll`]: a timer; each tick asks for a parallel rescan of SOURCE.
 //!
 //! [`choose`] picks one: polling when SOURCE is on a network or FUSE file system (where
