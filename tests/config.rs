@@ -745,3 +745,25 @@ fn a_mirror_watched_directory_by_directory_shares_the_watcher() {
     wait_synced(&w, &ms[0].src, &ms[0].dst, "mixed: inside a new directory");
     assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
 }
+
+/// Two mirrors of one SOURCE (allowed) cannot share inotify's one watch per directory:
+/// the second has a watcher of its own, and both get every change.
+#[test]
+fn two_mirrors_of_one_source_both_get_its_changes() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["first"]);
+    let twin = Mirror { name: "twin", src: ms[0].src.clone(), dst: sb.join("twin-dst") };
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0], &twin], &|_| String::new())).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "first");
+    wait_synced(&w, &twin.src, &twin.dst, "twin");
+    // SOURCE's shared watcher, the twin's own, DEST's shared one.
+    w.wait_for("three inotify instances", WAIT, |p| inotify_watches(p.pid()).len() == 3);
+    fs::create_dir_all(ms[0].src.join("d/e")).expect("mkdir");
+    fs::write(ms[0].src.join("d/e/both.txt"), "both").expect("write");
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "first, after the change");
+    wait_synced(&w, &twin.src, &twin.dst, "twin, after the change");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
