@@ -635,9 +635,9 @@ fn native_mirrors_share_one_watcher_per_tree_and_each_gets_its_own_changes() {
     }
     for m in &ms[..3] {
         let native = format!("tandem: [{}] watching with native", m.name);
-        assert!(w.any_stderr(|l| l.starts_with(&native)), "{native}\n{}", w.dump());
+        w.wait_stderr(&native, WAIT, |l| l.starts_with(&native));
     }
-    assert!(w.any_stderr(|l| l.starts_with("tandem: [polled] watching with poll")), "{}", w.dump());
+    w.wait_stderr("polled's strategy", WAIT, |l| l.starts_with("tandem: [polled] watching with poll"));
     // SOURCE: 3 native mirrors x 3 directories; DEST: 4 mirrors x 3 (DEST's watch
     // starts after each first sync).
     w.wait_for("one inotify instance for the SOURCEs, one for the DESTs", WAIT, |p| {
@@ -730,8 +730,8 @@ fn a_mirror_watched_directory_by_directory_shares_the_watcher() {
     for m in &ms {
         wait_synced(&w, &m.src, &m.dst, m.name);
     }
-    assert!(w.any_stderr(|l| l.starts_with("tandem: [mixed] watching with mixed")), "{}", w.dump());
-    assert!(w.any_stderr(|l| l.starts_with("tandem: [plain] watching with native")), "{}", w.dump());
+    w.wait_stderr("mixed's strategy", WAIT, |l| l.starts_with("tandem: [mixed] watching with mixed"));
+    w.wait_stderr("plain's strategy", WAIT, |l| l.starts_with("tandem: [plain] watching with native"));
     w.wait_for("two inotify instances", WAIT, |p| inotify_watches(p.pid()).len() == 2);
     fs::create_dir_all(ms[0].src.join("made/inside")).expect("mkdir");
     fs::write(ms[0].src.join("made/inside/m.txt"), "m").expect("write");
