@@ -4,7 +4,8 @@
 //! shares (rayon's global pool: each mirror's loop runs on a thread of its own and
 //! hands its scans and copies to the pool), and starts one thread per mirror: a watch
 //! loop (`watch::schedule`, with its own strategy, debounce, held snapshot and
-//! retries) or, for a mirror that does not watch, one sync. A mirror whose first sync
+//! retries; its native events come through the one SOURCE and one DEST watcher all
+//! mirrors share, `watch::native::Hub`) or, for a mirror that does not watch, one sync. A mirror whose first sync
 //! fails is reported and started again with a back-off (1 s doubling to 60 s); it never
 //! stops the others. The supervising loop here takes SIGHUP (reload: added mirrors
 //! start, removed ones stop after their current cycle, changed ones restart once the

@@ -585,3 +585,185 @@ fn a_remote_host_down_does_not_stop_the_others() {
     assert!(!sb.join("never").exists());
     assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
 }
+
+/// The watches in each inotify instance the process holds (one entry per instance).
+fn inotify_watches(pid: i32) -> Vec<usize> {
+    let mut v = Vec::new();
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+        if fs::read_link(fd.path()).is_ok_and(|t| t == Path::new("anon_inode:inotify")) {
+            let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
+                .unwrap_or_default();
+            v.push(info.lines().filter(|l| l.starts_with("inotify wd:")).count());
+        }
+    }
+    v.sort_unstable();
+    v
+}
+
+/// The process's threads named by notify's inotify backend (one per watcher).
+fn notify_threads(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("notify-rs")))
+        .count()
+}
+
+/// Mirrors of a service watching with native events share one watcher for all their
+/// SOURCEs and one for all their DESTs (two inotify instances, two notify threads,
+/// whatever their number, a polling one beside them); each event still reaches the
+/// mirror it belongs to: new directories filled at once, a rename from one SOURCE into
+/// another (both mirrors see their half), a stray file put into one DEST (repaired
+/// there alone).
+#[test]
+fn native_mirrors_share_one_watcher_per_tree_and_each_gets_its_own_changes() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["one", "two", "three", "polled"]);
+    for m in &ms {
+        fs::create_dir_all(m.src.join("sub/deep")).expect("mkdir");
+        fs::write(m.src.join("sub/deep/f.txt"), m.name).expect("write");
+    }
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    let all: Vec<&Mirror> = ms.iter().collect();
+    let extra = |n: &str| if n == "polled" { "poll = \"200ms\"".to_string() } else { String::new() };
+    fs::write(&cfg, config_text(WATCHING, &all, &extra)).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, m.name);
+    }
+    for m in &ms[..3] {
+        let native = format!("tandem: [{}] watching with native", m.name);
+        w.wait_stderr(&native, WAIT, |l| l.starts_with(&native));
+    }
+    w.wait_stderr("polled's strategy", WAIT, |l| l.starts_with("tandem: [polled] watching with poll"));
+    // SOURCE: 3 native mirrors x 3 directories; DEST: 4 mirrors x 3 (DEST's watch
+    // starts after each first sync).
+    w.wait_for("one inotify instance for the SOURCEs, one for the DESTs", WAIT, |p| {
+        inotify_watches(p.pid()) == vec![9, 12]
+    });
+    assert_eq!(notify_threads(w.pid()), 2, "one notify thread per tree\n{}", w.dump());
+    // A directory made and filled at once, in each native mirror.
+    for m in &ms[..3] {
+        fs::create_dir_all(m.src.join("new/inner")).expect("mkdir");
+        fs::write(m.src.join("new/inner/n.txt"), m.name).expect("write");
+        fs::write(m.src.join("sub/deep/f.txt"), format!("{} again", m.name)).expect("write");
+    }
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, &format!("{}: new directories", m.name));
+    }
+    // From one SOURCE into another: gone from one, there in the other.
+    fs::rename(ms[0].src.join("first.txt"), ms[1].src.join("from-one.txt")).expect("rename");
+    fs::rename(ms[2].src.join("new"), ms[1].src.join("new-from-three")).expect("rename");
+    fs::write(ms[1].src.join("new-from-three/inner/later.txt"), "later").expect("write");
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, &format!("{}: renames between SOURCEs", m.name));
+    }
+    // Someone else writes into one DEST: that mirror repairs it.
+    fs::write(ms[2].dst.join("sub/stray.txt"), "stray").expect("write");
+    wait_synced(&w, &ms[2].src, &ms[2].dst, "three: a stray file in DEST repaired");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
+
+/// A mirror removed by a reload gives up its watches in the shared watchers (none of
+/// its directories is watched any more, so none of its events arrive), the others keep
+/// theirs and their events; added back by another reload, it is watched again.
+#[test]
+fn a_mirror_removed_by_reload_unwatches_its_trees() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["stay", "gone"]);
+    for d in ["a", "b/c"] {
+        fs::create_dir_all(ms[1].src.join(d)).expect("mkdir");
+    }
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0], &ms[1]], &|_| String::new())).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, m.name);
+    }
+    // stay: 1 directory per tree; gone: 4.
+    w.wait_for("both mirrors' trees watched", WAIT, |p| inotify_watches(p.pid()) == vec![5, 5]);
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0]], &|_| String::new())).expect("cfg");
+    w.signal(libc::SIGHUP);
+    w.wait_stderr("the reload", WAIT, |l| l.contains("reloaded") && l.contains("1 removed"));
+    w.wait_for("only stay's trees watched", WAIT, |p| inotify_watches(p.pid()) == vec![1, 1]);
+    fs::write(ms[1].src.join("after.txt"), "x").expect("write");
+    fs::write(ms[0].src.join("still.txt"), "y").expect("write");
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "stay, after the reload");
+    sync_marker(&w, &ms[0].src, &ms[0].dst, "stay-marker");
+    assert!(!ms[1].dst.join("after.txt").exists(), "a removed mirror gets no events\n{}", w.dump());
+    // Back again: watched again, and caught up.
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0], &ms[1]], &|_| String::new())).expect("cfg");
+    w.signal(libc::SIGHUP);
+    w.wait_stderr("the second reload", WAIT, |l| l.contains("reloaded") && l.contains("1 added"));
+    wait_synced(&w, &ms[1].src, &ms[1].dst, "gone, added back");
+    w.wait_for("both mirrors' trees watched again", WAIT, |p| inotify_watches(p.pid()) == vec![5, 5]);
+    fs::write(ms[1].src.join("b/c/back.txt"), "back").expect("write");
+    wait_synced(&w, &ms[1].src, &ms[1].dst, "gone, its events again");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
+
+/// A mirror watched directory by directory (a FUSE mount inside its SOURCE, polled)
+/// goes through the shared watcher too, beside a mirror watched recursively: new
+/// directories are watched as they appear, what changes underneath the mount is
+/// found by polling, and each mirror gets its own changes.
+#[test]
+fn a_mirror_watched_directory_by_directory_shares_the_watcher() {
+    let test = "a_mirror_watched_directory_by_directory_shares_the_watcher";
+    if let Some(why) = fuse_unavailable() {
+        return skip(test, why);
+    }
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["mixed", "plain"]);
+    let lower = sb.join("lower");
+    fs::create_dir_all(&lower).expect("mkdir");
+    fs::write(lower.join("under.txt"), "under").expect("write");
+    let share = ms[0].src.join("share");
+    fs::create_dir(&share).expect("mkdir");
+    let _m = BindMount::mount(&lower, &share);
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0], &ms[1]], &|_| String::new())).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, m.name);
+    }
+    w.wait_stderr("mixed's strategy", WAIT, |l| l.starts_with("tandem: [mixed] watching with mixed"));
+    w.wait_stderr("plain's strategy", WAIT, |l| l.starts_with("tandem: [plain] watching with native"));
+    w.wait_for("two inotify instances", WAIT, |p| inotify_watches(p.pid()).len() == 2);
+    fs::create_dir_all(ms[0].src.join("made/inside")).expect("mkdir");
+    fs::write(ms[0].src.join("made/inside/m.txt"), "m").expect("write");
+    fs::write(lower.join("made-underneath.txt"), "u").expect("write");
+    fs::write(ms[1].src.join("p.txt"), "p").expect("write");
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, &format!("{}: changes", m.name));
+    }
+    // The directory made is watched by now: a change inside it is an event.
+    fs::write(ms[0].src.join("made/inside/again.txt"), "again").expect("write");
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "mixed: inside a new directory");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}
+
+/// Two mirrors of one SOURCE (allowed) cannot share inotify's one watch per directory:
+/// the second has a watcher of its own, and both get every change.
+#[test]
+fn two_mirrors_of_one_source_both_get_its_changes() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["first"]);
+    let twin = Mirror { name: "twin", src: ms[0].src.clone(), dst: sb.join("twin-dst") };
+    let cfg = sb.join("tandem.toml");
+    let status = sb.join("status.json");
+    fs::write(&cfg, config_text(WATCHING, &[&ms[0], &twin], &|_| String::new())).expect("cfg");
+    let w = spawn_service(&cfg, &status);
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "first");
+    wait_synced(&w, &twin.src, &twin.dst, "twin");
+    // SOURCE's shared watcher, the twin's own, DEST's shared one.
+    w.wait_for("three inotify instances", WAIT, |p| inotify_watches(p.pid()).len() == 3);
+    fs::create_dir_all(ms[0].src.join("d/e")).expect("mkdir");
+    fs::write(ms[0].src.join("d/e/both.txt"), "both").expect("write");
+    wait_synced(&w, &ms[0].src, &ms[0].dst, "first, after the change");
+    wait_synced(&w, &twin.src, &twin.dst, "twin, after the change");
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}

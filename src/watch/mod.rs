@@ -4,7 +4,8 @@
 //! "rescan everything"; neither copies anything. The loop (`schedule`) turns them into
 //! [`Target`](crate::mirror::Target)s for the mirror's next cycle.
 //!
-//! - [`native`]: notify's recommended watcher (inotify on Linux), recursive.
+//! - [`native`]: notify's recommended watcher (inotify on Linux), recursive; in a
+//!   `--config` service one per tree shared by every mirror ([`native::Hub`]).
 //! - [`poll`]: a timer; each tick asks for a parallel rescan of SOURCE.
 //!
 //! [`choose`] picks one: polling when SOURCE is on a network or FUSE file system (where
@@ -61,6 +62,8 @@ pub struct Running {
     tx: Sender<Signal>,
     /// SOURCE's root.
     root: PathBuf,
+    /// Native events come through the service's shared watcher ([`native::Hub`]).
+    shared: bool,
 }
 
 impl Running {
@@ -107,9 +110,13 @@ impl Running {
         if recursive {
             // (The old watches go first, so the new ones fit where they did.)
             self.native = None;
-            if let Ok((n, cov)) =
-                native::Native::start_each(&self.root, self.tx.clone(), native::Tree::Source, Vec::new())
-            {
+            if let Ok((n, cov)) = native::Native::start_each(
+                &self.root,
+                self.tx.clone(),
+                native::Tree::Source,
+                Vec::new(),
+                self.shared,
+            ) {
                 self.native = Some(n);
                 if cov.unwatched.is_empty() {
                     return Some(format!("{msg}; watching directory by directory now, all of them watched"));
@@ -182,6 +189,9 @@ pub struct Wanted {
     /// SOURCE is on another host (`host:path`): no events can arrive from it, so it is
     /// polled, through the SOURCE seam.
     pub remote_source: bool,
+    /// One mirror of a `--config` service: native events through the watcher every
+    /// mirror shares ([`native::Hub`]) rather than one of its own.
+    pub shared: bool,
 }
 
 /// Starts the strategy for `source`; returns it, its reason, the channel, and a
@@ -203,6 +213,7 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
         interval,
         tx,
         root: root.clone(),
+        shared: wanted.shared,
     };
     if let Some(interval) = wanted.force_poll {
         let reason = format!("--poll given: rescanning every {}", human_duration(interval));
@@ -236,7 +247,7 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
     };
     let skip =
         if wanted.one_file_system { mounts } else { remote_mounts.iter().map(|(m, _)| m.clone()).collect() };
-    match native::Native::start(source, tx.clone(), native::Tree::Source, skip) {
+    match native::Native::start(source, tx.clone(), native::Tree::Source, skip, wanted.shared) {
         Ok((n, cov)) => {
             let mut polled: Vec<PathBuf> = remote_mounts.iter().map(|(m, _)| m.clone()).collect();
             let mut parts = Vec::new();
@@ -253,8 +264,16 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
             polled.extend(cov.unwatched);
             if polled.is_empty() {
                 let reason = format!("SOURCE is on {} (a local file system): inotify events", fs.name);
-                let running =
-                    Running { native: Some(n), poll: None, polled, unwatched_dirs: 0, interval, tx, root };
+                let running = Running {
+                    native: Some(n),
+                    poll: None,
+                    polled,
+                    unwatched_dirs: 0,
+                    interval,
+                    tx,
+                    root,
+                    shared: wanted.shared,
+                };
                 return (running, reason);
             }
             let reason = format!(
@@ -273,6 +292,7 @@ fn choose_with(source: &Path, wanted: Wanted, tx: Sender<Signal>) -> (Running, S
                 interval,
                 tx,
                 root,
+                shared: wanted.shared,
             };
             (running, reason)
         }

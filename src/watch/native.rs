@@ -14,9 +14,27 @@
 //! that appears later (made, or moved in) is reported as [`Signal::NewDirs`], and the
 //! loop watches it ([`Native::add_tree`]). Start-up failures caused by inotify limits
 //! come back as a hint naming the limit and how to raise it.
+//!
+//! In a `--config` service (`shared`), the mirrors do not each start notify's watcher
+//! (one inotify instance and one thread each, for SOURCE and again for DEST): every
+//! mirror joins one process-wide [`Hub`] per tree, whose single watcher delivers each
+//! event to the mirror whose root holds its path (the longest such root; a service's
+//! roots do not overlap, see below), splitting an event whose paths belong to two
+//! mirrors (a rename from one SOURCE into another). A queue overflow, or an error that
+//! names no path, reaches every mirror of that hub, since any of them may have lost
+//! events. A mirror's watches, recursive or directory by directory, are its own: when
+//! its watcher is dropped (the mirror stops, is removed by a reload, or starts again
+//! directory by directory) they are removed and its route with them. A root that
+//! overlaps one already in the hub (two mirrors of one SOURCE, one SOURCE inside
+//! another), or is the same directory under another name, gets a watcher of its own as
+//! before: inotify keeps one watch per directory, which two mirrors cannot share.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashSet;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{ErrorKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -31,7 +49,7 @@ pub enum Tree {
 }
 
 pub struct Native {
-    watcher: RecommendedWatcher,
+    watcher: Backend,
     /// Subtrees never watched (see the module's doc).
     skip: Vec<PathBuf>,
     /// notify's recursive mode: it watches new directories itself.
@@ -54,17 +72,19 @@ pub struct Coverage {
 impl Native {
     /// Starts watching `root` and every directory below it, except the subtrees in
     /// `skip`. `Err` carries a hint for the user when not even `root` can be watched.
+    /// `shared`: through the service's [`Hub`] for `tree` (see the module's doc).
     pub fn start(
         root: &Path,
         tx: Sender<Signal>,
         tree: Tree,
         skip: Vec<PathBuf>,
+        shared: bool,
     ) -> Result<(Native, Coverage), String> {
         // The common case: no subtree to leave out, and the kernel's limits allow
         // watching everything: notify's recursive mode, which also watches new
         // directories (and moved ones) on its own thread, at once.
         if skip.is_empty() {
-            let mut w = new_watcher(tx.clone(), tree)?;
+            let mut w = Backend::new(root, tx.clone(), tree, shared)?;
             match w.watch(root, RecursiveMode::Recursive) {
                 Ok(()) => {
                     let n = Native { watcher: w, skip, recursive: true };
@@ -76,7 +96,7 @@ impl Native {
                 Err(e) => return Err(describe(&e)),
             }
         }
-        Native::start_each(root, tx, tree, skip)
+        Native::start_each(root, tx, tree, skip, shared)
     }
 
     /// Starts watching `root` and the directories below it one by one (never notify's
@@ -87,8 +107,9 @@ impl Native {
         tx: Sender<Signal>,
         tree: Tree,
         skip: Vec<PathBuf>,
+        shared: bool,
     ) -> Result<(Native, Coverage), String> {
-        let watcher = new_watcher(tx, tree)?;
+        let watcher = Backend::new(root, tx, tree, shared)?;
         let mut n = Native { watcher, skip, recursive: false };
         let first = n.watcher.watch(root, RecursiveMode::NonRecursive);
         if let Err(e) = first {
@@ -169,101 +190,312 @@ impl Native {
 /// copying stays well below.)
 const DEST_READ_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A watcher of `tree`, its events sent on `tx`. DEST's is told to drop the events of
-/// tandem's temporaries before it builds anything for them (created, written, given
-/// attributes, renamed: one file copied raised six events, and reading them competed
-/// with the copies), so that a file put in place raises one creation of its final name;
-/// and it reads its events in batches ([`DEST_READ_DELAY`]).
-fn new_watcher(tx: Sender<Signal>, tree: Tree) -> Result<notify::RecommendedWatcher, String> {
-    let config = match tree {
+/// How notify watches `tree`. DEST's watcher drops the events of tandem's temporaries
+/// before it builds anything for them (created, written, given attributes, renamed:
+/// one file copied raised six events, and reading them competed with the copies), so
+/// that a file put in place raises one creation of its final name; and it reads its
+/// events in batches ([`DEST_READ_DELAY`]).
+fn watcher_config(tree: Tree) -> notify::Config {
+    match tree {
         Tree::Source => notify::Config::default(),
         Tree::Dest => notify::Config::default()
             .with_ignored_names(crate::sys::is_temp_name)
             .with_read_delay(DEST_READ_DELAY),
-    };
-    notify::RecommendedWatcher::new(handler(tx, tree), config).map_err(|e| describe(&e))
+    }
 }
 
-/// The event handler of a watcher of `tree`: events become [`Signal`]s on `tx`.
+/// The event handler of a watcher of `tree` of its own: events become [`Signal`]s on
+/// `tx`.
 fn handler(tx: Sender<Signal>, tree: Tree) -> impl notify::EventHandler {
+    let mut lowered = false;
+    move |res: notify::Result<notify::Event>| {
+        lower_once(tree, &mut lowered);
+        match res {
+            Ok(ev) => deliver(&tx, tree, ev),
+            Err(e) => send(&tx, error_signal(tree, &e)),
+        }
+    }
+}
+
+/// DEST's events are mostly tandem's own writes, compared only once the loop is quiet:
+/// the thread reading them (notify's, on which the handler runs) yields to the copying
+/// workers rather than competing with them.
+fn lower_once(tree: Tree, lowered: &mut bool) {
+    if tree == Tree::Dest && !*lowered {
+        crate::sys::lower_thread_priority();
+        *lowered = true;
+    }
+}
+
+/// One event of a watcher of `tree`, as a [`Signal`] (or none) on `tx`.
+fn deliver(tx: &Sender<Signal>, tree: Tree, mut ev: notify::Event) {
     let paths = move |p: Vec<PathBuf>| match tree {
         Tree::Source => Signal::Paths(p),
         Tree::Dest => Signal::DestPaths(p),
     };
-    let mut lowered = false;
-    move |res: notify::Result<notify::Event>| match res {
-        Ok(mut ev) => {
-            if tree == Tree::Dest && !lowered {
-                // DEST's events are mostly tandem's own writes, compared only once the
-                // loop is quiet: the thread reading them (notify's, on which this runs)
-                // yields to the copying workers rather than competing with them.
-                crate::sys::lower_thread_priority();
-                lowered = true;
-            }
-            // (A rename from one of tandem's temporaries is a file being put in place:
-            // no directory to watch, no stat needed.)
-            let from_temp = ev.paths.len() == 2
-                && ev.paths[0].file_name().is_some_and(|n| {
-                    crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
-                });
-            if tree == Tree::Dest && !ev.need_rescan() {
-                // tandem's own temporaries come and go in DEST (created, written, given
-                // attributes, renamed into place): nothing to compare, so they are not
-                // even sent; a rename from one leaves its final name.
-                ev.paths.retain(|p| {
-                    !p.file_name().is_some_and(|n| {
-                        crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
-                    })
-                });
-                if ev.paths.is_empty() {
-                    return;
+    // (A rename from one of tandem's temporaries is a file being put in place:
+    // no directory to watch, no stat needed.)
+    let from_temp = ev.paths.len() == 2
+        && ev.paths[0]
+            .file_name()
+            .is_some_and(|n| crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n))));
+    if tree == Tree::Dest && !ev.need_rescan() {
+        // tandem's own temporaries come and go in DEST (created, written, given
+        // attributes, renamed into place): nothing to compare, so they are not
+        // even sent; a rename from one leaves its final name.
+        ev.paths.retain(|p| {
+            !p.file_name().is_some_and(|n| {
+                crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
+            })
+        });
+        if ev.paths.is_empty() {
+            return;
+        }
+    }
+    if ev.need_rescan() {
+        let all = match tree {
+            Tree::Source => Signal::All,
+            Tree::Dest => Signal::DestAll("events were lost".into()),
+        };
+        send(tx, all);
+        return;
+    }
+    match ev.kind {
+        // Reads change nothing; a writer closing the file does (its final
+        // state is there now).
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => send(tx, paths(ev.paths)),
+        EventKind::Access(_) => {}
+        // Everything else (created, modified, removed, renamed, attributes):
+        // the directories holding these paths are read again. A directory
+        // that appears (made, or moved in) is read whole there, and is to
+        // be watched from now on.
+        kind => {
+            let appeared = matches!(
+                kind,
+                EventKind::Create(CreateKind::Folder | CreateKind::Any)
+                    | EventKind::Modify(ModifyKind::Name(
+                        RenameMode::To | RenameMode::Both | RenameMode::Any
+                    ))
+            );
+            if appeared && !from_temp {
+                // (Both: [from, to]; the last path is where it is now.)
+                let dirs: Vec<PathBuf> = ev
+                    .paths
+                    .last()
+                    .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
+                    .cloned()
+                    .into_iter()
+                    .collect();
+                if !dirs.is_empty() {
+                    send(tx, Signal::NewDirs(tree, dirs));
                 }
             }
-            if ev.need_rescan() {
-                let all = match tree {
-                    Tree::Source => Signal::All,
-                    Tree::Dest => Signal::DestAll("events were lost".into()),
-                };
-                send(&tx, all);
-                return;
+            send(tx, paths(ev.paths))
+        }
+    }
+}
+
+/// A watcher's error as the [`Signal`] for a loop watching `tree`.
+fn error_signal(tree: Tree, e: &notify::Error) -> Signal {
+    match tree {
+        Tree::Dest => Signal::DestAll(describe(e)),
+        Tree::Source if is_limit(e) => Signal::LimitReached(describe(e)),
+        Tree::Source => Signal::Error(describe(e)),
+    }
+}
+
+/// Where a [`Native`]'s inotify instance and thread come from.
+enum Backend {
+    /// Its own (`tandem --watch`; a service's mirror whose root overlaps another's).
+    Own(RecommendedWatcher),
+    /// The service's one watcher for this tree.
+    Shared(Member),
+}
+
+impl Backend {
+    fn new(root: &Path, tx: Sender<Signal>, tree: Tree, shared: bool) -> Result<Backend, String> {
+        if shared {
+            if let Some(m) = Hub::join(tree, root, tx.clone())? {
+                return Ok(Backend::Shared(m));
             }
-            match ev.kind {
-                // Reads change nothing; a writer closing the file does (its final
-                // state is there now).
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) => send(&tx, paths(ev.paths)),
-                EventKind::Access(_) => {}
-                // Everything else (created, modified, removed, renamed, attributes):
-                // the directories holding these paths are read again. A directory
-                // that appears (made, or moved in) is read whole there, and is to
-                // be watched from now on.
-                kind => {
-                    let appeared = matches!(
-                        kind,
-                        EventKind::Create(CreateKind::Folder | CreateKind::Any)
-                            | EventKind::Modify(ModifyKind::Name(
-                                RenameMode::To | RenameMode::Both | RenameMode::Any
-                            ))
-                    );
-                    if appeared && !from_temp {
-                        // (Both: [from, to]; the last path is where it is now.)
-                        let dirs: Vec<PathBuf> = ev
-                            .paths
-                            .last()
-                            .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
-                            .cloned()
-                            .into_iter()
-                            .collect();
-                        if !dirs.is_empty() {
-                            send(&tx, Signal::NewDirs(tree, dirs));
-                        }
+        }
+        let w = RecommendedWatcher::new(handler(tx, tree), watcher_config(tree)).map_err(|e| describe(&e))?;
+        Ok(Backend::Own(w))
+    }
+
+    fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {
+        match self {
+            Backend::Own(w) => w.watch(path, mode),
+            Backend::Shared(m) => m.watch(path, mode),
+        }
+    }
+}
+
+/// A service's one watcher for a tree (SOURCE or DEST), shared by all its mirrors:
+/// one inotify instance and one notify thread, whichever the number of mirrors.
+pub struct Hub {
+    watcher: Mutex<RecommendedWatcher>,
+    /// Where each mirror's events go. (Taken by notify's thread for each event, and
+    /// by a mirror joining or leaving, never while waiting for notify's thread.)
+    routes: Arc<Mutex<Vec<Route>>>,
+}
+
+/// One mirror's place in a [`Hub`].
+struct Route {
+    id: u64,
+    root: PathBuf,
+    /// The root's device and inode: the same directory under another name.
+    inode: Option<(u64, u64)>,
+    tx: Sender<Signal>,
+}
+
+/// The service's hubs, SOURCE's and DEST's, started by the first mirror that needs
+/// each (and kept until the process ends).
+static HUBS: Mutex<[Option<Arc<Hub>>; 2]> = Mutex::new([None, None]);
+static NEXT_ROUTE: AtomicU64 = AtomicU64::new(0);
+
+impl Hub {
+    fn get(tree: Tree) -> Result<Arc<Hub>, String> {
+        let mut hubs = crate::lock::lock(&HUBS);
+        let slot = &mut hubs[tree as usize];
+        if let Some(h) = slot {
+            return Ok(h.clone());
+        }
+        let routes = Arc::new(Mutex::new(Vec::new()));
+        let w = RecommendedWatcher::new(router(routes.clone(), tree), watcher_config(tree))
+            .map_err(|e| describe(&e))?;
+        let h = Arc::new(Hub { watcher: Mutex::new(w), routes });
+        *slot = Some(h.clone());
+        Ok(h)
+    }
+
+    /// A route for `root` in `tree`'s hub; `None` when `root` overlaps a mirror's
+    /// root already there (it needs a watcher of its own).
+    fn join(tree: Tree, root: &Path, tx: Sender<Signal>) -> Result<Option<Member>, String> {
+        let hub = Hub::get(tree)?;
+        let inode = inode_of(root);
+        let mut routes = crate::lock::lock(&hub.routes);
+        let taken = routes.iter().any(|r| {
+            r.root.starts_with(root) || root.starts_with(&r.root) || (inode.is_some() && r.inode == inode)
+        });
+        if taken {
+            return Ok(None);
+        }
+        let id = NEXT_ROUTE.fetch_add(1, Ordering::Relaxed);
+        routes.push(Route { id, root: root.to_path_buf(), inode, tx });
+        drop(routes);
+        Ok(Some(Member { hub, id, watched: FxHashSet::default() }))
+    }
+}
+
+fn inode_of(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A mirror's membership of a [`Hub`]: the paths it watches there, unwatched (and its
+/// route removed) when it is dropped.
+struct Member {
+    hub: Arc<Hub>,
+    id: u64,
+    watched: FxHashSet<PathBuf>,
+}
+
+impl Member {
+    fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {
+        let r = crate::lock::lock(&self.hub.watcher).watch(path, mode);
+        // (A recursive watch that failed part-way left the watches it had set.)
+        if r.is_ok() || mode == RecursiveMode::Recursive {
+            self.watched.insert(path.to_path_buf());
+        }
+        r
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Its events go nowhere from now on; then its watches go (those of a recursive
+        // watch with its root). Some may be gone already (their directory was).
+        crate::lock::lock(&self.hub.routes).retain(|r| r.id != self.id);
+        let mut w = crate::lock::lock(&self.hub.watcher);
+        for p in self.watched.drain() {
+            let _ = w.unwatch(&p);
+        }
+    }
+}
+
+/// Whether `root` holds `path` (is it, or one of its ancestors), compared as bytes.
+fn holds(root: &[u8], path: &[u8]) -> bool {
+    path.starts_with(root) && (path.len() == root.len() || root.ends_with(b"/") || path[root.len()] == b'/')
+}
+
+/// The route whose root holds `path`. The roots in a hub never overlap (see
+/// [`Hub::join`]), so at most one does, and it is the longest; events come in runs
+/// from one tree, so the route of the last one is tried first.
+fn owner(routes: &[Route], last: &mut usize, path: &Path) -> Option<usize> {
+    let p = crate::relpath::path_bytes(path);
+    if routes.get(*last).is_some_and(|r| holds(crate::relpath::path_bytes(&r.root), p)) {
+        return Some(*last);
+    }
+    let i = routes.iter().position(|r| holds(crate::relpath::path_bytes(&r.root), p))?;
+    *last = i;
+    Some(i)
+}
+
+/// The event handler of a [`Hub`]: each event goes to the mirror whose root holds its
+/// paths (split between mirrors when they are in two); a queue overflow, or an error
+/// naming no path, to every mirror.
+fn router(routes: Arc<Mutex<Vec<Route>>>, tree: Tree) -> impl notify::EventHandler {
+    let mut lowered = false;
+    let mut last = 0;
+    move |res: notify::Result<notify::Event>| {
+        lower_once(tree, &mut lowered);
+        let routes = crate::lock::lock(&routes);
+        match res {
+            Ok(ev) if ev.need_rescan() || ev.paths.is_empty() => {
+                for r in routes.iter() {
+                    deliver(&r.tx, tree, ev.clone());
+                }
+            }
+            Ok(ev) => {
+                let owners: Vec<Option<usize>> =
+                    ev.paths.iter().map(|p| owner(&routes, &mut last, p)).collect();
+                if owners.windows(2).all(|w| w[0] == w[1]) {
+                    if let Some(Some(i)) = owners.first() {
+                        deliver(&routes[*i].tx, tree, ev);
                     }
-                    send(&tx, paths(ev.paths))
+                    return;
+                }
+                // (A rename from one mirror's tree into another's: each its path.)
+                let mut seen = Vec::new();
+                for i in owners.iter().flatten() {
+                    if seen.contains(i) {
+                        continue;
+                    }
+                    seen.push(*i);
+                    let mut part = ev.clone();
+                    part.paths = ev
+                        .paths
+                        .iter()
+                        .zip(&owners)
+                        .filter(|(_, o)| **o == Some(*i))
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    deliver(&routes[*i].tx, tree, part);
+                }
+            }
+            Err(e) => {
+                let mut to: Vec<usize> =
+                    e.paths.iter().filter_map(|p| owner(&routes, &mut last, p)).collect();
+                to.dedup();
+                if e.paths.is_empty() {
+                    to = (0..routes.len()).collect();
+                }
+                for i in to {
+                    send(&routes[i].tx, error_signal(tree, &e));
                 }
             }
         }
-        Err(e) if tree == Tree::Dest => send(&tx, Signal::DestAll(describe(&e))),
-        Err(e) if is_limit(&e) => send(&tx, Signal::LimitReached(describe(&e))),
-        Err(e) => send(&tx, Signal::Error(describe(&e))),
     }
 }
 
@@ -315,5 +547,109 @@ pub fn describe(e: &notify::Error) -> String {
             read_limit("max_user_watches")
         ),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{Event, Flag};
+    use notify::EventHandler;
+    use std::sync::mpsc::{channel, Receiver};
+
+    /// A hub's routes for `roots`, and each route's receiving end.
+    fn routes(roots: &[&str]) -> (Arc<Mutex<Vec<Route>>>, Vec<Receiver<Signal>>) {
+        let mut v = Vec::new();
+        let mut rxs = Vec::new();
+        for (id, root) in roots.iter().enumerate() {
+            let (tx, rx) = channel();
+            v.push(Route { id: id as u64, root: PathBuf::from(root), inode: None, tx });
+            rxs.push(rx);
+        }
+        (Arc::new(Mutex::new(v)), rxs)
+    }
+
+    /// The paths of the `Paths`/`DestPaths` signals received, and how many others.
+    fn received(rx: &Receiver<Signal>) -> (Vec<PathBuf>, Vec<Signal>) {
+        let mut paths = Vec::new();
+        let mut other = Vec::new();
+        for s in rx.try_iter() {
+            match s {
+                Signal::Paths(p) | Signal::DestPaths(p) => paths.extend(p),
+                s => other.push(s),
+            }
+        }
+        (paths, other)
+    }
+
+    const BASE: &str = "/nonexistent-tandem-hub-test";
+
+    #[test]
+    fn an_event_goes_to_the_mirror_whose_root_holds_it() {
+        let (r, rx) = routes(&[&format!("{BASE}/p1"), &format!("{BASE}/p10")]);
+        let mut h = router(r, Tree::Source);
+        let p = PathBuf::from(format!("{BASE}/p10/x.txt"));
+        h.handle_event(Ok(Event::new(EventKind::Create(CreateKind::File)).add_path(p.clone())));
+        let q = PathBuf::from(format!("{BASE}/p1/y.txt"));
+        h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(q.clone())));
+        // Outside every root (a mirror gone since): nobody's.
+        let o = PathBuf::from(format!("{BASE}/other/z"));
+        h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(o)));
+        assert_eq!(received(&rx[0]).0, vec![q]);
+        assert_eq!(received(&rx[1]).0, vec![p]);
+        // A root written with a trailing slash, and the root itself.
+        let (r, rx) = routes(&[&format!("{BASE}/t/"), &format!("{BASE}/u")]);
+        let mut h = router(r, Tree::Source);
+        for p in [format!("{BASE}/t/x"), format!("{BASE}/t/"), format!("{BASE}/u"), format!("{BASE}/uv/y")] {
+            h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(PathBuf::from(p))));
+        }
+        let t = [format!("{BASE}/t/x"), format!("{BASE}/t/")].map(PathBuf::from).to_vec();
+        assert_eq!(received(&rx[0]).0, t);
+        assert_eq!(received(&rx[1]).0, vec![PathBuf::from(format!("{BASE}/u"))]);
+    }
+
+    #[test]
+    fn an_overflow_reaches_every_mirror_of_the_hub() {
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Source);
+        h.handle_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        for rx in &rx {
+            let (_, other) = received(rx);
+            assert!(matches!(other.as_slice(), [Signal::All]), "{other:?}");
+        }
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Dest);
+        h.handle_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
+        for rx in &rx {
+            let (_, other) = received(rx);
+            assert!(matches!(other.as_slice(), [Signal::DestAll(_)]), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_rename_from_one_mirror_into_another_is_split() {
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Source);
+        let from = PathBuf::from(format!("{BASE}/a/f"));
+        let to = PathBuf::from(format!("{BASE}/b/g"));
+        h.handle_event(Ok(Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path(from.clone())
+            .add_path(to.clone())));
+        assert_eq!(received(&rx[0]).0, vec![from]);
+        assert_eq!(received(&rx[1]).0, vec![to]);
+    }
+
+    #[test]
+    fn an_error_goes_to_the_mirror_it_names_or_to_every_mirror() {
+        let (r, rx) = routes(&[&format!("{BASE}/a"), &format!("{BASE}/b")]);
+        let mut h = router(r, Tree::Source);
+        let d = PathBuf::from(format!("{BASE}/b/new-dir"));
+        h.handle_event(Err(notify::Error::new(ErrorKind::MaxFilesWatch).add_path(d)));
+        assert!(received(&rx[0]).1.is_empty());
+        assert!(matches!(received(&rx[1]).1.as_slice(), [Signal::LimitReached(_)]));
+        h.handle_event(Err(notify::Error::io(std::io::Error::other("read failed"))));
+        for rx in &rx {
+            assert!(matches!(received(rx).1.as_slice(), [Signal::Error(_)]));
+        }
     }
 }

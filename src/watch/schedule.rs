@@ -161,6 +161,7 @@ pub fn watch(
         interval: w.interval,
         one_file_system: cfg.one_file_system.is_some(),
         remote_source: source.local().is_none(),
+        shared: ctl.service(),
     };
     let (mut running, reason, rx, spare_tx) = super::choose(&cfg.source, wanted);
     *crate::lock::lock(&ctl.waker) = Some(spare_tx.clone());
@@ -180,7 +181,7 @@ pub fn watch(
         s.held_back = mirror.held_back();
     });
     // DEST is watched from here on: what happened during the first sync was tandem's.
-    let mut dest_watch = watch_dest(w, dest, rep, spare_tx.clone());
+    let mut dest_watch = watch_dest(w, dest, rep, spare_tx.clone(), ctl.service());
     crate::sys::release_free_memory();
     let mut cycle_no = 0u64;
     rep.cycle(cycle_no, started.elapsed(), false);
@@ -462,6 +463,7 @@ fn watch_dest(
     dest: &dyn Dest,
     rep: &Reporter,
     tx: std::sync::mpsc::Sender<Signal>,
+    shared: bool,
 ) -> Option<super::native::Native> {
     if !w.watch_dest {
         return None;
@@ -473,7 +475,7 @@ fn watch_dest(
         ));
         return None;
     };
-    match super::native::Native::start(&path, tx, Tree::Dest, Vec::new()) {
+    match super::native::Native::start(&path, tx, Tree::Dest, Vec::new(), shared) {
         Ok((n, cov)) => {
             if let Some(limit) = cov.limit {
                 rep.notice(&format!(
