@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark tandem against cp -a, rsync and rclone on tmpfs.
+# Benchmark tandem against cp -a, xcp, fcp, rsync and rclone on tmpfs.
 #
 #   bench/run.sh [CASE...]         batch cases: first noop onechange large (the default)
 #                                  watch/other cases (named only): poll latency memory rename service pairs sshfs walkers
@@ -34,6 +34,14 @@ if ((${#missing[@]})) && [[ ${NO_INSTALL:-0} != 1 ]] && [[ $(id -u) == 0 ]] && c
       echo "could not install $pkg" >&2
   done
 fi
+# xcp and fcp (first-mirror peers) install with cargo; their columns are skipped without them.
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+for tool in xcp fcp; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [[ ${NO_INSTALL:-0} != 1 ]] && command -v cargo >/dev/null; then
+    echo "installing $tool (cargo install)" >&2
+    cargo install --quiet "$tool" >/dev/null 2>&1 || echo "could not install $tool: its column is skipped" >&2
+  fi
+done
 command -v rsync >/dev/null || { echo "rsync is required" >&2; exit 1; }
 command -v rclone >/dev/null || echo "rclone not available: its column is skipped" >&2
 

@@ -84,7 +84,7 @@ def case_poll():
     scan = statistics.median(t_wall)
     rows = [
         ["tandem --poll 1s, one idle cycle", f"{tc:.3f}", f"{scan:.3f}", f"{ratio:.2f}" if ratio else "-",
-         target_text(ratio, "<=", 1.5), " ".join(f"{x:.3f}" for x in t_cpu)],
+         target_text(ratio, "<=", 0.6), " ".join(f"{x:.3f}" for x in t_cpu)],
         ["find SRC -printf '%s %T@ %m\\n'", f"{fc:.3f}", f"{statistics.median(f_wall):.3f}", "1.00", "",
          " ".join(f"{x:.3f}" for x in f_cpu)],
         ["rsync -a --delete SRC/ DST/ (re-run)", f"{rc:.3f}", f"{statistics.median(r_wall):.3f}",
