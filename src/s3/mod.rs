@@ -352,6 +352,22 @@ impl S3Tree {
                     "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (~/.aws/credentials)",
                 );
             }
+            SdkError::DispatchFailure(_) if causes(&e).contains("certificate") => {
+                let trusted = match std::env::var_os("AWS_CA_BUNDLE") {
+                    Some(b) if !b.is_empty() => {
+                        format!("AWS_CA_BUNDLE={}", std::path::Path::new(&b).display())
+                    }
+                    _ => "the system's certificates".to_string(),
+                };
+                return io::Error::new(
+                    K::PermissionDenied,
+                    format!(
+                        "cannot reach the S3 endpoint {}: its TLS certificate is not trusted by {trusted} ({}); set AWS_CA_BUNDLE to a PEM file with the certificate of its CA",
+                        self.endpoint,
+                        causes(&e)
+                    ),
+                );
+            }
             SdkError::DispatchFailure(d) => {
                 let what = if d.is_timeout() { "timed out" } else { "connection failed" };
                 let kind = if d.is_timeout() { K::TimedOut } else { K::ConnectionRefused };
