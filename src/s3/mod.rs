@@ -3,7 +3,8 @@
 //! `aws-config` for the standard environment: `AWS_ENDPOINT_URL`, `AWS_REGION`,
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, `~/.aws/config` and
 //! `~/.aws/credentials`). Nothing on the wire is made here: every request is the SDK's,
-//! signed, retried with back-off when the server throttles or a connection drops.
+//! signed, retried with back-off when the server throttles or a connection drops (the
+//! retry policy and the certificates trusted are set in [`client`]).
 //!
 //! The tree is an implementation of the DEST seam (`dest::Dest`, in `dest::s3`). Its
 //! scans (`scan`) list the prefix with ListObjectsV2, several sub-prefixes at once,
