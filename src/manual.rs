@@ -267,6 +267,13 @@ tandem --config keeps its status in $XDG_RUNTIME_DIR/tandem/status.json (as root
 Where an s3:// DEST is and who tandem is there, read as the AWS SDK reads them (with \
 ~/.aws/config and ~/.aws/credentials). An endpoint that is not AWS's is addressed \
 path-style.
+: AWS_CA_BUNDLE
+For an https:// S3 endpoint, the PEM file whose certificates are trusted instead of the \
+system's (as the AWS CLI does). Not read for an http:// endpoint.
+: AWS_MAX_ATTEMPTS, AWS_RETRY_MODE
+Attempts per S3 request (default 10) and the SDK's retry mode (standard, the default, or \
+adaptive). Throttling (HTTP 503 or 429) is retried with exponential back-off up to 20 s; \
+a request refused at every attempt is an error for that entry.
 : XDG_CACHE_HOME
 Where the metadata cache of s3:// DESTs is kept (default ~/.cache).",
     ),

@@ -48,6 +48,10 @@ fn rfc3339(sec: i64, nsec: i64) -> String {
 /// target; no other objects.
 fn bucket_diff(w: &Weed, src: &Path, at: &str) -> Vec<String> {
     let objects = w.objects(at);
+    // The bodies of the objects under 1 MiB, fetched by one rclone run.
+    let bodies = w.download(at, 1 << 20);
+    let body =
+        |key: &str| fs::read(bodies.path().join(key)).unwrap_or_else(|e| format!("({e})").into_bytes());
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
     for (rel, md) in walk(src) {
@@ -63,7 +67,7 @@ fn bucket_diff(w: &Weed, src: &Path, at: &str) -> Vec<String> {
         let size = o["Size"].as_u64().unwrap_or(u64::MAX);
         if md.file_type().is_symlink() {
             let target = fs::read_link(src.join(&rel)).expect("readlink");
-            let body = w.cat(&format!("{at}/{key}"));
+            let body = body(&key);
             if body != target.as_os_str().as_encoded_bytes() {
                 out.push(format!("{key}: symlink object holds {:?}", String::from_utf8_lossy(&body)));
             }
@@ -76,7 +80,7 @@ fn bucket_diff(w: &Weed, src: &Path, at: &str) -> Vec<String> {
         if o["ModTime"].as_str() != Some(want.as_str()) {
             out.push(format!("{key}: ModTime {}, want {want}", o["ModTime"]));
         }
-        if md.len() < (1 << 20) && w.cat(&format!("{at}/{key}")) != fs::read(src.join(&rel)).expect("read") {
+        if md.len() < (1 << 20) && body(&key) != fs::read(src.join(&rel)).expect("read") {
             out.push(format!("{key}: contents differ"));
         }
     }
@@ -412,4 +416,194 @@ fn watch_mode_mirrors_changes_and_renames_into_the_bucket() {
         p.dump()
     );
     p.stop(libc::SIGTERM, Duration::from_secs(20));
+}
+
+/// Turns SeaweedFS's S3 circuit breaker on: at most `limit` write requests at once
+/// across the gateway, the rest refused with HTTP 503 `ErrTooManyRequest`; waits
+/// until the gateway refuses a burst (rclone, 32 uploads at once, no retries, into
+/// prefixes `burst-N` of `bucket`).
+fn throttle_writes(w: &Weed, sb: &Sandbox, bucket: &str, limit: u32) {
+    w.shell(&format!("s3.circuitBreaker -global -type Count -actions Write -values {limit} -apply"));
+    let burst = sb.join("burst");
+    for i in 0..200 {
+        fs::create_dir_all(&burst).expect("burst dir");
+        fs::write(burst.join(format!("b{i}")), format!("burst {i}\n")).expect("burst file");
+    }
+    let mut n = 0;
+    wait_for("the gateway throttles writes", Duration::from_secs(30), || {
+        n += 1;
+        let to = format!("w:{bucket}/burst-{n}");
+        let args = ["copy", "--transfers", "32", "--retries", "1", "--low-level-retries", "1"];
+        let mut argv: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        argv.push(burst.as_os_str());
+        argv.push(OsStr::new(&to));
+        matches!(w.rclone_os(&argv), Err(e) if e.contains("ErrTooManyRequest"))
+    });
+}
+
+#[test]
+fn throttling_is_retried_with_back_off() {
+    let Some(w) = Weed::start("throttling_is_retried_with_back_off") else { return };
+    w.bucket("slow");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    for d in 0..6 {
+        for f in 0..100 {
+            t.file(format!("d{d}/f{f}.txt"), format!("file {d}/{f}\n"));
+        }
+    }
+    t.stamp_all();
+    let src = sb.src();
+    throttle_writes(&w, &sb, "slow", 2);
+
+    // With one attempt per request, refused uploads are per-entry errors, each said
+    // with its path and what to do; the rest is mirrored; exit 3.
+    let mut cmd = w.tandem();
+    cmd.env("AWS_MAX_ATTEMPTS", "1");
+    let r = run_with(cmd, [src.as_os_str(), os("s3://slow/once")], Duration::from_secs(300));
+    r.expect_code(3);
+    let refused: Vec<&str> = r.stderr.lines().filter(|l| l.contains("kept asking to slow down")).collect();
+    assert!(!refused.is_empty(), "{r:?}");
+    for l in &refused {
+        assert!(
+            l.contains("s3://slow/once/d")
+                && l.contains("ErrTooManyRequest")
+                && l.contains("AWS_MAX_ATTEMPTS"),
+            "{l}"
+        );
+    }
+
+    // tandem's own retry policy: every refused request is retried with back-off and
+    // the run ends in sync; it says that the server throttled it.
+    let r = run_with(w.tandem(), [src.as_os_str(), os("s3://slow/mirror")], Duration::from_secs(600));
+    r.ok();
+    assert!(r.stderr.contains("asked to slow down"), "the server throttled this run too:\n{r:?}");
+    assert_mirrored(&w, &src, "slow/mirror");
+
+    // And the prefix left half done by the single-attempt run is completed.
+    let r = run_with(w.tandem(), [src.as_os_str(), os("s3://slow/once")], Duration::from_secs(600));
+    r.ok();
+    assert_mirrored(&w, &src, "slow/once");
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1 signed by it
+/// (openssl); returns (CA certificate, server certificate, server key).
+fn make_certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let (cert, key, csr, ext) =
+        (dir.join("server.pem"), dir.join("server.key"), dir.join("server.csr"), dir.join("ext.cnf"));
+    fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let steps: Vec<Vec<OsString>> = vec![
+        [os("req"), os("-x509")]
+            .into_iter()
+            .chain(ec.iter().map(|s| os(s)))
+            .chain([os("-keyout"), ca_key.as_os_str(), os("-out"), ca.as_os_str()])
+            .chain([os("-days"), os("2"), os("-subj"), os("/CN=tandem test CA")])
+            .map(OsString::from)
+            .collect(),
+        [os("req")]
+            .into_iter()
+            .chain(ec.iter().map(|s| os(s)))
+            .chain([
+                os("-keyout"),
+                key.as_os_str(),
+                os("-out"),
+                csr.as_os_str(),
+                os("-subj"),
+                os("/CN=127.0.0.1"),
+            ])
+            .map(OsString::from)
+            .collect(),
+        [
+            os("x509"),
+            os("-req"),
+            os("-in"),
+            csr.as_os_str(),
+            os("-CA"),
+            ca.as_os_str(),
+            os("-CAkey"),
+            ca_key.as_os_str(),
+            os("-CAcreateserial"),
+            os("-out"),
+            cert.as_os_str(),
+            os("-days"),
+            os("2"),
+            os("-extfile"),
+            ext.as_os_str(),
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect(),
+    ];
+    for args in steps {
+        let out = std::process::Command::new("openssl").args(&args).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (ca, cert, key)
+}
+
+#[test]
+fn https_endpoint_trusts_the_certificates_of_aws_ca_bundle() {
+    let test = "https_endpoint_trusts_the_certificates_of_aws_ca_bundle";
+    if std::process::Command::new("openssl").arg("version").output().is_err() {
+        return util::skip(test, "openssl missing (apt-get install openssl)");
+    }
+    let certs = tempfile::tempdir().expect("temp dir");
+    let (ca, cert, key) = make_certificates(certs.path());
+    let Some(w) = Weed::start_with(test, Some(util::s3d::Tls { cert: &cert, key: &key })) else { return };
+    w.bucket("secure");
+    let sb = Sandbox::new();
+    sb.src_tree().file("a.txt", "over TLS\n").file("d/b.txt", "b\n").dir("empty").stamp_all();
+    let src = sb.src();
+    let https = w.https_endpoint();
+
+    // The system's certificates do not know this server's CA: refused, in one line.
+    let r = srun(&w, &[os("--s3-endpoint"), os(&https), src.as_os_str(), os("s3://secure/x")]);
+    r.expect_code(1);
+    one_line(&r, "its TLS certificate is not trusted by AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt");
+    assert!(r.stderr.contains("set AWS_CA_BUNDLE to a PEM file"), "{r:?}");
+
+    // AWS_CA_BUNDLE holding the CA: trusted, mirrored.
+    let mut cmd = w.tandem();
+    cmd.env("AWS_CA_BUNDLE", &ca);
+    let r = run_with(
+        cmd,
+        [os("--s3-endpoint"), os(&https), src.as_os_str(), os("s3://secure/x")],
+        Duration::from_secs(120),
+    );
+    r.ok();
+    assert_mirrored(&w, &src, "secure/x");
+
+    // A bundle that cannot be read, or holds no certificate: one line, exit 1.
+    let mut cmd = w.tandem();
+    cmd.env("AWS_CA_BUNDLE", certs.path().join("absent.pem"));
+    let r = run_with(
+        cmd,
+        [os("--s3-endpoint"), os(&https), src.as_os_str(), os("s3://secure/x")],
+        Duration::from_secs(120),
+    );
+    r.expect_code(1);
+    one_line(&r, "AWS_CA_BUNDLE=");
+    let mut cmd = w.tandem();
+    cmd.env("AWS_CA_BUNDLE", &key);
+    let r = run_with(
+        cmd,
+        [os("--s3-endpoint"), os(&https), src.as_os_str(), os("s3://secure/x")],
+        Duration::from_secs(120),
+    );
+    r.expect_code(1);
+    one_line(&r, "no PEM certificate");
+
+    // Over http:// the bundle plays no part (as for the AWS CLI), even a missing one.
+    sb.src_tree().file("c.txt", "plain\n").stamp_all();
+    let mut cmd = w.tandem();
+    cmd.env("AWS_CA_BUNDLE", certs.path().join("absent.pem"));
+    let r = run_with(cmd, [src.as_os_str(), os("s3://secure/x")], Duration::from_secs(120));
+    r.ok();
+    assert_mirrored(&w, &src, "secure/x");
 }

@@ -76,6 +76,14 @@ pub fn apply(
         a.seq.plan_done(&a.slots, dp, base, attrs_set);
     });
     tree.save_cache();
+    let throttled = tree.throttled_since_told();
+    if throttled > 0 {
+        rep.notice(&format!(
+            "the S3 server asked to slow down {throttled} time{} (throttling); requests are retried with back-off, up to {} attempts each",
+            if throttled == 1 { "" } else { "s" },
+            tree.attempts()
+        ));
+    }
     Ok(a.failures.into_outcome())
 }
 

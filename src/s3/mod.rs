@@ -3,7 +3,8 @@
 //! `aws-config` for the standard environment: `AWS_ENDPOINT_URL`, `AWS_REGION`,
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, `~/.aws/config` and
 //! `~/.aws/credentials`). Nothing on the wire is made here: every request is the SDK's,
-//! signed, retried with back-off when the server throttles or a connection drops.
+//! signed, retried with back-off when the server throttles or a connection drops (the
+//! retry policy and the certificates trusted are set in [`client`]).
 //!
 //! The tree is an implementation of the DEST seam (`dest::Dest`, in `dest::s3`). Its
 //! scans (`scan`) list the prefix with ListObjectsV2, several sub-prefixes at once,
@@ -30,6 +31,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod client;
 pub mod scan;
 
 use std::collections::HashMap;
@@ -62,9 +64,10 @@ pub const PART_SIZE: usize = 8 << 20;
 const PARTS_IN_FLIGHT: usize = 4;
 /// The longest object key S3 allows, in bytes.
 pub const MAX_KEY: usize = 1024;
-/// Attempts per request (the SDK's standard retry mode: exponential back-off with
-/// jitter on throttling, 5xx answers and dropped connections).
-const ATTEMPTS: u32 = 6;
+/// Attempts of the first request, which checks the endpoint, credentials and bucket:
+/// an endpoint that does not answer is reported soon (every later request has the
+/// retry policy of [`client`]).
+const PROBE_ATTEMPTS: u32 = 3;
 
 /// The user metadata key of the mtime, as rclone writes it (`X-Amz-Meta-Mtime`).
 pub const META_MTIME: &str = "mtime";
@@ -94,6 +97,12 @@ pub struct S3Tree {
     /// The endpoint as shown in messages.
     endpoint: String,
     cache: Mutex<cache::Cache>,
+    /// Attempts per request (see `client`).
+    attempts: u32,
+    /// Counts the answers that asked tandem to slow down.
+    throttled: client::Throttled,
+    /// The count of `throttled` last reported.
+    throttled_told: std::sync::atomic::AtomicU64,
     op_slots: Semaphore,
     head_slots: Semaphore,
     list_slots: Semaphore,
@@ -212,7 +221,8 @@ impl S3Tree {
             .build()
             .map_err(|e| format!("cannot start the S3 client: {e}"))?;
         let loc = how.bucket.clone();
-        let (client, endpoint) = rt.block_on(async {
+        let throttled = client::Throttled::default();
+        let (client, endpoint, attempts) = rt.block_on(async {
             let region =
                 aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
@@ -221,8 +231,12 @@ impl S3Tree {
             }
             let conf = loader.load().await;
             let endpoint = conf.endpoint_url().map(str::to_string);
+            let retry = client::retry_config(conf.retry_config());
+            let attempts = retry.max_attempts();
             let mut b = aws_sdk_s3::config::Builder::from(&conf)
-                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(ATTEMPTS))
+                .retry_config(retry)
+                .retry_partition(client::retry_partition())
+                .retry_classifier(throttled.clone())
                 // Checksums only where S3 requires them (DeleteObjects): not every
                 // S3-compatible server takes the newer trailing checksums.
                 .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
@@ -232,12 +246,15 @@ impl S3Tree {
                         .connect_timeout(std::time::Duration::from_secs(10))
                         .build(),
                 );
+            if let Some(http) = client::http_client(endpoint.as_deref())? {
+                b = b.http_client(http);
+            }
             if let Some(ep) = &endpoint {
                 b = b.force_path_style(path_style(ep));
             }
             let shown = endpoint.unwrap_or_else(|| "AWS S3".to_string());
-            (Client::from_conf(b.build()), shown)
-        });
+            Ok::<_, String>((Client::from_conf(b.build()), shown, attempts))
+        })?;
         let base = if loc.prefix.is_empty() { String::new() } else { format!("{}/", loc.prefix) };
         let cache = cache::Cache::load(&endpoint, &loc.bucket, &base);
         let tree = S3Tree {
@@ -247,6 +264,9 @@ impl S3Tree {
             base,
             endpoint,
             cache: Mutex::new(cache),
+            attempts,
+            throttled,
+            throttled_told: Default::default(),
             op_slots: Semaphore::new(OP_SLOTS),
             head_slots: Semaphore::new(HEAD_SLOTS),
             list_slots: Semaphore::new(LIST_SLOTS),
@@ -258,6 +278,10 @@ impl S3Tree {
                 .bucket(&tree.loc.bucket)
                 .prefix(&tree.base)
                 .max_keys(1)
+                .customize()
+                .config_override(aws_sdk_s3::config::Builder::new().retry_config(
+                    client::retry_config(None).with_max_attempts(PROBE_ATTEMPTS.min(tree.attempts)),
+                ))
                 .send()
                 .await
                 .map(|_| ())
@@ -329,13 +353,29 @@ impl S3Tree {
                     "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (~/.aws/credentials)",
                 );
             }
+            SdkError::DispatchFailure(_) if causes(&e).contains("certificate") => {
+                let trusted = match std::env::var_os("AWS_CA_BUNDLE") {
+                    Some(b) if !b.is_empty() => {
+                        format!("AWS_CA_BUNDLE={}", std::path::Path::new(&b).display())
+                    }
+                    _ => "the system's certificates".to_string(),
+                };
+                return io::Error::new(
+                    K::PermissionDenied,
+                    format!(
+                        "cannot reach the S3 endpoint {}: its TLS certificate is not trusted by {trusted} ({}); set AWS_CA_BUNDLE to a PEM file with the certificate of its CA",
+                        self.endpoint,
+                        causes(&e)
+                    ),
+                );
+            }
             SdkError::DispatchFailure(d) => {
                 let what = if d.is_timeout() { "timed out" } else { "connection failed" };
                 let kind = if d.is_timeout() { K::TimedOut } else { K::ConnectionRefused };
                 return io::Error::new(
                     kind,
                     format!(
-                        "cannot reach the S3 endpoint {} ({what}, {ATTEMPTS} attempts): {}",
+                        "cannot reach the S3 endpoint {} ({what}, retried): {}",
                         self.endpoint,
                         causes(&e)
                     ),
@@ -366,8 +406,10 @@ impl S3Tree {
             "AccessDenied" => io::Error::new(K::PermissionDenied, format!("access denied by S3 ({said})")),
             "NoSuchKey" | "NotFound" => io::Error::new(K::NotFound, "no such object"),
             "KeyTooLongError" => io::Error::new(K::InvalidInput, format!("the object key is too long ({said})")),
-            "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests" => {
-                io::Error::other(format!("throttled by the server ({said}) after {ATTEMPTS} attempts"))
+            "SlowDown" | "SlowDownWrite" | "SlowDownRead" | "Throttling" | "ThrottlingException"
+            | "RequestLimitExceeded" | "TooManyRequests" | "ErrTooManyRequest" => self.throttled_error(&said),
+            _ if e.raw_response().is_some_and(|r| client::is_throttling_status(r.status().as_u16())) => {
+                self.throttled_error(&said)
             }
             "" => {
                 match e.raw_response().map(|r| r.status().as_u16()) {
@@ -382,6 +424,29 @@ impl S3Tree {
             }
             _ => io::Error::other(format!("S3 said {said}")),
         }
+    }
+
+    /// The request was refused for throttling at every attempt.
+    fn throttled_error(&self, said: &str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!(
+                "the S3 server kept asking to slow down ({said}); gave up after {} attempt{} with back-off (AWS_MAX_ATTEMPTS sets how many)",
+                self.attempts,
+                if self.attempts == 1 { "" } else { "s" }
+            ),
+        )
+    }
+
+    /// Attempts per request.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// How many answers asked tandem to slow down since the last call.
+    pub fn throttled_since_told(&self) -> u64 {
+        let now = self.throttled.count();
+        now - self.throttled_told.swap(now, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Aborts the multipart uploads under the prefix: left by a run that was killed

@@ -29,7 +29,18 @@ pub struct Weed {
     child: Option<Child>,
     pub s3_port: u16,
     filer_port: u16,
+    /// The master's HTTP and gRPC ports, the filer's gRPC port (for `weed shell`).
+    master: (u16, u16),
+    filer_grpc: u16,
+    /// The gateway's https port, when it was started with a certificate.
+    https_port: Option<u16>,
     dir: TempDir,
+}
+
+/// A certificate and its key for the gateway's https port (PEM files).
+pub struct Tls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
 }
 
 /// Why the S3 tests cannot run here, if they cannot.
@@ -59,6 +70,11 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
 impl Weed {
     /// Starts a server, or skips (`util::skip`) with the reason and returns `None`.
     pub fn start(test: &str) -> Option<Weed> {
+        Self::start_with(test, None)
+    }
+
+    /// A server whose gateway also answers https on its own port, with `tls`.
+    pub fn start_with(test: &str, tls: Option<Tls<'_>>) -> Option<Weed> {
         if let Some(why) = missing() {
             super::skip(test, &why);
             return None;
@@ -70,7 +86,15 @@ impl Weed {
         fs::write(dir.path().join("s3.json"), identities).expect("s3.json");
         fs::create_dir_all(dir.path().join("data")).expect("data dir");
         for _ in 0..5 {
-            let p: Vec<u16> = (0..8).map(|_| free_port()).collect();
+            let p: Vec<u16> = (0..9).map(|_| free_port()).collect();
+            let tls_args = match &tls {
+                Some(t) => vec![
+                    format!("-s3.cert.file={}", t.cert.display()),
+                    format!("-s3.key.file={}", t.key.display()),
+                    format!("-s3.port.https={}", p[8]),
+                ],
+                None => Vec::new(),
+            };
             let log = fs::File::create(dir.path().join("weed.log")).expect("weed.log");
             let mut child = Command::new("weed")
                 .arg("server")
@@ -89,6 +113,7 @@ impl Weed {
                 .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false"])
                 .arg(format!("-s3.config={}", dir.path().join("s3.json").display()))
                 .args(["-master.volumeSizeLimitMB=64", "-volume.max=100", "-metricsPort=0"])
+                .args(&tls_args)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
@@ -103,14 +128,24 @@ impl Weed {
                 // The gateway answers (403 without credentials) and the filer too.
                 let s3 = http(p[6], "GET", "/").map(|(c, _)| c != 0).unwrap_or(false);
                 let filer = http(p[4], "GET", "/").map(|(c, _)| c != 0).unwrap_or(false);
-                if s3 && filer {
+                // The https port answers a plain request with 400.
+                let https = tls.is_none() || http(p[8], "GET", "/").map(|(c, _)| c != 0).unwrap_or(false);
+                if s3 && filer && https {
                     up = true;
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
             if up {
-                return Some(Weed { child: Some(child), s3_port: p[6], filer_port: p[4], dir });
+                return Some(Weed {
+                    child: Some(child),
+                    s3_port: p[6],
+                    filer_port: p[4],
+                    master: (p[0], p[1]),
+                    filer_grpc: p[5],
+                    https_port: tls.as_ref().map(|_| p[8]),
+                    dir,
+                });
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -123,6 +158,40 @@ impl Weed {
         format!("http://127.0.0.1:{}", self.s3_port)
     }
 
+    /// The gateway's https endpoint (started with `start_with` and a certificate).
+    pub fn https_endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https_port.expect("started with a certificate"))
+    }
+
+    /// Runs one `weed shell` command against this server; its output.
+    pub fn shell(&self, command: &str) -> String {
+        let mut child = Command::new("weed")
+            .arg("shell")
+            .arg(format!("-master=127.0.0.1:{}.{}", self.master.0, self.master.1))
+            .arg(format!("-filer=127.0.0.1:{}.{}", self.filer_port, self.filer_grpc))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weed shell");
+        {
+            let mut stdin = child.stdin.take().expect("stdin");
+            writeln!(stdin, "{command}\nexit").expect("write to weed shell");
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "weed shell did not finish: {command}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("weed shell output");
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && !text.contains("error:"), "weed shell {command}: {text}");
+        text
+    }
     /// Creates bucket `name` (a directory under the filer's `/buckets`), waiting until
     /// the gateway lists it.
     pub fn bucket(&self, name: &str) {
@@ -222,6 +291,20 @@ impl Weed {
         let out = self.rclone_cmd().args(["cat", &format!("w:{at}")]).output().expect("run rclone");
         assert!(out.status.success(), "rclone cat {at}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
+    }
+
+    /// The objects under `at` (`bucket/prefix`) smaller than `max` bytes, fetched into a
+    /// temporary directory by one rclone run (object `at/k` is file `k` there).
+    pub fn download(&self, at: &str, max: u64) -> TempDir {
+        let to = tempfile::Builder::new().prefix("tandem-s3-get-").tempdir().expect("temp dir");
+        let out = self
+            .rclone_cmd()
+            .args(["copy", "--max-size", &max.to_string(), &format!("w:{at}")])
+            .arg(to.path())
+            .output()
+            .expect("run rclone");
+        assert!(out.status.success(), "rclone copy w:{at}: {}", String::from_utf8_lossy(&out.stderr));
+        to
     }
 
     /// Multipart uploads in progress in `bucket`.
