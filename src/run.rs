@@ -48,7 +48,7 @@ pub fn run(cfg: &Config) -> Exit {
             let (source, dest) = (sides.source(), sides.dest());
             pool.install(|| match &cfg.watch {
                 Some(w) => crate::watch::schedule::watch(cfg, w, source, dest, &rep, &Default::default()),
-                None => crate::sync::sync_once(cfg, source, dest, &rep),
+                None => crate::stream::one_shot(cfg, source, dest, &rep),
             })
         }
         Err(f) => Err(f),
