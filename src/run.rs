@@ -3,7 +3,7 @@
 //!
 //! [`run`] sets up the process (open-file limit, credentials, a rayon pool of
 //! `--scan-threads` workers, SIGINT/SIGTERM handlers), opens SOURCE and DEST, hands
-//! them to the one-shot pipeline (`sync`) or to watch mode (`watch::schedule`), and
+//! them to a one-shot run (`stream::one_shot`) or to watch mode (`watch::schedule`), and
 //! decides the exit status and the summary in one place.
 
 use crate::config::Config;

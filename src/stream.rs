@@ -212,7 +212,7 @@ pub fn run(cfg: &Config, source: &LocalTree, dest: &LocalTree, rep: &Reporter) -
     let totals = *lock(&s.totals);
     let conflicts = s.conflicts.load(Relaxed);
     rep.debug(&format!(
-        "streamed {} directories in {:.3}s: {}",
+        "streamed {} directories (scanned, planned and applied one at a time) in {:.3}s; planned in them: {}",
         s.dirs.load(Relaxed),
         t.elapsed().as_secs_f64(),
         sync::planned_text(&totals)
@@ -316,7 +316,15 @@ fn deletions_in(op: &Op) -> u64 {
 impl Stream<'_> {
     /// Directory `rel`: its SOURCE level read (`sfd`: `None` when it vanished after
     /// its parent was listed: an empty directory), then [`Stream::level`].
-    fn dir(&self, rel: &[u8], sfd: Option<OwnedFd>, dfd: Option<OwnedFd>, meta: Meta, dst: Dst, chain: &Chain) {
+    fn dir(
+        &self,
+        rel: &[u8],
+        sfd: Option<OwnedFd>,
+        dfd: Option<OwnedFd>,
+        meta: Meta,
+        dst: Dst,
+        chain: &Chain,
+    ) {
         if sys::stopping() {
             return;
         }
@@ -329,11 +337,13 @@ impl Stream<'_> {
             return self.unreadable(rel, dfd, meta, dst);
         };
         let (dst_entries, dst_meta) = match (&dfd, dst) {
-            (Some(fd), Dst::Existing(m)) => match Scanner::new(self.dst_level).level(fd.as_fd(), rel, &Vec::new()) {
-                Ok((entries, _)) => (entries, Some(m)),
-                // Reported: taken as an empty directory, its attributes set again.
-                Err(()) => (Vec::new(), None),
-            },
+            (Some(fd), Dst::Existing(m)) => {
+                match Scanner::new(self.dst_level).level(fd.as_fd(), rel, &Vec::new()) {
+                    Ok((entries, _)) => (entries, Some(m)),
+                    // Reported: taken as an empty directory, its attributes set again.
+                    Err(()) => (Vec::new(), None),
+                }
+            }
             _ => (Vec::new(), None),
         };
         self.level(rel, sfd, dfd, meta, dst, dst_meta, src, dst_entries, &inner);
@@ -453,7 +463,8 @@ impl Stream<'_> {
                     self.run_ops(rel, s, d, std::mem::take(&mut chunk));
                     self.descend(rel, s, d, &sub, inner);
                 }
-                let opens = matches!(op, Op::Mkdir { .. }) && subs.peek().is_some_and(|sub| *sub.name == *op.name());
+                let opens =
+                    matches!(op, Op::Mkdir { .. }) && subs.peek().is_some_and(|sub| *sub.name == *op.name());
                 chunk.push(op);
                 if opens {
                     self.run_ops(rel, s, d, std::mem::take(&mut chunk));
@@ -535,7 +546,14 @@ impl Stream<'_> {
     }
 
     /// Goes into subdirectory `sub` of `rel`.
-    fn descend(&self, rel: &[u8], sfd: Option<BorrowedFd<'_>>, dfd: Option<BorrowedFd<'_>>, sub: &Sub, chain: &Chain) {
+    fn descend(
+        &self,
+        rel: &[u8],
+        sfd: Option<BorrowedFd<'_>>,
+        dfd: Option<BorrowedFd<'_>>,
+        sub: &Sub,
+        chain: &Chain,
+    ) {
         if sys::stopping() {
             return;
         }
