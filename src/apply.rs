@@ -316,7 +316,10 @@ impl Applier<'_> {
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
                 self.seq.finish(slot, inner);
-                let _ = self.descend(src, dst, name, sub, &path, inner);
+                // (Nothing to do inside: a streaming run fills it on its own.)
+                if !sub.is_empty() {
+                    let _ = self.descend(src, dst, name, sub, &path, inner);
+                }
             }
             Op::Enter { name, sub } => {
                 self.seq.finish(slot, inner);

@@ -47,6 +47,7 @@ use crate::dest::Dest;
 use crate::exit::{Exit, Failure};
 use crate::ignore::{self, Chain};
 use crate::lock::{into_inner, lock};
+use crate::outcome::Outcome;
 use crate::plan::{self, DeleteReason, DirPlan, Level, Op, Totals};
 use crate::relpath::{join, rel_path};
 use crate::report::{Reporter, Side, SideSink};
@@ -450,6 +451,20 @@ impl Stream<'_> {
             ops.extend(rest);
         }
         let (s, d) = (sfd.as_ref().map(|f| f.as_fd()), dfd.as_ref().map(|f| f.as_fd()));
+        if subs.is_empty() && !self.cfg.dry_run {
+            // Nothing to go into: the level's operations, then its attributes, in one
+            // plan (as the whole-tree applier runs a directory).
+            match set_meta {
+                None => {
+                    self.run_ops(rel, s, d, ops);
+                }
+                Some(_) if sys::stopping() => {}
+                Some(_) => {
+                    self.run_plan(&DirPlan { ops, set_meta, meta_changed: own }, rel, s, d);
+                }
+            }
+            return;
+        }
         if self.in_order {
             // Deletions, then the rest in name order, each subdirectory's contents at
             // its place (after its `mkdir` line), as the dry run lists a whole plan.
@@ -467,8 +482,8 @@ impl Stream<'_> {
                     matches!(op, Op::Mkdir { .. }) && subs.peek().is_some_and(|sub| *sub.name == *op.name());
                 chunk.push(op);
                 if opens {
-                    self.run_ops(rel, s, d, std::mem::take(&mut chunk));
-                    if let Some(sub) = subs.next() {
+                    let failed = self.run_ops(rel, s, d, std::mem::take(&mut chunk)).failed;
+                    if let Some(sub) = subs.next().filter(|sub| !failed.contains(&join(rel, &sub.name))) {
                         self.descend(rel, s, d, &sub, inner);
                     }
                 }
@@ -478,7 +493,14 @@ impl Stream<'_> {
                 self.descend(rel, s, d, &sub, inner);
             }
         } else {
-            self.run_ops(rel, s, d, ops);
+            // (A directory that could not be made is not gone into: it was reported.)
+            let failed = self.run_ops(rel, s, d, ops).failed;
+            let subs: Vec<&Sub> = if failed.is_empty() {
+                subs.iter().collect()
+            } else {
+                let failed: rustc_hash::FxHashSet<Vec<u8>> = failed.into_iter().collect();
+                subs.iter().filter(|sub| !failed.contains(&join(rel, &sub.name))).collect()
+            };
             subs.par_iter().for_each(|sub| self.descend(rel, s, d, sub, inner));
         }
         // The directory's own attributes, once its contents are done.
@@ -586,23 +608,36 @@ impl Stream<'_> {
         self.dir(&path, s, d, sub.meta, sub.dst, chain);
     }
 
-    /// Applies (or, in a dry run, lists) operations of directory `rel`.
-    fn run_ops(&self, rel: &[u8], sfd: Option<BorrowedFd<'_>>, dfd: Option<BorrowedFd<'_>>, ops: Vec<Op>) {
+    /// Applies (or, in a dry run, lists) operations of directory `rel`; returns what
+    /// failed (reported), so that a directory that could not be made is not gone into.
+    fn run_ops(
+        &self,
+        rel: &[u8],
+        sfd: Option<BorrowedFd<'_>>,
+        dfd: Option<BorrowedFd<'_>>,
+        ops: Vec<Op>,
+    ) -> Outcome {
         if ops.is_empty() {
-            return;
+            return Outcome::default();
         }
         let dp = DirPlan { ops, set_meta: None, meta_changed: false };
         if self.cfg.dry_run {
             for c in dp.changes(rel) {
                 self.rep.change(&c.path, &c.kind);
             }
-        } else {
-            self.run_plan(&dp, rel, sfd, dfd);
+            return Outcome::default();
         }
+        self.run_plan(&dp, rel, sfd, dfd)
     }
 
-    fn run_plan(&self, dp: &DirPlan, rel: &[u8], sfd: Option<BorrowedFd<'_>>, dfd: Option<BorrowedFd<'_>>) {
-        let Some(d) = dfd else { return };
-        apply::apply_open(dp, rel, sfd, d, self.source, self.rep, self.apply, self.links_follow);
+    fn run_plan(
+        &self,
+        dp: &DirPlan,
+        rel: &[u8],
+        sfd: Option<BorrowedFd<'_>>,
+        dfd: Option<BorrowedFd<'_>>,
+    ) -> Outcome {
+        let Some(d) = dfd else { return Outcome::default() };
+        apply::apply_open(dp, rel, sfd, d, self.source, self.rep, self.apply, self.links_follow)
     }
 }
