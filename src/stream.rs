@@ -274,9 +274,24 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
             return;
         }
     }
-    let Ok(names) = sys::list_dir(dir) else { return };
+    // Only the names of subdirectories are kept (most entries are files).
+    let mut has_rules = false;
+    let mut dirs: Vec<Box<[u8]>> = Vec::new();
+    let listed = sys::each_entry(dir, |name, kind| {
+        has_rules |= name == ignore::IGNORE_FILE;
+        let is_dir = match kind {
+            Some(k) => k == RawKind::Dir,
+            None => sys::stat_at(dir, name).is_ok_and(|st| sys::from_stat(&st).0 == RawKind::Dir),
+        };
+        if is_dir {
+            dirs.push(name.into());
+        }
+    });
+    if listed.is_err() {
+        return;
+    }
     let mut chain = chain.clone();
-    if names.iter().any(|(n, _)| &**n == ignore::IGNORE_FILE) {
+    if has_rules {
         match snapshot::load_rules(dir, rel, sink) {
             Ok(Some(file)) => chain.push(Arc::new(file)),
             Ok(None) => {}
@@ -284,13 +299,9 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
             Err(()) => return,
         }
     }
-    let subdirs: Vec<(Box<[u8]>, Vec<u8>)> = names
+    let subdirs: Vec<(Box<[u8]>, Vec<u8>)> = dirs
         .into_iter()
-        .filter(|(name, kind)| match kind {
-            Some(k) => *k == RawKind::Dir,
-            None => sys::stat_at(dir, name).is_ok_and(|st| sys::from_stat(&st).0 == RawKind::Dir),
-        })
-        .map(|(name, _)| {
+        .map(|name| {
             let path = join(rel, &name);
             (name, path)
         })

@@ -214,6 +214,13 @@ pub type Listed = (Box<[u8]>, Option<RawKind>);
 /// be a descriptor freshly opened for this listing.
 pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
     let mut out = Vec::new();
+    each_entry(dir, |name, kind| out.push((Box::<[u8]>::from(name), kind)))?;
+    Ok(out)
+}
+
+/// [`list_dir`] without collecting: `f` sees each entry's name and kind (as the
+/// directory entry tells it), and nothing is allocated per entry.
+pub fn each_entry(dir: BorrowedFd<'_>, mut f: impl FnMut(&[u8], Option<RawKind>)) -> io::Result<()> {
     let mut push = |name: &[u8], ft: FileType| {
         if name == b"." || name == b".." {
             return;
@@ -224,7 +231,7 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
             FileType::Symlink => Some(RawKind::Symlink),
             _ => None,
         };
-        out.push((Box::<[u8]>::from(name), kind));
+        f(name, kind);
     };
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -244,7 +251,7 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
             push(entry.file_name().to_bytes(), entry.file_type());
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Raises the soft open-file limit to the hard limit: a parallel walk keeps one
