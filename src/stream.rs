@@ -548,14 +548,18 @@ impl Stream<'_> {
     /// has nothing, or something else, there), as the whole-tree scan did.
     fn read_removed(&self, dfd: BorrowedFd<'_>, rel: &[u8], src: &[Entry], dst: &mut [Entry], chain: &Chain) {
         let prune = !self.cfg.rules.delete_excluded;
-        dst.par_iter_mut().filter(|d| matches!(d.kind, Kind::Dir(_))).for_each(|d| {
-            let removed = match src.binary_search_by(|s| s.name.cmp(&d.name)) {
-                Err(_) => self.cfg.plan.delete || sys::is_temp_name(&d.name),
-                Ok(i) => matches!(src[i].kind, Kind::File(_) | Kind::Symlink(_)),
-            };
-            if !removed {
-                return;
-            }
+        let removed = |d: &Entry| {
+            matches!(d.kind, Kind::Dir(_))
+                && match src.binary_search_by(|s| s.name.cmp(&d.name)) {
+                    Err(_) => self.cfg.plan.delete || sys::is_temp_name(&d.name),
+                    Ok(i) => matches!(src[i].kind, Kind::File(_) | Kind::Symlink(_)),
+                }
+        };
+        // (Most levels remove no directory: no parallel job for them.)
+        if !dst.iter().any(removed) {
+            return;
+        }
+        dst.par_iter_mut().filter(|d| removed(d)).for_each(|d| {
             let path = join(rel, &d.name);
             if prune && self.cfg.rules.excluded(chain, rel_path(&path), true) {
                 // Excluded: protected, never read (as DEST's whole scan leaves it).
