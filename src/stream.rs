@@ -258,7 +258,7 @@ fn count_dest(s: &Stream<'_>, dest: &LocalTree, chain: &Chain) -> u64 {
 /// The first pass: parses every `.syncignore` SOURCE's scan will read (directories
 /// that rules exclude are not entered, as the scan does not enter them), reporting
 /// the patterns that do not parse. Only listings: no entry is stat'ed whose directory
-/// entry tells its kind.
+/// entry tells its kind, and directories without subdirectories are not even listed.
 fn check_rule_files(cfg: &Config, root: BorrowedFd<'_>, sink: &dyn ScanSink) {
     let only = PatternsOnly(sink);
     rule_walk(cfg, root, b"", &Vec::new(), &only);
@@ -268,11 +268,22 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
     if sys::stopping() {
         return;
     }
+    let Ok(st) = sys::fstat(dir) else { return };
     if let Some(dev) = cfg.one_file_system {
         #[allow(clippy::unnecessary_cast)] // st_dev is not u64 everywhere
-        if sys::fstat(dir).is_ok_and(|st| st.st_dev as u64 != dev) {
+        if st.st_dev as u64 != dev {
             return;
         }
+    }
+    // A link count of 2 is a directory without subdirectories (where the file system
+    // keeps the count so, as `find` relies on; btrfs's 1 is listed): not listed, only
+    // its rule file looked for. (Most directories of a tree are such leaves.)
+    #[allow(clippy::unnecessary_cast)] // st_nlink is not u64 everywhere
+    if !rel.is_empty() && st.st_nlink as u64 == 2 {
+        if sys::stat_at(dir, ignore::IGNORE_FILE).is_ok() {
+            let _ = snapshot::load_rules(dir, rel, sink);
+        }
+        return;
     }
     // Only the names of subdirectories are kept (most entries are files).
     let mut has_rules = false;

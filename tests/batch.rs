@@ -972,4 +972,15 @@ fn rule_file_in_an_excluded_directory_is_not_read() {
     run([sb.src(), sb.dst()]).ok();
     assert!(!exists_nofollow(&sb.dst().join("skip")));
     assert_eq!(read(&sb.dst().join("a/y")), b"y\n");
+    // One that is read, deep down in a directory without subdirectories (which that
+    // pass does not list) and in one with them: exit 2, nothing changed.
+    for (bad, other) in [("m/n/o/.syncignore", "m/n/o/f"), ("p/q/.syncignore", "p/q/r/f")] {
+        src.file(bad, "ok\n[z-a\n").file(other, "f\n").file("a/new", "new\n");
+        let before = snapshot(&sb.dst());
+        let r = run([sb.src(), sb.dst()]);
+        r.expect_code(2);
+        assert!(r.stderr.contains(&format!("{bad}:2")), "{r:?}");
+        assert_unchanged("DEST after a bad pattern", &before, &snapshot(&sb.dst()));
+        src.remove(bad);
+    }
 }
