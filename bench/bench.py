@@ -25,6 +25,8 @@ Named cases (not in the default run; see each case_* function):
   poll     POLL_CYCLES=10 idle cycles of `--poll 1s` on FILES files: CPU/cycle vs find and rsync;
            POLL_WRITES=10 writes for the poll latency
   latency  LAT_FILES=1000 tree, LAT_SAMPLES=100 writes per watcher (tandem --debounce 0 / 50ms, lsyncd)
+  batchmem BATCHMEM_FILES=1000000 files of 0..BATCHMEM_MAX=64 bytes: peak RSS of a first mirror and a no-op
+           run, tandem vs rsync -a --delete
   memory   MEM_FILES=1000000 files of 0..MEM_MAX=16 bytes; MEM_POLL=10s, MEM_CYCLES=2, MEM_MODES=poll,native
   rename   RENAME_SIZE=1G file and a RENAME_DIR_FILES=10000 dir, RENAME_N=5 renames each per round
   service  DEST watching on FILES files: first sync and a SERVICE_BURST=1000-file burst with and without

@@ -2,14 +2,14 @@
 # Benchmark tandem against cp -a, xcp, fcp, rsync and rclone on tmpfs.
 #
 #   bench/run.sh [CASE...]         batch cases: first noop onechange large (the default)
-#                                  watch/other cases (named only): poll latency memory rename service pairs sshfs walkers
+#                                  watch/other cases (named only): poll latency batchmem memory rename service pairs sshfs walkers
 #   bench/run.sh --list            list the cases
 #   FILES=2000 ROUNDS=2 bench/run.sh first noop      quick smoke run
 #
 # Environment: ROUNDS (5), FILES (100000), LARGE_COUNT (4), LARGE_SIZE (1G),
 # BENCH_DIR (/dev/shm/tandem-bench), TANDEM, TANDEM_ARGS, RCLONE_ARGS, TOOLS, VERIFY (1),
 # KEEP_DST (0), RSS (1), SKIP_BUILD (0), NO_INSTALL (0). See bench/bench.py for details.
-# Named cases also read POLL_CYCLES, POLL_WRITES, LAT_FILES, LAT_SAMPLES, MEM_FILES, MEM_MAX, MEM_POLL,
+# Named cases also read POLL_CYCLES, POLL_WRITES, LAT_FILES, LAT_SAMPLES, BATCHMEM_FILES, BATCHMEM_MAX, MEM_FILES, MEM_MAX, MEM_POLL,
 # MEM_CYCLES, MEM_MODES, RENAME_N, RENAME_SIZE, RENAME_DIR_FILES, SERVICE_BURST, SERVICE_TAMPER, PAIRS_N, PAIRS_FILES, PAIRS_IDLE, PAIRS_SETTLE, SSHFS_FILES, WALK_THREADS,
 # WALK_NET_THREADS, WALK_SSHFS. latency wants lsyncd, sshfs/walkers want sshfs + openssh-server
 # (bench/netfs.sh installs those), walkers builds bench/walkers with cargo.

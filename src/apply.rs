@@ -90,10 +90,53 @@ pub fn apply_at(
         Some(None) => Src::Missing,
         None => Src::Remote,
     };
-    let links_follow = sys::setattr_follows_links(dst.as_fd());
-    if links_follow {
+    let links_follow = links_follow(dst.as_fd(), rep);
+    Ok(run_dir(dp, base, src, dst.as_fd(), source, rep, opts, links_follow))
+}
+
+/// Whether symlinks on DEST's file system (reached by `dst`) must keep the owner and
+/// mtime they are created with (see `Applier::links_follow`); said once at `-vv`.
+pub fn links_follow(dst: BorrowedFd<'_>, rep: &Reporter) -> bool {
+    let follow = sys::setattr_follows_links(dst);
+    if follow {
         rep.debug("DEST is on a FUSE file system, whose server may apply a symlink's owner and mtime to its target (sshfs does): symlinks keep the owner and mtime they are created with");
     }
+    follow
+}
+
+/// [`apply_at`] for a directory already open on both sides (the streaming one-shot
+/// run, `stream`): `src` is SOURCE's directory (`None`: it could not be read, its
+/// copies fail one by one), `dst` DEST's; `links_follow` as [`links_follow`] said
+/// for this DEST.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_open(
+    dp: &DirPlan,
+    base: &[u8],
+    src: Option<BorrowedFd<'_>>,
+    dst: BorrowedFd<'_>,
+    source: &dyn Source,
+    rep: &Reporter,
+    opts: ApplyOptions,
+    links_follow: bool,
+) -> Outcome {
+    let src = match src {
+        Some(fd) => Src::Fd(fd),
+        None => Src::Missing,
+    };
+    run_dir(dp, base, src, dst, source, rep, opts, links_follow)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_dir(
+    dp: &DirPlan,
+    base: &[u8],
+    src: Src<'_>,
+    dst: BorrowedFd<'_>,
+    source: &dyn Source,
+    rep: &Reporter,
+    opts: ApplyOptions,
+    links_follow: bool,
+) -> Outcome {
     let slots = Slots::of(dp);
     let a = Applier {
         rep,
@@ -105,9 +148,9 @@ pub fn apply_at(
         vanished_ok: opts.vanished_ok,
         failures: Failures::default(),
     };
-    let attrs_set = a.dir(src, dst.as_fd(), dp, base, 0);
+    let attrs_set = a.dir(src, dst, dp, base, 0);
     a.seq.plan_done(&a.slots, dp, base, attrs_set);
-    Ok(a.failures.into_outcome())
+    a.failures.into_outcome()
 }
 
 /// Renames `from` to `to` inside DEST (both relative paths; parents opened without
@@ -273,7 +316,10 @@ impl Applier<'_> {
                     Err(e) => return self.fail(Side::Dest, &path, &e),
                 }
                 self.seq.finish(slot, inner);
-                let _ = self.descend(src, dst, name, sub, &path, inner);
+                // (Nothing to do inside: a streaming run fills it on its own.)
+                if !sub.is_empty() {
+                    let _ = self.descend(src, dst, name, sub, &path, inner);
+                }
             }
             Op::Enter { name, sub } => {
                 self.seq.finish(slot, inner);

@@ -13,7 +13,8 @@ Exit status:
   1  fatal error (the run could not go on)
   2  usage or configuration error (bad flag, missing SOURCE, forbidden paths)
   3  finished, but some entries failed (each was reported with its path)
-  4  refused by a safety guard (--max-delete, empty SOURCE); nothing was changed
+  4  refused by a safety guard: empty SOURCE (nothing was changed), --max-delete (no
+     deletion was run; between two local trees everything else was synced)
 Watch mode exits 0 when stopped by SIGINT/SIGTERM (sent once, or twice within a second
 as `timeout` does); a further signal later ends it at once with 130. In watch mode
 --max-delete holds deletions back instead of exiting.";
@@ -181,7 +182,8 @@ pub struct Args {
     #[arg(long, value_name = "SUFFIX", value_hint = ValueHint::Other, help_heading = "Safety")]
     pub suffix: Option<String>,
 
-    /// Refuse (change nothing, exit 4) when the plan would delete more than N entries.
+    /// Delete nothing (exit 4) when a run would delete more than N entries (between two
+    /// local trees everything else is still synced).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_hint = ValueHint::Other, help_heading = "Safety")]
     pub max_delete: Option<u64>,
 

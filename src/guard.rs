@@ -8,7 +8,10 @@
 //! - **`--max-delete N`**: the plan would delete more than N entries.
 //!
 //! A guard returns a [`Refusal`]; the driver says what it does about it: a one-shot
-//! run changes nothing and exits 4; watch mode skips the cycle (empty SOURCE) or
+//! run exits 4, having changed nothing (empty SOURCE, judged on the root level before
+//! anything is done; `--max-delete` with the whole-tree pipeline) or having applied
+//! everything but the deletions (`--max-delete` in a streaming run, `stream`, which
+//! knows the total only at its end); watch mode skips the cycle (empty SOURCE) or
 //! applies everything else and holds the deletions back (`--max-delete`, see
 //! `mirror::hold`), and keeps watching.
 

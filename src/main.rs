@@ -4,8 +4,9 @@
 //! with the status the run ended with (see `exit`).
 //!
 //! Layers, each depending only on those below it:
-//! - drivers: `run` (pool, signals, the exit status) → `sync` (how each side is
-//!   scanned; the one-shot pipeline) and `watch` (strategies and `watch::schedule`,
+//! - drivers: `run` (pool, signals, the exit status) → `stream` (a one-shot run,
+//!   a directory at a time between two local trees) → `sync` (how each side is
+//!   scanned; the whole-tree one-shot pipeline) and `watch` (strategies and `watch::schedule`,
 //!   the loop) → `mirror` (watch mode's held tree, refreshes, renames, cycles);
 //! - the seams and the stages: `source` and `dest` (the SOURCE and DEST interfaces;
 //!   `tree` is the local tree, `sftp` a directory on another host, reached over ssh
@@ -53,6 +54,7 @@ mod sftp;
 mod snapshot;
 mod source;
 mod status;
+mod stream;
 mod sync;
 mod sys;
 mod tree;

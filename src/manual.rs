@@ -239,8 +239,10 @@ be parsed. The error is one line on stderr naming the flag, the value and what i
 : 3
 Finished, but some entries failed; each was reported with its path.
 : 4
-Refused by a safety guard (--max-delete, an empty SOURCE); nothing was changed. In watch \
-mode --max-delete holds deletions back instead.
+Refused by a safety guard: an empty SOURCE (nothing was changed), or --max-delete (no \
+deletion was run; a one-shot run between two local trees synced everything else, one with \
+a remote side or -H changed nothing). In watch mode --max-delete holds deletions back \
+instead.
 : 130
 A further SIGINT or SIGTERM more than a second after the first, while watch mode is \
 stopping: it ends at once.",

@@ -56,6 +56,11 @@ pub trait Progress: Send + Sync {
     fn scanning(&self) {}
     /// Copying starts: this many files and bytes to copy.
     fn start_copy(&self, _files: u64, _bytes: u64) {}
+    /// A streaming run starts (`stream`): scanning and copying go on together, and
+    /// the totals grow by [`Progress::planned`] as directories are read.
+    fn start_stream(&self) {}
+    /// A streaming run planned this many more files and bytes to copy.
+    fn planned(&self, _files: u64, _bytes: u64) {}
     /// This file is being copied now.
     fn current(&self, _path: &[u8]) {}
     /// Watch mode: waiting for changes; `text` describes the strategy and last sync.
@@ -76,7 +81,17 @@ impl Progress for NoProgress {}
 enum Phase {
     Idle,
     Scanning,
-    Copying { files: u64, bytes: u64, byte_base: u64, files_base: u64, since: Instant, current: String },
+    /// `streaming`: the totals are what has been planned so far (they grow); until
+    /// a first copy is planned, the display reads as scanning.
+    Copying {
+        files: u64,
+        bytes: u64,
+        byte_base: u64,
+        files_base: u64,
+        since: Instant,
+        current: String,
+        streaming: bool,
+    },
     Watching(String),
 }
 
@@ -148,7 +163,7 @@ impl Inner {
         let phase = lock(&self.phase);
         match &*phase {
             Phase::Idle => {}
-            Phase::Scanning => {
+            Phase::Copying { files: 0, streaming: true, .. } | Phase::Scanning => {
                 let n = self.counters.scanned.load(Relaxed);
                 let text = format!("scanning: {} entries", thousands(n));
                 if let Some(b) = &self.bar {
@@ -158,7 +173,7 @@ impl Inner {
                     self.line(&text, serde_json::json!({"event":"progress","phase":"scan","scanned":n}));
                 }
             }
-            Phase::Copying { files, bytes, byte_base, files_base, since, current } => {
+            Phase::Copying { files, bytes, byte_base, files_base, since, current, streaming } => {
                 let done_files = self.counters.copied.load(Relaxed).saturating_sub(*files_base);
                 let done_bytes = crate::sys::bytes_copied().saturating_sub(*byte_base).min(*bytes);
                 let secs = since.elapsed().as_secs_f64().max(0.001);
@@ -182,19 +197,21 @@ impl Inner {
                     b.set_position(done_bytes);
                     b.set_message(format!("{text}  {current}"));
                 } else if self.lines {
-                    self.line(
-                        &text,
-                        serde_json::json!({
-                            "event": "progress",
-                            "phase": "copy",
-                            "files_done": done_files,
-                            "files_total": files,
-                            "bytes_done": done_bytes,
-                            "bytes_total": bytes,
-                            "bytes_per_sec": rate as u64,
-                            "eta_secs": eta.as_secs(),
-                        }),
-                    );
+                    let mut event = serde_json::json!({
+                        "event": "progress",
+                        "phase": "copy",
+                        "files_done": done_files,
+                        "files_total": files,
+                        "bytes_done": done_bytes,
+                        "bytes_total": bytes,
+                        "bytes_per_sec": rate as u64,
+                        "eta_secs": eta.as_secs(),
+                    });
+                    if *streaming {
+                        // The totals so far, and how far the reading has come.
+                        event["scanned"] = serde_json::json!(self.counters.scanned.load(Relaxed));
+                    }
+                    self.line(&text, event);
                 }
             }
             Phase::Watching(text) => {
@@ -251,7 +268,39 @@ impl Progress for Display {
             files_base: self.inner.counters.copied.load(Relaxed),
             since: Instant::now(),
             current: String::new(),
+            streaming: false,
         });
+    }
+
+    fn start_stream(&self) {
+        if let Some(b) = &self.inner.bar {
+            b.set_style(spinner_style());
+            b.set_message("scanning");
+        }
+        self.inner.set(Phase::Copying {
+            files: 0,
+            bytes: 0,
+            byte_base: crate::sys::bytes_copied(),
+            files_base: self.inner.counters.copied.load(Relaxed),
+            since: Instant::now(),
+            current: String::new(),
+            streaming: true,
+        });
+    }
+
+    fn planned(&self, more_files: u64, more_bytes: u64) {
+        if more_files == 0 {
+            return;
+        }
+        if let Phase::Copying { files, bytes, streaming: true, .. } = &mut *lock(&self.inner.phase) {
+            if *files == 0 {
+                if let Some(b) = &self.inner.bar {
+                    b.set_style(bar_style());
+                }
+            }
+            *files += more_files;
+            *bytes = bytes.saturating_add(more_bytes);
+        }
     }
 
     fn current(&self, path: &[u8]) {

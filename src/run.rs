@@ -3,7 +3,7 @@
 //!
 //! [`run`] sets up the process (open-file limit, credentials, a rayon pool of
 //! `--scan-threads` workers, SIGINT/SIGTERM handlers), opens SOURCE and DEST, hands
-//! them to the one-shot pipeline (`sync`) or to watch mode (`watch::schedule`), and
+//! them to a one-shot run (`stream::one_shot`) or to watch mode (`watch::schedule`), and
 //! decides the exit status and the summary in one place.
 
 use crate::config::Config;
@@ -48,7 +48,7 @@ pub fn run(cfg: &Config) -> Exit {
             let (source, dest) = (sides.source(), sides.dest());
             pool.install(|| match &cfg.watch {
                 Some(w) => crate::watch::schedule::watch(cfg, w, source, dest, &rep, &Default::default()),
-                None => crate::sync::sync_once(cfg, source, dest, &rep),
+                None => crate::stream::one_shot(cfg, source, dest, &rep),
             })
         }
         Err(f) => Err(f),

@@ -439,7 +439,7 @@ impl<'a> Scanner<'a> {
 /// `Ok(None)`: no rules from it (not a regular file, gone, or patterns that do not
 /// parse, which are reported as such). `Err`: it exists but cannot be read (reported);
 /// the directory's entries cannot be judged, so the directory counts as unreadable.
-fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Option<RuleFile>, ()> {
+pub fn load_rules(dir: BorrowedFd<'_>, rel: &[u8], sink: &dyn ScanSink) -> Result<Option<RuleFile>, ()> {
     let path = join(rel, ignore::IGNORE_FILE);
     let text = match sys::open_source_file(dir, ignore::IGNORE_FILE) {
         Ok((fd, _)) => {

@@ -93,7 +93,7 @@ fn scan_both(
 
 /// What a plan will do, in words (for `-vv`): `2 copies (1.2 KiB), 1 directory to
 /// create, 0 symlinks, 1 attribute fix, 3 deletions, 0 temporaries to remove`.
-fn planned_text(t: &plan::Totals) -> String {
+pub fn planned_text(t: &plan::Totals) -> String {
     use crate::counts::{count, human_bytes};
     format!(
         "{} ({}), {} to create, {}, {}, {}, {} to remove",
@@ -107,7 +107,9 @@ fn planned_text(t: &plan::Totals) -> String {
     )
 }
 
-/// The batch pipeline. Returns how it ended: in sync, or with per-entry errors.
+/// The whole-tree batch pipeline (a remote side, or `-H`; two local trees stream
+/// instead: `stream::one_shot`). Returns how it ended: in sync, or with per-entry
+/// errors.
 pub fn sync_once(
     cfg: &Config,
     source: &dyn Source,

@@ -226,28 +226,68 @@ fn no_delete_keeps_dest_only_entries_default_deletes_them() {
     assert_trees_equal(&sb.src(), &sb.dst());
 }
 
+/// A one-shot run streams, so the number of deletions is known only at its end: past
+/// `--max-delete` it holds back every deletion (as watch mode does) while the other
+/// changes are applied, and exits 4 saying so (issue 17; this test used to assert
+/// that nothing at all was changed). A dry run changes nothing and ends the same way.
 #[test]
-fn max_delete_refuses_before_changing_anything() {
+fn max_delete_holds_back_every_deletion_and_syncs_the_rest() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
-    src.file("a.txt", "a\n").file("b.txt", "b\n");
+    src.file("a.txt", "a\n").file("b.txt", "b\n").file("sub/f.txt", "f\n").file("sub/t", "t\n");
     run([sb.src(), sb.dst()]).ok();
 
     let dst = Tree::create(sb.dst());
-    for i in 1..=5 {
+    for i in 1..=3 {
         dst.file(format!("x{i}.txt"), "doomed\n");
     }
-    // Pending non-delete changes too: none of them may be applied.
-    src.file("c.txt", "new\n").rewrite("a.txt", "changed a\n");
+    // A directory of 2 entries: 3 deletions, 6 in all.
+    dst.file("sub/gone/one", "1\n").file("sub/gone/two", "2\n");
+    // Pending non-delete changes too, and a type change (a replacement, not held).
+    src.file("c.txt", "new\n").rewrite("a.txt", "changed a\n").file("sub/new.txt", "n\n");
     src.mtime("a.txt", BASE_SECS + 99, 1);
+    src.remove("sub/t").file("sub/t/inside", "now a directory\n");
+    src.stamp_all();
 
+    let doomed = ["x1.txt", "x2.txt", "x3.txt", "sub/gone", "sub/gone/one", "sub/gone/two"];
     let before = snapshot(&sb.dst());
-    let r = run(["--max-delete".as_ref(), "4".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
-    r.expect_code(4);
-    assert!(!r.stderr.trim().is_empty(), "refusal without explanation:\n{r:?}");
-    assert_unchanged("DEST after refused --max-delete 4", &before, &snapshot(&sb.dst()));
+    let dry = run([
+        "-n".as_ref(),
+        "--max-delete".as_ref(),
+        "5".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    dry.expect_code(4);
+    assert!(!dry.stdout_lines().iter().any(|l| l.starts_with("delete x")), "{dry:?}");
+    assert_unchanged("DEST after a dry run", &before, &snapshot(&sb.dst()));
 
-    run(["--max-delete".as_ref(), "5".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]).ok();
+    let r = run(["--max-delete".as_ref(), "5".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("6 entries, more than --max-delete 5") && r.stderr.contains("held back"),
+        "refusal without explanation:\n{r:?}"
+    );
+    for p in doomed {
+        assert!(exists_nofollow(&sb.dst().join(p)), "{p} deleted past --max-delete:\n{r:?}");
+    }
+    // Everything else was synced, directory attributes included.
+    assert_trees_equal_ignoring(&sb.src(), &sb.dst(), &doomed.map(Path::new));
+    assert!(lstat(&sb.dst().join("sub/t")).is_dir());
+
+    let r = run([
+        "--json".as_ref(),
+        "--max-delete".as_ref(),
+        "6".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let mut deleted = paths_of(&r.json_events(), "delete");
+    deleted.sort();
+    let mut want: Vec<String> = doomed.iter().map(|p| p.to_string()).collect();
+    want.sort();
+    assert_eq!(deleted, want, "{r:?}");
     assert_trees_equal(&sb.src(), &sb.dst());
 }
 
@@ -729,5 +769,218 @@ fn backup_dir_keeps_what_is_deleted_or_overwritten() {
         r.expect_code(2);
         assert!(r.stderr.contains(token), "{a:?}: {r:?}");
         assert!(!exists_nofollow(&sb.join("new")));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming (issue 17): a one-shot run goes a directory at a time
+// ---------------------------------------------------------------------------
+
+/// A deep chain of directories and a wide one, mirrored, changed at the bottom and in
+/// the middle, mirrored again: exact trees (directory mtimes included), and a summary
+/// whose `scanned` counts every SOURCE entry, whether run in parallel (no output) or
+/// in path order (`--json`).
+#[test]
+fn deep_and_wide_trees_stream() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    let deep: std::path::PathBuf = (0..150).map(|i| format!("d{i}")).collect();
+    src.file(deep.join("bottom.txt"), "bottom\n").file("deep_side/x.txt", "x\n");
+    for i in 0..3000 {
+        src.file(format!("wide/f{i:04}.txt"), format!("{i}\n"));
+    }
+    for i in 0..40 {
+        src.file(format!("wide/sub{i:02}/inner.txt"), format!("{i}\n"));
+    }
+    src.stamp_all();
+    let entries = walk(&sb.src()).len() as u64 - 1; // the root is not an entry
+    run([sb.src(), sb.dst()]).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    src.rewrite(deep.join("bottom.txt"), "changed bottom\n").file(deep.join("d150/new.txt"), "n\n");
+    for i in (0..3000).step_by(7) {
+        src.remove(format!("wide/f{i:04}.txt"));
+    }
+    src.remove("wide/sub07").file("wide/sub07", "a file now\n");
+    let entries_after = walk(&sb.src()).len() as u64 - 1;
+    let r = run(["--json".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    r.ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+    let evs = r.json_events();
+    let summary = evs.last().expect("summary");
+    assert_eq!(summary["scanned"], entries_after, "{summary}");
+    // 429 files and sub07/inner.txt, then sub07 itself.
+    assert_eq!(summary["deleted"], 429 + 2, "{summary}");
+    assert_eq!(summary["copied"], 3, "{summary}");
+    assert_eq!(summary["mkdir"], 1, "{summary}");
+
+    // A no-op run, in parallel: nothing to do, every entry counted once.
+    let r = run([
+        "--json".as_ref(),
+        "--progress".as_ref(),
+        "none".as_ref(),
+        sb.src().as_os_str(),
+        sb.dst().as_os_str(),
+    ]);
+    r.ok();
+    let s = r.json_events().last().cloned().expect("summary");
+    assert_eq!(
+        (s["scanned"].as_u64(), s["unchanged"].as_u64()),
+        (Some(entries_after), Some(entries_after)),
+        "{s}"
+    );
+    let r = run([sb.src(), sb.dst()]);
+    r.ok();
+    assert!(r.stderr.contains(&format!("{} entries scanned", thousands(entries_after))), "{r:?}");
+    assert!(entries > entries_after);
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Deletions run children first, and every directory ends with SOURCE's mode and
+/// mtime even though entries were created and removed in it (the attributes are set
+/// once its contents are done), read-only directories included; itemized lines come
+/// in the dry run's order.
+#[test]
+fn deletions_children_first_and_directory_attributes_last() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("keep/a.txt", "a\n").file("ro/inside.txt", "i\n").file("z.txt", "z\n");
+    src.stamp_all();
+    run([sb.src(), sb.dst()]).ok();
+    let dst = Tree::create(sb.dst());
+    dst.file("gone/a/b/f.txt", "f\n").file("gone/a/g.txt", "g\n").file("gone/h.txt", "h\n");
+    dst.file("keep/extra/deeper/e.txt", "e\n");
+    src.file("keep/new/n.txt", "n\n").file("ro/more.txt", "m\n").file("fresh/x/y.txt", "y\n");
+    src.stamp_all();
+    src.chmod("ro", 0o555).chmod("fresh/x", 0o500);
+    let _open = Restore(vec![src.p("ro"), src.p("fresh/x"), sb.dst().join("ro"), sb.dst().join("fresh/x")]);
+
+    let want = run(["-n".as_ref(), "-v".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    want.ok();
+    let r = run(["-v".as_ref(), sb.src().as_os_str(), sb.dst().as_os_str()]);
+    r.ok();
+    let lines = r.stdout_lines();
+    assert_eq!(lines, want.stdout_lines(), "-v lines are not in the dry run's order");
+    let at = |l: &str| lines.iter().position(|x| *x == l).unwrap_or_else(|| panic!("no {l:?} in {lines:?}"));
+    assert!(at("delete gone/a/b/f.txt") < at("delete gone/a/b"));
+    assert!(at("delete gone/a/b") < at("delete gone/a"));
+    assert!(at("delete gone/a/g.txt") < at("delete gone/a"));
+    assert!(at("delete gone/a") < at("delete gone") && at("delete gone/h.txt") < at("delete gone"));
+    assert!(at("delete keep/extra/deeper/e.txt") < at("delete keep/extra/deeper"));
+    assert!(
+        at("mkdir fresh/") < at("mkdir fresh/x/")
+            && at("mkdir fresh/x/") < at("copy fresh/x/y.txt (2 bytes)")
+    );
+    assert!(at("copy ro/more.txt (2 bytes)") < at("meta ro"));
+    // The last line is the root's own attributes, restored after its contents.
+    assert_eq!(lines.last(), Some(&"meta ."), "{lines:?}");
+    assert_trees_equal(&sb.src(), &sb.dst());
+
+    // The same changes applied in parallel (nothing printed) end the same.
+    let dst2 = sb.join("second");
+    run([sb.src(), dst2.clone()]).ok();
+    Tree::create(&dst2).chmod("ro", 0o755).file("ro/stale", "s\n").file("gone2/q/r", "r\n");
+    run([sb.src(), dst2.clone()]).ok();
+    assert_trees_equal(&sb.src(), &dst2);
+    chmod(&dst2.join("ro"), 0o755);
+    chmod(&dst2.join("fresh/x"), 0o755);
+}
+
+/// Restores a directory's mode (u+rwx) on drop, so the sandbox can be removed.
+struct Restore(Vec<std::path::PathBuf>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        }
+    }
+}
+
+/// A SOURCE directory that cannot be read, met in the middle of the walk: reported
+/// with its path (exit 3), what DEST holds there kept as it is, a new one created
+/// empty (and open to its owner, so that a later run can fill it), and the
+/// directories after it still synced.
+#[test]
+fn unreadable_directory_mid_tree_is_skipped_and_the_walk_goes_on() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file("a/ok.txt", "a\n").file("m/locked/secret.txt", "s\n").file("z/after.txt", "z\n");
+    src.stamp_all();
+    chown_tree_for_unprivileged(sb.path());
+    run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT).ok();
+
+    src.file("m/locked/more.txt", "more\n").file("m/newlocked/x.txt", "x\n").file("z/new.txt", "new\n");
+    src.file("a/new.txt", "new a\n");
+    chown_tree_for_unprivileged(&sb.src());
+    let _open = Restore(vec![src.p("m/locked"), src.p("m/newlocked")]);
+    src.chmod("m/locked", 0o000).chmod("m/newlocked", 0o000);
+    if fs::read_dir(src.p("m/locked")).is_ok() && !is_root() {
+        return skip(
+            "unreadable_directory_mid_tree_is_skipped_and_the_walk_goes_on",
+            "permission bits are not enforced here",
+        );
+    }
+    for args in [&[][..], &["-v"][..]] {
+        let mut a: Vec<OsString> = args.iter().map(OsString::from).collect();
+        a.push(sb.src().into());
+        a.push(sb.dst().into());
+        let r = run_with(tandem_unprivileged(), a, RUN_TIMEOUT);
+        if r.code == Some(0) {
+            return skip(
+                "unreadable_directory_mid_tree_is_skipped_and_the_walk_goes_on",
+                "permission bits are not enforced here",
+            );
+        }
+        r.expect_code(3);
+        assert!(r.stderr.contains("m/locked") && r.stderr.contains("m/newlocked"), "{r:?}");
+        assert_eq!(read(&sb.dst().join("m/locked/secret.txt")), b"s\n", "DEST's copy lost:\n{r:?}");
+        assert!(!exists_nofollow(&sb.dst().join("m/locked/more.txt")));
+        assert!(lstat(&sb.dst().join("m/newlocked")).is_dir(), "{r:?}");
+        assert_eq!(listing(&sb.dst().join("m/newlocked")), Vec::<OsString>::new());
+        assert_eq!(lstat(&sb.dst().join("m/newlocked")).mode() & 0o700, 0o700);
+        assert_eq!(read(&sb.dst().join("z/new.txt")), b"new\n", "the walk stopped at the error:\n{r:?}");
+        assert_eq!(read(&sb.dst().join("a/new.txt")), b"new a\n");
+    }
+    // Readable again: the next run fills it in.
+    src.chmod("m/locked", 0o755).chmod("m/newlocked", 0o755);
+    run_with(tandem_unprivileged(), [sb.src(), sb.dst()], RUN_TIMEOUT).ok();
+    assert_trees_equal(&sb.src(), &sb.dst());
+}
+
+/// The first pass that finds bad patterns before anything is changed reads only the
+/// rule files the run would read: one inside an excluded directory is no error.
+#[test]
+fn rule_file_in_an_excluded_directory_is_not_read() {
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    src.file(".syncignore", "/skip/\n")
+        .file("skip/.syncignore", "[z-a\n")
+        .file("skip/x", "x\n")
+        .file("a/y", "y\n");
+    run([sb.src(), sb.dst()]).ok();
+    assert!(!exists_nofollow(&sb.dst().join("skip")));
+    assert_eq!(read(&sb.dst().join("a/y")), b"y\n");
+    // One that is read, deep down in a directory without subdirectories (which that
+    // pass does not list) and in one with them: exit 2, nothing changed.
+    for (bad, other) in [("m/n/o/.syncignore", "m/n/o/f"), ("p/q/.syncignore", "p/q/r/f")] {
+        src.file(bad, "ok\n[z-a\n").file(other, "f\n").file("a/new", "new\n");
+        let before = snapshot(&sb.dst());
+        let r = run([sb.src(), sb.dst()]);
+        r.expect_code(2);
+        assert!(r.stderr.contains(&format!("{bad}:2")), "{r:?}");
+        assert_unchanged("DEST after a bad pattern", &before, &snapshot(&sb.dst()));
+        src.remove(bad);
     }
 }

@@ -33,6 +33,12 @@ pub trait Dest: Sync {
     /// DEST's root is there.
     fn exists(&self) -> bool;
 
+    /// The local tree, when DEST is a directory on this machine (a one-shot run
+    /// between two local trees streams: `stream`).
+    fn local(&self) -> Option<&LocalTree> {
+        None
+    }
+
     /// Creates DEST's root and any missing parents. Returns the topmost directory it
     /// made, for [`Dest::remove_created`].
     fn create(&self) -> io::Result<Option<PathBuf>>;
@@ -174,6 +180,10 @@ impl Dest for LocalTree {
 
     fn exists(&self) -> bool {
         self.root().exists()
+    }
+
+    fn local(&self) -> Option<&LocalTree> {
+        Some(self)
     }
 
     fn create(&self) -> io::Result<Option<PathBuf>> {

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict
 
 from ..report import Report
+from .batchmem import case_batchmem
 from .batch import case_excluded, case_first, case_large, case_noop, case_onechange
 from .latency import case_latency
 from .memory import case_memory
@@ -35,6 +36,8 @@ CASES: Dict[str, Case] = {
                  batch=False),
     "latency": Case(case_latency, "native watch latency, small files: tandem --debounce 0 / 50ms, lsyncd",
                     batch=False),
+    "batchmem": Case(case_batchmem, "peak RSS of a first mirror and a no-op run of BATCHMEM_FILES (1,000,000) "
+                     "files of 0..64 B: tandem vs rsync -a --delete", batch=False),
     "memory": Case(case_memory, "RSS per tracked entry while watching MEM_FILES (1,000,000) files", batch=False),
     "pairs": Case(case_pairs, "PAIRS_N (50) mirrors of PAIRS_FILES (2,000) files in one --config service vs one "
                   "mirror of the same total: idle CPU and RSS", batch=False),
