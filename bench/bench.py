@@ -32,7 +32,7 @@ Named cases (not in the default run; see each case_* function):
   service  DEST watching on FILES files: first sync and a SERVICE_BURST=1000-file burst with and without
            it; a SIGHUP verification vs a no-op run; SERVICE_TAMPER=20 files tampered with in DEST
   pairs    PAIRS_N=50 mirrors of PAIRS_FILES=2000 files in one `tandem --config` vs one mirror of
-           PAIRS_N x PAIRS_FILES files (and a lone `tandem --watch`): idle CPU over PAIRS_IDLE=20 s
+           PAIRS_N x PAIRS_FILES files (and a lone `tandem --watch`): idle CPU over PAIRS_IDLE=60 s
            after PAIRS_SETTLE=3 s, and VmRSS
   sshfs    SSHFS_FILES=20000 tree served by bench/netfs.sh; tandem --scan-threads 4..32, rsync
   sftp     SFTP_FILES=20000 tree to a remote DEST over bench/netfs.sh's sshd (`netfs.sh serve`):

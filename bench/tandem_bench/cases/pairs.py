@@ -23,7 +23,7 @@ from ..util import log
 
 PAIRS_N = int(env("PAIRS_N", "50"))
 PAIRS_FILES = int(env("PAIRS_FILES", "2000"))
-PAIRS_IDLE = float(env("PAIRS_IDLE", "20"))
+PAIRS_IDLE = float(env("PAIRS_IDLE", "60"))
 PAIRS_SETTLE = float(env("PAIRS_SETTLE", "3"))
 
 
