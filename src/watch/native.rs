@@ -190,17 +190,18 @@ impl Native {
 /// copying stays well below.)
 const DEST_READ_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// How notify watches `tree`. DEST's watcher drops the events of tandem's temporaries
+/// How notify watches `tree`: never through a symlink. DEST's watcher drops the events of tandem's temporaries
 /// before it builds anything for them (created, written, given attributes, renamed:
 /// one file copied raised six events, and reading them competed with the copies), so
 /// that a file put in place raises one creation of its final name; and it reads its
 /// events in batches ([`DEST_READ_DELAY`]).
 fn watcher_config(tree: Tree) -> notify::Config {
+    // (Symlinks are never followed: notify's default would walk into, and watch, a
+    // linked directory outside the tree — all of `/` for a link to it.)
+    let base = notify::Config::default().with_follow_symlinks(false);
     match tree {
-        Tree::Source => notify::Config::default(),
-        Tree::Dest => notify::Config::default()
-            .with_ignored_names(crate::sys::is_temp_name)
-            .with_read_delay(DEST_READ_DELAY),
+        Tree::Source => base,
+        Tree::Dest => base.with_ignored_names(crate::sys::is_temp_name).with_read_delay(DEST_READ_DELAY),
     }
 }
 
