@@ -586,30 +586,6 @@ fn a_remote_host_down_does_not_stop_the_others() {
     assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
 }
 
-/// The watches in each inotify instance the process holds (one entry per instance).
-fn inotify_watches(pid: i32) -> Vec<usize> {
-    let mut v = Vec::new();
-    for fd in fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
-        if fs::read_link(fd.path()).is_ok_and(|t| t == Path::new("anon_inode:inotify")) {
-            let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
-                .unwrap_or_default();
-            v.push(info.lines().filter(|l| l.starts_with("inotify wd:")).count());
-        }
-    }
-    v.sort_unstable();
-    v
-}
-
-/// The process's threads named by notify's inotify backend (one per watcher).
-fn notify_threads(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("notify-rs")))
-        .count()
-}
-
 /// Mirrors of a service watching with native events share one watcher for all their
 /// SOURCEs and one for all their DESTs (two inotify instances, two notify threads,
 /// whatever their number, a polling one beside them); each event still reaches the
@@ -641,9 +617,9 @@ fn native_mirrors_share_one_watcher_per_tree_and_each_gets_its_own_changes() {
     // SOURCE: 3 native mirrors x 3 directories; DEST: 4 mirrors x 3 (DEST's watch
     // starts after each first sync).
     w.wait_for("one inotify instance for the SOURCEs, one for the DESTs", WAIT, |p| {
-        inotify_watches(p.pid()) == vec![9, 12]
+        p.inotify_watches() == vec![9, 12]
     });
-    assert_eq!(notify_threads(w.pid()), 2, "one notify thread per tree\n{}", w.dump());
+    assert_eq!(w.notify_threads(), 2, "one notify thread per tree\n{}", w.dump());
     // A directory made and filled at once, in each native mirror.
     for m in &ms[..3] {
         fs::create_dir_all(m.src.join("new/inner")).expect("mkdir");
@@ -684,11 +660,11 @@ fn a_mirror_removed_by_reload_unwatches_its_trees() {
         wait_synced(&w, &m.src, &m.dst, m.name);
     }
     // stay: 1 directory per tree; gone: 4.
-    w.wait_for("both mirrors' trees watched", WAIT, |p| inotify_watches(p.pid()) == vec![5, 5]);
+    w.wait_for("both mirrors' trees watched", WAIT, |p| p.inotify_watches() == vec![5, 5]);
     fs::write(&cfg, config_text(WATCHING, &[&ms[0]], &|_| String::new())).expect("cfg");
     w.signal(libc::SIGHUP);
     w.wait_stderr("the reload", WAIT, |l| l.contains("reloaded") && l.contains("1 removed"));
-    w.wait_for("only stay's trees watched", WAIT, |p| inotify_watches(p.pid()) == vec![1, 1]);
+    w.wait_for("only stay's trees watched", WAIT, |p| p.inotify_watches() == vec![1, 1]);
     fs::write(ms[1].src.join("after.txt"), "x").expect("write");
     fs::write(ms[0].src.join("still.txt"), "y").expect("write");
     wait_synced(&w, &ms[0].src, &ms[0].dst, "stay, after the reload");
@@ -699,7 +675,7 @@ fn a_mirror_removed_by_reload_unwatches_its_trees() {
     w.signal(libc::SIGHUP);
     w.wait_stderr("the second reload", WAIT, |l| l.contains("reloaded") && l.contains("1 added"));
     wait_synced(&w, &ms[1].src, &ms[1].dst, "gone, added back");
-    w.wait_for("both mirrors' trees watched again", WAIT, |p| inotify_watches(p.pid()) == vec![5, 5]);
+    w.wait_for("both mirrors' trees watched again", WAIT, |p| p.inotify_watches() == vec![5, 5]);
     fs::write(ms[1].src.join("b/c/back.txt"), "back").expect("write");
     wait_synced(&w, &ms[1].src, &ms[1].dst, "gone, its events again");
     assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
@@ -732,7 +708,7 @@ fn a_mirror_watched_directory_by_directory_shares_the_watcher() {
     }
     w.wait_stderr("mixed's strategy", WAIT, |l| l.starts_with("tandem: [mixed] watching with mixed"));
     w.wait_stderr("plain's strategy", WAIT, |l| l.starts_with("tandem: [plain] watching with native"));
-    w.wait_for("two inotify instances", WAIT, |p| inotify_watches(p.pid()).len() == 2);
+    w.wait_for("two inotify instances", WAIT, |p| p.inotify_watches().len() == 2);
     fs::create_dir_all(ms[0].src.join("made/inside")).expect("mkdir");
     fs::write(ms[0].src.join("made/inside/m.txt"), "m").expect("write");
     fs::write(lower.join("made-underneath.txt"), "u").expect("write");
@@ -760,7 +736,7 @@ fn two_mirrors_of_one_source_both_get_its_changes() {
     wait_synced(&w, &ms[0].src, &ms[0].dst, "first");
     wait_synced(&w, &twin.src, &twin.dst, "twin");
     // SOURCE's shared watcher, the twin's own, DEST's shared one.
-    w.wait_for("three inotify instances", WAIT, |p| inotify_watches(p.pid()).len() == 3);
+    w.wait_for("three inotify instances", WAIT, |p| p.inotify_watches().len() == 3);
     fs::create_dir_all(ms[0].src.join("d/e")).expect("mkdir");
     fs::write(ms[0].src.join("d/e/both.txt"), "both").expect("write");
     wait_synced(&w, &ms[0].src, &ms[0].dst, "first, after the change");

@@ -628,20 +628,6 @@ fn a_fatal_error_counts_in_the_summary() {
     assert!(count(summary(&evs), "errors") >= 1, "{r:?}");
 }
 
-/// The watches in each inotify instance process `pid` holds (one entry per instance).
-fn inotify_watches(pid: i32) -> Vec<usize> {
-    let mut v = Vec::new();
-    for fd in fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
-        if fs::read_link(fd.path()).is_ok_and(|t| t == Path::new("anon_inode:inotify")) {
-            let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
-                .unwrap_or_default();
-            v.push(info.lines().filter(|l| l.starts_with("inotify wd:")).count());
-        }
-    }
-    v.sort_unstable();
-    v
-}
-
 #[test]
 fn symlinked_directories_are_never_watched_through() {
     let _g = shared();
@@ -658,7 +644,7 @@ fn symlinked_directories_are_never_watched_through() {
     let w = start(&["--watch", "--debounce", "0"], &t.root, &dst);
     wait_synced(&w, &t.root, &dst, "the initial sync");
     // SOURCE's three directories and DEST's three: nothing below the link, on either side.
-    assert_eq!(inotify_watches(w.pid()), vec![3, 3], "watches per inotify instance\n{}", w.dump());
+    assert_eq!(w.inotify_watches(), vec![3, 3], "watches per inotify instance\n{}", w.dump());
     assert!(fs::symlink_metadata(dst.join("link")).unwrap().file_type().is_symlink());
     // A change beyond the link is no change in SOURCE; one inside is mirrored.
     outside.file("o00/g", "outside again\n");

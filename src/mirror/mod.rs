@@ -587,7 +587,7 @@ impl<'c> Mirror<'c> {
             let rule_files = self.held.rule_files.clone();
             let Some((meta, children)) = held::dir_mut(&mut self.held, &rel) else { continue };
             let look = refresh::Look { ctx: &ctx, rule_files: &rule_files, deep: is_deep };
-            let dp = look.dir(std::os::fd::AsFd::as_fd(&s_fd), &rel, &chain_above, meta, children);
+            let dp = look.dir(std::os::fd::AsFd::as_fd(&s_fd), &rel, &chain_above, meta, children, false);
             if let Some(r) = lock(&ctx.refused).take() {
                 rep.notice(&format!("{r}; DEST is left as it is until SOURCE has entries again"));
                 return Ok(Cycle::Refused(vec![Target::Deep(Vec::new())]));

@@ -65,21 +65,10 @@ struct Slot {
 impl Look<'_> {
     /// Re-reads SOURCE directory `rel` (open as `src`, `chain_above` the rules in
     /// force above it), diffs it against the held `meta`/`held` and updates them to
-    /// what SOURCE has now. Returns the plan for this directory.
+    /// what SOURCE has now. Returns the plan for this directory. `fresh`: the
+    /// directory's attributes were found as held a moment ago (its parent's listing),
+    /// so they are not stat'ed again.
     pub fn dir(
-        &self,
-        src: BorrowedFd<'_>,
-        rel: &[u8],
-        chain_above: &Chain,
-        meta: &mut Meta,
-        held: &mut Vec<Entry>,
-    ) -> DirPlan {
-        self.dir_known(src, rel, chain_above, meta, held, false)
-    }
-
-    /// [`Look::dir`]; `fresh`: the directory's attributes were found as held a moment
-    /// ago (its parent's listing), so they are not stat'ed again.
-    fn dir_known(
         &self,
         src: BorrowedFd<'_>,
         rel: &[u8],
@@ -317,7 +306,7 @@ impl Look<'_> {
                 let name = h.name.clone();
                 let Kind::Dir(children) = &mut h.kind else { return None };
                 let mut m = h.meta;
-                let sub = self.dir_known(fd.as_fd(), &path, chain, &mut m, children, *fresh);
+                let sub = self.dir(fd.as_fd(), &path, chain, &mut m, children, *fresh);
                 h.meta = m;
                 Some((name, sub))
             })

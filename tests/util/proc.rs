@@ -107,6 +107,37 @@ impl Proc {
         }
     }
 
+    /// The watches in each inotify instance the process holds (one entry per
+    /// instance, sorted).
+    pub fn inotify_watches(&self) -> Vec<usize> {
+        let pid = self.pid;
+        let mut v = Vec::new();
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t == std::path::Path::new("anon_inode:inotify")) {
+                let info = std::fs::read_to_string(format!(
+                    "/proc/{pid}/fdinfo/{}",
+                    fd.file_name().to_string_lossy()
+                ))
+                .unwrap_or_default();
+                v.push(info.lines().filter(|l| l.starts_with("inotify wd:")).count());
+            }
+        }
+        v.sort_unstable();
+        v
+    }
+
+    /// The process's threads named by notify's inotify backend (one per watcher).
+    pub fn notify_threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("notify-rs"))
+            })
+            .count()
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid
     }
