@@ -21,6 +21,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rayon::prelude::*;
 
+use crate::backup::Backup;
 use crate::ordered::{Ordered, Slots};
 use crate::outcome::{Failures, Outcome};
 use crate::plan::{ChangeKind, DeleteReason, DirPlan, Op};
@@ -53,6 +54,9 @@ pub struct ApplyOptions {
     /// A SOURCE file gone before it could be copied is no error (watch mode: the next
     /// cycle syncs its removal).
     pub vanished_ok: bool,
+    /// `--backup-dir`: this mirror's backup directory (each mirror of a service has
+    /// its own).
+    pub backup: Option<&'static Backup>,
 }
 
 struct Applier<'a> {
@@ -68,6 +72,8 @@ struct Applier<'a> {
     /// Mirror owner and group (root only).
     owner: bool,
     vanished_ok: bool,
+    /// `--backup-dir`: where what is deleted or overwritten goes.
+    backup: Option<&'static Backup>,
     failures: Failures,
 }
 
@@ -146,6 +152,7 @@ fn run_dir(
         slots,
         owner: opts.owner,
         vanished_ok: opts.vanished_ok,
+        backup: opts.backup,
         failures: Failures::default(),
     };
     let attrs_set = a.dir(src, dst, dp, base, 0);
@@ -168,7 +175,7 @@ pub fn rename_in(dest: &LocalTree, from: &[u8], to: &[u8]) -> io::Result<()> {
 /// parents opened without following symlinks): linked under its final name when that
 /// is free, else under a temporary name renamed over what is there (kept in
 /// `--backup-dir` first).
-pub fn hard_link_in(dest: &LocalTree, target: &[u8], link: &[u8]) -> io::Result<()> {
+pub fn hard_link_in(dest: &LocalTree, target: &[u8], link: &[u8], backup: Option<&Backup>) -> io::Result<()> {
     let root = dest.open()?;
     let (tp, tname) = split_last(target);
     let (lp, lname) = split_last(link);
@@ -187,7 +194,7 @@ pub fn hard_link_in(dest: &LocalTree, target: &[u8], link: &[u8]) -> io::Result<
             Err(e) => return Err(e),
         }
         let temp = TempGuard { dir: ldir.as_fd(), name: Some(tmp) };
-        keep_replaced(ldir.as_fd(), lname, Some(link))?;
+        keep_replaced(backup, ldir.as_fd(), lname, Some(link))?;
         return temp.commit(lname);
     })();
     if let Some(mode) = restore {
@@ -298,7 +305,7 @@ impl Applier<'_> {
         match op {
             Op::Delete { name, dir, sub, keep, reason } => {
                 // --backup-dir: moved there whole (a directory in one rename) instead.
-                let backup = crate::backup::get().filter(|_| *reason != DeleteReason::Temporary && !*keep);
+                let backup = self.backup.filter(|_| *reason != DeleteReason::Temporary && !*keep);
                 match backup.map(|b| b.move_in(dst, name, &path)) {
                     Some(Ok(())) => self.seq.change(close, &path, &ChangeKind::Delete),
                     Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
@@ -517,7 +524,7 @@ impl Applier<'_> {
                 sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             }
             drop(df);
-            keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
+            keep_replaced(self.backup, dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -548,7 +555,7 @@ impl Applier<'_> {
             }
             sys::set_new_file_attrs(out.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(out);
-            keep_replaced(dst, name, replaced).map_err(|e| (Side::Dest, e))?;
+            keep_replaced(self.backup, dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -582,7 +589,7 @@ impl Applier<'_> {
                 }
                 self.set_link_attrs(dst, t, meta)?;
             }
-            keep_replaced(dst, name, replaced)?;
+            keep_replaced(self.backup, dst, name, replaced)?;
             return temp.commit(name);
         }
     }
@@ -639,8 +646,13 @@ pub fn changed_too_often() -> (Side, io::Error) {
 
 /// `--backup-dir`: keeps what is about to be replaced at `rel` (a hard link, so the
 /// replacement stays atomic).
-fn keep_replaced(dst: BorrowedFd<'_>, name: &[u8], rel: Option<&[u8]>) -> io::Result<()> {
-    match (rel, crate::backup::get()) {
+fn keep_replaced(
+    backup: Option<&Backup>,
+    dst: BorrowedFd<'_>,
+    name: &[u8],
+    rel: Option<&[u8]>,
+) -> io::Result<()> {
+    match (rel, backup) {
         (Some(rel), Some(b)) => b.keep_before_overwrite(dst, name, rel),
         _ => Ok(()),
     }

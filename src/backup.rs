@@ -10,12 +10,12 @@
 //! stays one atomic rename; where the server lacks that extension it is renamed there
 //! first, and the final name is missing for a moment.
 //!
-//! Set once for the process ([`set`]); each DEST's apply reads it ([`get`]).
+//! Each mirror has its own (`Config::backup`), handed to its DEST's apply in
+//! `ApplyOptions`: the mirrors of one service keep theirs apart.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use crate::relpath::split_last;
 use crate::sys;
@@ -39,17 +39,6 @@ impl Backup {
         p.extend_from_slice(&self.suffix);
         p
     }
-}
-
-static BACKUP: OnceLock<Backup> = OnceLock::new();
-
-/// Sets the backup directory for the whole process (once).
-pub fn set(b: Backup) {
-    let _ = BACKUP.set(b);
-}
-
-pub fn get() -> Option<&'static Backup> {
-    BACKUP.get()
 }
 
 impl Backup {

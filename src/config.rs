@@ -52,7 +52,9 @@ pub struct Config {
     /// `--bwlimit`: bytes per second for all copies together (0: no limit).
     pub bwlimit: u64,
     /// `--backup-dir`, `--suffix`: where what is deleted or overwritten goes.
-    pub backup: Option<crate::backup::Backup>,
+    /// (Made once per configuration and kept for the process: a mirror's applies
+    /// borrow it for as long as they run.)
+    pub backup: Option<&'static crate::backup::Backup>,
     /// `-X`, `-A`: which extended attributes are mirrored.
     pub xattrs: crate::xattrs::Which,
     /// `-H`: hard links preserved.
@@ -275,7 +277,7 @@ impl Config {
             explain_ignored: args.explain_ignored,
             one_file_system,
             bwlimit: args.bwlimit.unwrap_or(0),
-            backup,
+            backup: backup.map(|b| &*Box::leak(Box::new(b))),
             xattrs,
             hard_links: args.hard_links,
         })

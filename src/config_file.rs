@@ -72,8 +72,6 @@ const NOT_IN_FILE: &[(&str, &str)] = &[
     ("json", "output options go on the command line (tandem --config FILE --json)"),
     ("progress", "a service shows no progress display"),
     ("dry-run", "not available in a config file"),
-    ("backup-dir", "not available in a config file yet (it is one directory for the whole process)"),
-    ("suffix", "not available in a config file yet (it goes with --backup-dir)"),
 ];
 
 /// A problem in the file: `FILE:LINE: KEY: message`.

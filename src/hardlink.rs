@@ -277,7 +277,7 @@ impl LinkPass<'_> {
                     continue;
                 }
                 touched.insert(split_last(m).0.to_vec());
-                match self.dest.hard_link(leader, m) {
+                match self.dest.hard_link(leader, m, self.opts.backup) {
                     Ok(()) => self.rep.change(m, &change),
                     Err(e) => {
                         self.rep.error(Side::Dest, m, &crate::sys::describe(&e));

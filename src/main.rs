@@ -129,9 +129,6 @@ fn main() {
             // One bucket for the whole process, whatever copies (sys::copy_data).
             bwlimit::set(cfg.bwlimit);
             xattrs::set(cfg.xattrs);
-            if let Some(b) = &cfg.backup {
-                backup::set(b.clone());
-            }
             run::run(&cfg)
         }
     };

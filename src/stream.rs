@@ -164,7 +164,7 @@ pub fn run(cfg: &Config, source: &LocalTree, dest: &LocalTree, rep: &Reporter) -
         },
         dst_tree: sync::dest_scan(cfg, &dst_sink, Some(&no_rules)),
         no_rules: &no_rules,
-        apply: ApplyOptions { owner: cfg.plan.owner, vanished_ok: false },
+        apply: ApplyOptions { owner: cfg.plan.owner, vanished_ok: false, backup: cfg.backup },
         in_order: cfg.dry_run || rep.prints_changes(),
         links_follow: false,
         totals: Mutex::new(Totals::default()),

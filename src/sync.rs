@@ -163,7 +163,8 @@ pub fn sync_once(
     } else if !plan.is_empty() {
         dest.create().map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
         rep.progress().start_copy(plan.totals.copies, plan.totals.copy_bytes);
-        let opts = crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false };
+        let opts =
+            crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false, backup: cfg.backup };
         dest.apply(&plan.root, b"", source, rep, opts).map_err(|e| {
             if e.kind() == std::io::ErrorKind::ConnectionAborted {
                 // The connection to a remote side was lost: its own line says so.
@@ -185,7 +186,11 @@ pub fn sync_once(
             rep,
             dry_run: cfg.dry_run,
             failures: &failures,
-            opts: crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false },
+            opts: crate::apply::ApplyOptions {
+                owner: cfg.plan.owner,
+                vanished_ok: false,
+                backup: cfg.backup,
+            },
         };
         pass.run(&dest_links, &links);
     }

@@ -743,3 +743,40 @@ fn two_mirrors_of_one_source_both_get_its_changes() {
     wait_synced(&w, &twin.src, &twin.dst, "twin, after the change");
     assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
 }
+
+/// `backup-dir` and `suffix` are per mirror: what each mirror deletes or overwrites is
+/// kept in its own directory.
+#[test]
+fn each_mirror_keeps_its_own_backup_dir() {
+    let sb = Sandbox::new();
+    let ms = mirrors(&sb, &["one", "two"]);
+    for m in &ms {
+        fs::write(m.src.join("second.txt"), format!("{} second\n", m.name)).expect("write");
+    }
+    let backup = |name: &str| sb.join(format!("{name}-backup"));
+    let cfg = sb.join("tandem.toml");
+    let all: Vec<&Mirror> = ms.iter().collect();
+    let text = config_text(WATCHING, &all, &|n| {
+        format!("backup-dir = \"{}\"\nsuffix = \".{n}\"", backup(n).display())
+    });
+    fs::write(&cfg, text).expect("cfg");
+    let w = spawn_service(&cfg, &sb.join("status.json"));
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, m.name);
+    }
+    for m in &ms {
+        fs::remove_file(m.src.join("first.txt")).expect("rm");
+        fs::write(m.src.join("second.txt"), format!("{} rewritten\n", m.name)).expect("write");
+    }
+    for m in &ms {
+        wait_synced(&w, &m.src, &m.dst, &format!("{}: a deletion and a rewrite", m.name));
+        let b = backup(m.name);
+        let kept = |f: &str| fs::read_to_string(b.join(format!("{f}.{}", m.name))).ok();
+        w.wait_for(&format!("{}'s backups", m.name), WAIT, |_| {
+            kept("first.txt").is_some() && kept("second.txt").is_some()
+        });
+        assert_eq!(kept("first.txt").as_deref(), Some(&*format!("{} first\n", m.name)), "{}", w.dump());
+        assert_eq!(kept("second.txt").as_deref(), Some(&*format!("{} second\n", m.name)), "{}", w.dump());
+    }
+    assert_eq!(w.stop(libc::SIGTERM, STOP_TIMEOUT).code(), Some(0), "{}", w.dump());
+}

@@ -124,7 +124,12 @@ pub trait Dest: Sync {
     /// `-H`: makes `link` another name of DEST's file `target` (a hard link), under a
     /// temporary name renamed into place when `link` exists (it is replaced, kept in
     /// `--backup-dir` first), directly when the name is free.
-    fn hard_link(&self, _target: &[u8], _link: &[u8]) -> io::Result<()> {
+    fn hard_link(
+        &self,
+        _target: &[u8],
+        _link: &[u8],
+        _backup: Option<&crate::backup::Backup>,
+    ) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "hard links are not supported on this DEST"))
     }
 
@@ -293,8 +298,13 @@ impl Dest for LocalTree {
         Ok((sys::from_stat(&st).0 == sys::RawKind::File).then_some(id))
     }
 
-    fn hard_link(&self, target: &[u8], link: &[u8]) -> io::Result<()> {
-        apply::hard_link_in(self, target, link)
+    fn hard_link(
+        &self,
+        target: &[u8],
+        link: &[u8],
+        backup: Option<&crate::backup::Backup>,
+    ) -> io::Result<()> {
+        apply::hard_link_in(self, target, link, backup)
     }
 
     fn fill_digests(

@@ -123,7 +123,7 @@ fn device_text(dev: u64) -> String {
 }
 
 fn apply_opts(cfg: &Config) -> ApplyOptions {
-    ApplyOptions { owner: cfg.plan.owner, vanished_ok: true }
+    ApplyOptions { owner: cfg.plan.owner, vanished_ok: true, backup: cfg.backup }
 }
 
 impl<'c> Mirror<'c> {

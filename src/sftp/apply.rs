@@ -35,6 +35,8 @@ struct Applier<'a> {
     rep: &'a Reporter,
     owner: bool,
     vanished_ok: bool,
+    /// `--backup-dir` (inside this remote DEST).
+    backup: Option<&'static crate::backup::Backup>,
     failures: Failures,
     /// Itemized changes in the dry run's path order (`ordered`), whatever order the
     /// requests are answered in.
@@ -59,6 +61,7 @@ pub fn apply(
         rep,
         owner: opts.owner,
         vanished_ok: opts.vanished_ok,
+        backup: opts.backup.filter(|b| b.remote),
         failures: Failures::default(),
         seq: Ordered::new(rep),
         slots,
@@ -158,7 +161,7 @@ impl Applier<'_> {
 
     /// `--backup-dir` (inside this remote DEST).
     fn backup(&self) -> Option<&'static crate::backup::Backup> {
-        crate::backup::get().filter(|b| b.remote)
+        self.backup
     }
 
     /// Where `rel` goes in the backup directory, its parents made (what is in the way
