@@ -69,11 +69,7 @@ struct Applier<'a> {
     /// Changes printed in path order.
     seq: Ordered<'a>,
     slots: Slots,
-    /// Mirror owner and group (root only).
-    owner: bool,
-    vanished_ok: bool,
-    /// `--backup-dir`: where what is deleted or overwritten goes.
-    backup: Option<&'static Backup>,
+    opts: ApplyOptions,
     failures: Failures,
 }
 
@@ -150,9 +146,7 @@ fn run_dir(
         links_follow,
         seq: Ordered::new(rep),
         slots,
-        owner: opts.owner,
-        vanished_ok: opts.vanished_ok,
-        backup: opts.backup,
+        opts,
         failures: Failures::default(),
     };
     let attrs_set = a.dir(src, dst, dp, base, 0);
@@ -205,7 +199,7 @@ pub fn hard_link_in(dest: &LocalTree, target: &[u8], link: &[u8], backup: Option
 
 impl Applier<'_> {
     fn attrs<'m>(&self, meta: &'m Meta) -> Attrs<'m> {
-        Attrs { meta, owner: self.owner }
+        Attrs { meta, owner: self.opts.owner }
     }
 
     /// Sets a symlink's own owner and mtime, except where that could reach its target.
@@ -305,7 +299,7 @@ impl Applier<'_> {
         match op {
             Op::Delete { name, dir, sub, keep, reason } => {
                 // --backup-dir: moved there whole (a directory in one rename) instead.
-                let backup = self.backup.filter(|_| *reason != DeleteReason::Temporary && !*keep);
+                let backup = self.opts.backup.filter(|_| *reason != DeleteReason::Temporary && !*keep);
                 match backup.map(|b| b.move_in(dst, name, &path)) {
                     Some(Ok(())) => self.seq.change(close, &path, &ChangeKind::Delete),
                     Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
@@ -347,8 +341,14 @@ impl Applier<'_> {
                 match copied {
                     Ok(bytes) => self.seq.change(slot, &path, &ChangeKind::Copy { bytes }),
                     Err((side, e)) => {
-                        if !vanished_before_copy(self.rep, &self.failures, self.vanished_ok, side, &path, &e)
-                        {
+                        if !vanished_before_copy(
+                            self.rep,
+                            &self.failures,
+                            self.opts.vanished_ok,
+                            side,
+                            &path,
+                            &e,
+                        ) {
                             self.fail(side, &path, &e)
                         }
                     }
@@ -524,7 +524,7 @@ impl Applier<'_> {
                 sys::set_new_file_attrs(df.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             }
             drop(df);
-            keep_replaced(self.backup, dst, name, replaced).map_err(|e| (Side::Dest, e))?;
+            keep_replaced(self.opts.backup, dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -555,7 +555,7 @@ impl Applier<'_> {
             }
             sys::set_new_file_attrs(out.as_fd(), self.attrs(&meta)).map_err(|e| (Side::Dest, e))?;
             drop(out);
-            keep_replaced(self.backup, dst, name, replaced).map_err(|e| (Side::Dest, e))?;
+            keep_replaced(self.opts.backup, dst, name, replaced).map_err(|e| (Side::Dest, e))?;
             temp.commit(name).map_err(|e| (Side::Dest, e))?;
             return Ok(n);
         }
@@ -589,7 +589,7 @@ impl Applier<'_> {
                 }
                 self.set_link_attrs(dst, t, meta)?;
             }
-            keep_replaced(self.backup, dst, name, replaced)?;
+            keep_replaced(self.opts.backup, dst, name, replaced)?;
             return temp.commit(name);
         }
     }

@@ -33,10 +33,7 @@ struct Applier<'a> {
     tree: &'a SftpTree,
     source: &'a dyn Source,
     rep: &'a Reporter,
-    owner: bool,
-    vanished_ok: bool,
-    /// `--backup-dir` (inside this remote DEST).
-    backup: Option<&'static crate::backup::Backup>,
+    opts: ApplyOptions,
     failures: Failures,
     /// Itemized changes in the dry run's path order (`ordered`), whatever order the
     /// requests are answered in.
@@ -55,17 +52,7 @@ pub fn apply(
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
     let slots = Slots::of(dp);
-    let a = Applier {
-        tree,
-        source,
-        rep,
-        owner: opts.owner,
-        vanished_ok: opts.vanished_ok,
-        backup: opts.backup.filter(|b| b.remote),
-        failures: Failures::default(),
-        seq: Ordered::new(rep),
-        slots,
-    };
+    let a = Applier { tree, source, rep, opts, failures: Failures::default(), seq: Ordered::new(rep), slots };
     tree.block(async {
         match tree.lstat(base).await? {
             Some(m) if m.file_type().is_some_and(|t| t.is_dir()) || base.is_empty() => {}
@@ -149,7 +136,7 @@ impl Applier<'_> {
             }
             if let Some(meta) = &dp.set_meta {
                 let _slot = self.tree.op_slots.acquire().await;
-                if let Err(e) = set_attrs(self.tree, &rel, meta, self.owner).await {
+                if let Err(e) = set_attrs(self.tree, &rel, meta, self.opts.owner).await {
                     self.fail(Side::Dest, here, &e);
                     return false;
                 }
@@ -161,7 +148,7 @@ impl Applier<'_> {
 
     /// `--backup-dir` (inside this remote DEST).
     fn backup(&self) -> Option<&'static crate::backup::Backup> {
-        self.backup
+        self.opts.backup.filter(|b| b.remote)
     }
 
     /// Where `rel` goes in the backup directory, its parents made (what is in the way
@@ -332,7 +319,7 @@ impl Applier<'_> {
                         if !crate::apply::vanished_before_copy(
                             rep,
                             failures,
-                            self.vanished_ok,
+                            self.opts.vanished_ok,
                             side,
                             &path,
                             &e,
@@ -356,7 +343,7 @@ impl Applier<'_> {
                 let _slot = self.tree.op_slots.acquire().await;
                 let r = match self.tree.lstat(&path).await {
                     Ok(Some(m)) if m.file_type().is_some_and(|t| t.is_file()) => {
-                        set_attrs(self.tree, &path, meta, self.owner).await
+                        set_attrs(self.tree, &path, meta, self.opts.owner).await
                     }
                     Ok(_) => Err(io::Error::other("entry changed type during the sync")),
                     Err(e) => Err(e),
@@ -536,12 +523,12 @@ impl Applier<'_> {
         // The server sets the owner after the mode, and a chown clears set-id bits:
         // with those bits, the owner goes first, on its own.
         let set_id = meta.mode & 0o6000 != 0;
-        if self.owner && set_id {
+        if self.opts.owner && set_id {
             file.set_metadata(MetaDataBuilder::new().id((meta.uid, meta.gid)).create())
                 .await
                 .map_err(dest)?;
         }
-        let attrs = attrs_of(meta, self.owner && !set_id).map_err(|e| (Side::Source, e))?;
+        let attrs = attrs_of(meta, self.opts.owner && !set_id).map_err(|e| (Side::Source, e))?;
         file.set_metadata(attrs).await.map_err(dest)?;
         match file.close().await {
             Ok(()) => Ok(Some(n)),
@@ -589,8 +576,9 @@ impl Applier<'_> {
         }
         buf.truncate(n);
         let set_id = meta.mode & 0o6000 != 0;
-        let ids = (self.owner && set_id).then(|| MetaDataBuilder::new().id((meta.uid, meta.gid)).create());
-        let attrs = attrs_of(meta, self.owner && !set_id).map_err(|e| (Side::Source, e))?;
+        let ids =
+            (self.opts.owner && set_id).then(|| MetaDataBuilder::new().id((meta.uid, meta.gid)).create());
+        let attrs = attrs_of(meta, self.opts.owner && !set_id).map_err(|e| (Side::Source, e))?;
         let (mut w, mut i, mut a) = (file.clone(), file.clone(), file.clone());
         let data = bytes::Bytes::from(buf);
         let (wrote, owned, set) = futures_util::join!(
