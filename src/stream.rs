@@ -288,7 +288,8 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
     // Only the names of subdirectories are kept (most entries are files).
     let mut has_rules = false;
     let mut dirs: Vec<Box<[u8]>> = Vec::new();
-    let listed = sys::each_entry(dir, |name, kind| {
+    let listed = sys::each_name(dir, |name, kind| {
+        let name = name.to_bytes();
         has_rules |= name == ignore::IGNORE_FILE;
         let is_dir = match kind {
             Some(k) => k == RawKind::Dir,
@@ -297,6 +298,7 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
         if is_dir {
             dirs.push(name.into());
         }
+        true
     });
     if listed.is_err() {
         return;

@@ -222,17 +222,6 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Listed>> {
     Ok(out)
 }
 
-/// [`list_dir`] without collecting: `f` sees each entry's name and kind (as the
-/// directory entry tells it), and nothing is allocated per entry. `f` must not list a
-/// directory itself.
-pub fn each_entry(dir: BorrowedFd<'_>, mut f: impl FnMut(&[u8], Option<RawKind>)) -> io::Result<()> {
-    each_name(dir, |name, kind| {
-        f(name.to_bytes(), kind);
-        true
-    })?;
-    Ok(())
-}
-
 /// Puts an open directory's listing back at its start (after [`each_name`] read it).
 pub fn rewind_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
     rfs::seek(dir, rfs::SeekFrom::Start(0))?;
