@@ -193,7 +193,8 @@ impl<'c> Mirror<'c> {
     /// taken directory by directory: each directory is opened once, its rules judged
     /// once, and its named entries compared in one plan.
     pub fn dest_drift(&self, mut paths: Vec<Vec<u8>>) -> Vec<Target> {
-        paths.retain(|rel| !rel.is_empty() && !sys::is_temp_name(split_last(rel).1));
+        // (tandem's own temporaries never get here: DEST's watcher drops them.)
+        paths.retain(|rel| !rel.is_empty());
         paths.sort_unstable_by(|a, b| split_last(a).cmp(&split_last(b)));
         paths.dedup();
         let mut out = Vec::new();

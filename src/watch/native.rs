@@ -234,21 +234,19 @@ fn deliver(tx: &Sender<Signal>, tree: Tree, mut ev: notify::Event) {
         Tree::Source => Signal::Paths(p),
         Tree::Dest => Signal::DestPaths(p),
     };
+    let is_temp = |p: &PathBuf| {
+        p.file_name().is_some_and(|n| crate::sys::is_temp_name(crate::relpath::path_bytes(Path::new(n))))
+    };
     // (A rename from one of tandem's temporaries is a file being put in place:
     // no directory to watch, no stat needed.)
-    let from_temp = ev.paths.len() == 2
-        && ev.paths[0]
-            .file_name()
-            .is_some_and(|n| crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n))));
+    let from_temp = ev.paths.len() == 2 && is_temp(&ev.paths[0]);
     if tree == Tree::Dest && !ev.need_rescan() {
         // tandem's own temporaries come and go in DEST (created, written, given
         // attributes, renamed into place): nothing to compare, so they are not
-        // even sent; a rename from one leaves its final name.
-        ev.paths.retain(|p| {
-            !p.file_name().is_some_and(|n| {
-                crate::sys::is_temp_name(crate::relpath::path_bytes(std::path::Path::new(n)))
-            })
-        });
+        // even sent; a rename from one leaves its final name. (inotify drops them
+        // before this, `watcher_config`; this is where every backend does, and the
+        // one place the loop relies on.)
+        ev.paths.retain(|p| !is_temp(p));
         if ev.paths.is_empty() {
             return;
         }

@@ -527,11 +527,8 @@ fn add_targets(
             // Compared with what is held once the drain is over, each path once.
             for p in paths {
                 let Ok(r) = p.strip_prefix(&cfg.dest) else { continue };
-                let r = path_bytes(r);
-                // (tandem's own temporaries come and go: nothing to compare.)
-                if !crate::sys::is_temp_name(crate::relpath::split_last(r).1) {
-                    dest_changed.insert(r.to_vec());
-                }
+                // (tandem's own temporaries never get here: DEST's handler drops them.)
+                dest_changed.insert(path_bytes(r).to_vec());
             }
         }
         Signal::DestAll(why) => {
