@@ -231,8 +231,8 @@ impl EventLoop {
 
                             // tandem: the events of ignored names are dropped before
                             // anything is built for them; a rename from one is the
-                            // creation of its new name.
-                            let mut from_ignored = false;
+                            // creation of its new name (handled as one below).
+                            let mut event = event;
                             if let (Some(ignore), Some(name)) = (self.ignore_name, event.name) {
                                 use std::os::unix::ffi::OsStrExt;
                                 if ignore(name.as_bytes()) {
@@ -245,7 +245,8 @@ impl EventLoop {
                                     && self.ignored_cookie == Some(event.cookie)
                                 {
                                     self.ignored_cookie = None;
-                                    from_ignored = true;
+                                    event.mask.remove(EventMask::MOVED_TO);
+                                    event.mask.insert(EventMask::CREATE);
                                 }
                             }
 
@@ -264,19 +265,7 @@ impl EventLoop {
 
                             let mut evs = Vec::new();
 
-                            if from_ignored {
-                                evs.push(
-                                    Event::new(EventKind::Create(
-                                        if event.mask.contains(EventMask::ISDIR) {
-                                            CreateKind::Folder
-                                        } else {
-                                            CreateKind::File
-                                        },
-                                    ))
-                                    .add_path(path.clone()),
-                                );
-                                add_watch_by_event(&path, &event, &self.watches, &mut add_watches);
-                            } else if event.mask.contains(EventMask::MOVED_FROM) {
+                            if event.mask.contains(EventMask::MOVED_FROM) {
                                 remove_watch_by_event(&path, &self.watches, &mut remove_watches);
 
                                 let event = Event::new(EventKind::Modify(ModifyKind::Name(
