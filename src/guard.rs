@@ -18,7 +18,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::ignore::Rules;
+use crate::ignore::{Chain, Rules};
 use crate::plan::chain_for;
 use crate::relpath::rel_path;
 use crate::snapshot::{Entry, RuleMap};
@@ -98,14 +98,33 @@ impl Guards {
         rule_files: &RuleMap,
         dst: &[Entry],
     ) -> Result<(), Refusal> {
+        let root_rules = chain_for(rule_files, b"");
+        let count = || dst.iter().map(Entry::count).sum();
+        self.empty_source_root(rules, source, dest, src, &root_rules, dst, count)
+    }
+
+    /// The empty-SOURCE guard judged on the roots' own entries (`src`, `dst`) with the
+    /// rules in force at the root; `dest_entries` says how many entries DEST holds in
+    /// all, asked only when it holds any that are mirrored (a streaming run reads DEST
+    /// whole for it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn empty_source_root(
+        &self,
+        rules: &Rules,
+        source: &Path,
+        dest: &str,
+        src: &[Entry],
+        root_rules: &Chain,
+        dst: &[Entry],
+        dest_entries: impl FnOnce() -> u64,
+    ) -> Result<(), Refusal> {
         if !src.is_empty() || self.allow_empty_source {
             return Ok(());
         }
-        let root_rules = chain_for(rule_files, b"");
         let dest_holds = dst.iter().any(|e| {
-            !crate::sys::is_temp_name(&e.name) && !rules.excluded(&root_rules, rel_path(&e.name), e.is_dir())
+            !crate::sys::is_temp_name(&e.name) && !rules.excluded(root_rules, rel_path(&e.name), e.is_dir())
         });
-        let dest_entries = dst.iter().map(Entry::count).sum();
-        self.empty_source(source, dest, true, dest_holds, dest_entries)
+        let n = if dest_holds { dest_entries() } else { 0 };
+        self.empty_source(source, dest, true, dest_holds, n)
     }
 }

@@ -191,13 +191,13 @@ pub fn run(cfg: &Config, source: &LocalTree, dest: &LocalTree, rep: &Reporter) -
     } else {
         (None, Dst::Missing, Vec::new())
     };
-    // The empty-SOURCE guard, on the root level (as `guard::Guards::empty_source_plan`).
-    if src.is_empty() && !cfg.guards.allow_empty_source && existed {
-        let holds = dst_entries.iter().any(|e| {
-            !sys::is_temp_name(&e.name) && !cfg.rules.excluded(&inner, rel_path(&e.name), e.is_dir())
-        });
-        let count = if holds { count_dest(&s, dest, &inner) } else { 0 };
-        cfg.guards.empty_source(&cfg.source, &dest.shown(), true, holds, count).map_err(sync::refuse)?;
+    // The empty-SOURCE guard, on the root level (DEST read whole only to say how much
+    // it holds, when it refuses).
+    if existed {
+        let count = || count_dest(&s, dest, &inner);
+        cfg.guards
+            .empty_source_root(&cfg.rules, &cfg.source, &dest.shown(), &src, &inner, &dst_entries, count)
+            .map_err(sync::refuse)?;
     }
     if !existed && !cfg.dry_run {
         dest.create().map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
