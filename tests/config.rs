@@ -80,15 +80,22 @@ const WATCHING: &str = "watch = true\ndebounce = \"50ms\"";
 /// `status.json` in the sandbox), once each mirror's first sync is in DEST.
 fn watching_service(sb: &Sandbox, names: &[&'static str]) -> (Vec<Mirror>, PathBuf, PathBuf, Proc) {
     let ms = mirrors(sb, names);
+    let (cfg, status, w) = watch_mirrors(sb, &ms, &|_| String::new());
+    (ms, cfg, status, w)
+}
+
+/// A watching service of the mirrors `ms` (each `[[sync]]` with its `extra` lines),
+/// started, every first sync waited for.
+fn watch_mirrors(sb: &Sandbox, ms: &[Mirror], extra: &dyn Fn(&str) -> String) -> (PathBuf, PathBuf, Proc) {
     let cfg = sb.join("tandem.toml");
     let status = sb.join("status.json");
     let all: Vec<&Mirror> = ms.iter().collect();
-    fs::write(&cfg, config_text(WATCHING, &all, &|_| String::new())).expect("cfg");
+    fs::write(&cfg, config_text(WATCHING, &all, extra)).expect("cfg");
     let w = spawn_service(&cfg, &status);
-    for m in &ms {
+    for m in ms {
         wait_synced(&w, &m.src, &m.dst, m.name);
     }
-    (ms, cfg, status, w)
+    (cfg, status, w)
 }
 
 #[allow(non_snake_case)]
@@ -754,16 +761,8 @@ fn each_mirror_keeps_its_own_backup_dir() {
         fs::write(m.src.join("second.txt"), format!("{} second\n", m.name)).expect("write");
     }
     let backup = |name: &str| sb.join(format!("{name}-backup"));
-    let cfg = sb.join("tandem.toml");
-    let all: Vec<&Mirror> = ms.iter().collect();
-    let text = config_text(WATCHING, &all, &|n| {
-        format!("backup-dir = \"{}\"\nsuffix = \".{n}\"", backup(n).display())
-    });
-    fs::write(&cfg, text).expect("cfg");
-    let w = spawn_service(&cfg, &sb.join("status.json"));
-    for m in &ms {
-        wait_synced(&w, &m.src, &m.dst, m.name);
-    }
+    let extra = |n: &str| format!("backup-dir = \"{}\"\nsuffix = \".{n}\"", backup(n).display());
+    let (_cfg, _status, w) = watch_mirrors(&sb, &ms, &extra);
     for m in &ms {
         fs::remove_file(m.src.join("first.txt")).expect("rm");
         fs::write(m.src.join("second.txt"), format!("{} rewritten\n", m.name)).expect("write");
