@@ -65,6 +65,10 @@ pub trait Progress: Send + Sync {
     fn current(&self, _path: &[u8]) {}
     /// Watch mode: waiting for changes; `text` describes the strategy and last sync.
     fn status(&self, _text: &str) {}
+    /// Whether it shows totals planned (a streaming run then needs every size).
+    fn shows_totals(&self) -> bool {
+        false
+    }
     /// Runs `f` (which prints) with the display out of the way.
     fn suspend(&self, f: &mut dyn FnMut()) {
         f()
@@ -286,6 +290,10 @@ impl Progress for Display {
             current: String::new(),
             streaming: true,
         });
+    }
+
+    fn shows_totals(&self) -> bool {
+        true
     }
 
     fn planned(&self, more_files: u64, more_bytes: u64) {

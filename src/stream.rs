@@ -103,6 +103,11 @@ struct Stream<'a> {
     apply: ApplyOptions,
     /// Changes are printed: directories one after the other, in path order.
     in_order: bool,
+    /// The size of every file is wanted before it is copied (changes printed or
+    /// listed, a progress display's totals): a level copied into a directory DEST
+    /// does not have is then stat'ed whole; otherwise its copies read the files'
+    /// attributes from the files they open (`Scanner::level_of`).
+    sizes: bool,
     links_follow: bool,
     totals: Mutex<Totals>,
     conflicts: AtomicU64,
@@ -166,6 +171,7 @@ pub fn run(cfg: &Config, source: &LocalTree, dest: &LocalTree, rep: &Reporter) -
         no_rules: &no_rules,
         apply: ApplyOptions { owner: cfg.plan.owner, vanished_ok: false, backup: cfg.backup },
         in_order: cfg.dry_run || rep.prints_changes(),
+        sizes: cfg.dry_run || rep.prints_changes() || rep.progress().shows_totals(),
         links_follow: false,
         totals: Mutex::new(Totals::default()),
         conflicts: AtomicU64::new(0),
@@ -353,8 +359,9 @@ impl Stream<'_> {
         if sys::stopping() {
             return;
         }
+        let stat_files = self.sizes || matches!(dst, Dst::Existing(_)) || self.cfg.plan.checksum;
         let listed = match &sfd {
-            Some(fd) => self.scanner.level(fd.as_fd(), rel, chain),
+            Some(fd) => self.scanner.level_of(fd.as_fd(), rel, chain, stat_files),
             None => Ok((Vec::new(), chain.clone())),
         };
         let Ok((src, inner)) = listed else {

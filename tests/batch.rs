@@ -984,3 +984,46 @@ fn rule_file_in_an_excluded_directory_is_not_read() {
         src.remove(bad);
     }
 }
+
+/// A directory DEST does not have is copied whole, its files' attributes read from the
+/// files as they are opened (no stat of each during the listing): modes, mtimes, sizes,
+/// empty and sparse files come out the same as from a run that lists every size
+/// (`--progress lines`, `-v`), and the summaries count the same bytes.
+#[test]
+fn files_of_new_directories_keep_their_attributes_however_they_are_listed() {
+    let sb = Sandbox::new_fast();
+    let src = sb.src_tree();
+    src.file_mode("a/private", "secret\n", 0o600)
+        .file_mode("a/tool", "#!/bin/sh\n", 0o755)
+        .file_mode("a/b/frozen", "read only\n", 0o444)
+        .file("a/b/empty", "")
+        .file("a/b/c/d/deep", "deep\n")
+        .symlink("a/b/link", "../private")
+        .mtime("a/tool", 1_000_000_000, 123_456_789);
+    let sparse = sb.src().join("a/b/sparse");
+    let f = fs::File::create(&sparse).unwrap();
+    f.set_len(8 << 20).unwrap();
+    drop(f);
+    src.stamp_all();
+    let plain = sb.path().join("plain");
+    let listed = sb.path().join("listed");
+    let r1 = run([sb.src(), plain.clone()]);
+    r1.ok();
+    let src_arg = sb.src();
+    let r2 = run([
+        src_arg.as_os_str(),
+        listed.as_os_str(),
+        "-v".as_ref(),
+        "--progress".as_ref(),
+        "lines".as_ref(),
+    ]);
+    r2.ok();
+    assert_trees_equal(&sb.src(), &plain);
+    assert_trees_equal(&sb.src(), &listed);
+    let bytes = |r: &Run| {
+        let line = r.stderr.lines().find(|l| l.contains("files copied")).unwrap_or_default().to_string();
+        line.split("files copied").nth(1).and_then(|t| t.split(',').next()).unwrap_or_default().to_string()
+    };
+    assert_eq!(bytes(&r1), bytes(&r2), "summaries differ:\n{}\n---\n{}", r1.stderr, r2.stderr);
+    assert!(fs::metadata(plain.join("a/b/sparse")).unwrap().blocks() < 1024, "sparse file filled in");
+}
