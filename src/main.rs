@@ -17,7 +17,7 @@
 //!   link pass after a plan), `snapshot`;
 //! - output: `report` (what the user is told), `progress`, `counts`, `outcome` (what
 //!   failed, handed back to callers), `manual` (the `--man` page);
-//! - foundations: `ignore`, `relpath`, `sys` (every system call), `bwlimit` (the
+//! - foundations: `ignore`, `join` (awaiting many futures of one task), `relpath`, `sys` (every system call), `bwlimit` (the
 //!   shared bucket of `--bwlimit`), `lock`, `exit`;
 //! - settings: `cli` (arguments as typed) → `config` (resolved, validated) →
 //!   `config_file` (`--config FILE`: each mirror's keys turned into flags, parsed and
@@ -37,6 +37,7 @@ mod exit;
 mod guard;
 mod hardlink;
 mod ignore;
+mod join;
 mod lock;
 mod manual;
 mod mirror;

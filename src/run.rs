@@ -39,7 +39,21 @@ pub fn run(cfg: &Config) -> Exit {
     crate::sys::install_stop_handlers();
     let rep = Reporter::new(cfg.output, &cfg.source.display().to_string(), &cfg.dest.display().to_string());
     let t = std::time::Instant::now();
-    let result = match Sides::open(cfg) {
+    // A one-shot run from this machine to a remote DEST scans SOURCE while it connects.
+    let early = cfg.watch.is_none()
+        && cfg.remote_source.is_none()
+        && (cfg.remote_dest.is_some() || cfg.s3_dest.is_some());
+    let (opened, ahead) = if early {
+        let source = LocalTree::new(&cfg.source);
+        std::thread::scope(|s| {
+            let scan = s.spawn(|| pool.install(|| crate::sync::scan_ahead(cfg, &source, &rep)));
+            let opened = Sides::open(cfg);
+            (opened, scan.join().ok())
+        })
+    } else {
+        (Sides::open(cfg), None)
+    };
+    let result = match opened {
         Ok(sides) => {
             if cfg.remote_source.is_some() || cfg.remote_dest.is_some() || cfg.s3_dest.is_some() {
                 rep.debug(&format!("connected in {:.3}s", t.elapsed().as_secs_f64()));
@@ -48,7 +62,7 @@ pub fn run(cfg: &Config) -> Exit {
             let (source, dest) = (sides.source(), sides.dest());
             pool.install(|| match &cfg.watch {
                 Some(w) => crate::watch::schedule::watch(cfg, w, source, dest, &rep, &Default::default()),
-                None => crate::stream::one_shot(cfg, source, dest, &rep),
+                None => crate::stream::one_shot(cfg, source, dest, &rep, ahead),
             })
         }
         Err(f) => Err(f),

@@ -152,7 +152,7 @@ fn run_pair(cfg: &crate::config::Config, rep: &Reporter, ctl: &Control) -> Exit 
                 Some(w) => crate::watch::schedule::watch(cfg, w, sides.source(), sides.dest(), rep, ctl),
                 None => {
                     ctl.update(|s| s.state = "syncing");
-                    crate::stream::one_shot(cfg, sides.source(), sides.dest(), rep)
+                    crate::stream::one_shot(cfg, sides.source(), sides.dest(), rep, None)
                 }
             }
         });

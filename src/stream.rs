@@ -130,10 +130,17 @@ impl ScanSink for PatternsOnly<'_> {
 /// A one-shot run: streamed between two local trees; with a remote side (which
 /// lists whole trees its own way) or `-H` (link groups need every inode of both
 /// trees first), `sync::sync_once`'s whole-tree pipeline.
-pub fn one_shot(cfg: &Config, source: &dyn Source, dest: &dyn Dest, rep: &Reporter) -> Result<Exit, Failure> {
+/// `ahead`: SOURCE already scanned for the whole-tree pipeline (`sync::scan_ahead`).
+pub fn one_shot(
+    cfg: &Config,
+    source: &dyn Source,
+    dest: &dyn Dest,
+    rep: &Reporter,
+    ahead: Option<sync::Ahead>,
+) -> Result<Exit, Failure> {
     match (source.local(), dest.local(), cfg.hard_links) {
         (Some(src), Some(dst), false) => run(cfg, src, dst, rep),
-        _ => sync::sync_once(cfg, source, dest, rep),
+        _ => sync::sync_once(cfg, source, dest, rep, ahead),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::guard::Refusal;
 use crate::hardlink;
 use crate::plan::{self, Plan};
 use crate::report::{Reporter, Side, SideSink};
-use crate::snapshot::{RuleMap, ScanOptions, Snapshot};
+use crate::snapshot::{RuleMap, ScanOptions, ScanSink, Snapshot};
 use crate::source::Source;
 
 /// How SOURCE is scanned: special files reported, ignore rules applied (and explained),
@@ -72,10 +72,20 @@ fn scan_both(
     source: &dyn Source,
     dest: &dyn Dest,
     rep: &Reporter,
+    ahead: Option<Ahead>,
 ) -> Result<(Snapshot, Option<Snapshot>), Failure> {
     let src_sink = SideSink { reporter: rep, side: Side::Source, count: true, failures: None };
     let dst_sink = SideSink { reporter: rep, side: Side::Dest, count: false, failures: None };
-    let src = source.scan(source_scan(cfg, &src_sink, None));
+    let src = match ahead {
+        Some(Ahead(src)) => {
+            // Counted now that it is used (a run whose connection failed scanned nothing).
+            if let Ok(s) = &src {
+                src_sink.scanned(s.count());
+            }
+            src
+        }
+        None => source.scan(source_scan(cfg, &src_sink, None)),
+    };
     // DEST is read after SOURCE, so that SOURCE's rules can keep the scan out of
     // excluded directories (protected anyway, unless --delete-excluded).
     let dst = match &src {
@@ -107,18 +117,34 @@ pub fn planned_text(t: &plan::Totals) -> String {
     )
 }
 
+/// SOURCE (on this machine) scanned ahead, while DEST's connection was being made
+/// (see [`scan_ahead`]).
+pub struct Ahead(std::io::Result<Snapshot>);
+
+/// Scans the local SOURCE `source` as the whole-tree pipeline would, ahead of DEST:
+/// run while a remote DEST connects (ssh's key exchange and session take a few
+/// tenths of a second, as long as a scan of tens of thousands of entries), so that
+/// a one-shot run to another host pays for the longer of the two, not both.
+pub fn scan_ahead(cfg: &Config, source: &crate::tree::LocalTree, rep: &Reporter) -> Ahead {
+    rep.progress().scanning();
+    // (Its entries are counted when it is used: `scan_both`.)
+    let src_sink = SideSink { reporter: rep, side: Side::Source, count: false, failures: None };
+    Ahead(source.scan(source_scan(cfg, &src_sink, None)))
+}
+
 /// The whole-tree batch pipeline (a remote side, or `-H`; two local trees stream
 /// instead: `stream::one_shot`). Returns how it ended: in sync, or with per-entry
-/// errors.
+/// errors. `ahead`: SOURCE already scanned ([`scan_ahead`]).
 pub fn sync_once(
     cfg: &Config,
     source: &dyn Source,
     dest: &dyn Dest,
     rep: &Reporter,
+    ahead: Option<Ahead>,
 ) -> Result<Exit, Failure> {
     rep.progress().scanning();
     let t = Instant::now();
-    let (src, dst) = scan_both(cfg, source, dest, rep)?;
+    let (src, dst) = scan_both(cfg, source, dest, rep, ahead)?;
     rep.debug(&format!(
         "scanned {} + {} entries in {:.3}s",
         src.count(),

@@ -18,7 +18,7 @@ use std::io::{self, Read};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
-use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 
@@ -218,7 +218,7 @@ pub fn rename(tree: &S3Tree, from: &[u8], to: &[u8]) -> io::Result<()> {
                 tree.copy_key(&o.key, &to, None).await
             })
         });
-        for r in join_all(copies).await {
+        for r in crate::join::all(copies).await {
             r?;
         }
         // Objects first, then the markers, deepest first.
@@ -227,7 +227,7 @@ pub fn rename(tree: &S3Tree, from: &[u8], to: &[u8]) -> io::Result<()> {
             let _slot = tree.op_slots.acquire().await.map_err(io::Error::other)?;
             tree.delete_key(&o.key).await
         });
-        for r in join_all(deletes).await {
+        for r in crate::join::all(deletes).await {
             r?;
         }
         let mut markers = markers;
@@ -256,8 +256,8 @@ impl Applier<'_> {
             let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
             let ops = self.slots.numbered(dp, slot);
             let (deletes, rest) = ops.split_at(n_del);
-            join_all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
-            join_all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
+            crate::join::all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
+            crate::join::all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
             if sys::stopping() {
                 return false;
             }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use aws_sdk_s3::primitives::DateTime;
-use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 
 use super::cache::Cached;
@@ -49,7 +49,8 @@ fn list_tree<'a>(
     async move {
         let (mut objects, prefixes) = list_page_all(tree, &prefix, delimited > 0).await?;
         let subs =
-            join_all(prefixes.into_iter().map(|p| list_tree(tree, p, delimited.saturating_sub(1)))).await;
+            crate::join::all(prefixes.into_iter().map(|p| list_tree(tree, p, delimited.saturating_sub(1))))
+                .await;
         for s in subs {
             objects.extend(s?);
         }
@@ -257,7 +258,7 @@ async fn judge_level(
     node: &Node,
     chain: &Chain,
 ) -> Result<(Vec<Entry>, Chain), ()> {
-    let files = join_all(node.files.iter().map(|(name, l)| async move {
+    let files = crate::join::all(node.files.iter().map(|(name, l)| async move {
         match tree.known(l).await {
             Ok(k) => Some(Entry {
                 name: name.clone(),
@@ -274,7 +275,7 @@ async fn judge_level(
             }
         }
     }));
-    let dirs = join_all(node.dirs.iter().map(|(name, n)| async move {
+    let dirs = crate::join::all(node.dirs.iter().map(|(name, n)| async move {
         match dir_meta(tree, n.marker.as_ref()).await {
             Ok(meta) => Entry { name: name.clone(), meta, kind: Kind::Dir(Vec::new()) },
             Err(e) => {
@@ -310,7 +311,7 @@ fn subtree<'a>(
     async move {
         let (mut entries, chain) = judge_level(tree, scanner, &rel, node, &chain).await.ok()?;
         let (chain, rel) = (&chain, &rel);
-        join_all(entries.iter_mut().filter(|e| matches!(e.kind, Kind::Dir(_))).map(|e| async move {
+        crate::join::all(entries.iter_mut().filter(|e| matches!(e.kind, Kind::Dir(_))).map(|e| async move {
             let path = join(rel, &e.name);
             let Some(sub) = node.dirs.get(&e.name) else { return };
             if scanner.prunes(chain, &path) {

@@ -12,7 +12,7 @@
 
 use std::io::{self, Read};
 
-use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use openssh_sftp_client::file::File;
@@ -129,8 +129,8 @@ impl Applier<'_> {
             let n_del = dp.ops.iter().take_while(|op| op.is_delete()).count();
             let ops = self.slots.numbered(dp, slot);
             let (deletes, rest) = ops.split_at(n_del);
-            join_all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
-            join_all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
+            crate::join::all(deletes.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
+            crate::join::all(rest.iter().map(|&(s, op)| self.op(op, &rel, s))).await;
             if self.halted() {
                 return false;
             }
@@ -414,7 +414,7 @@ impl Applier<'_> {
                 Err(e) => return self.fail(Side::Dest, path, &e),
             };
             let paths: Vec<Vec<u8>> = children.iter().map(|c| join(path, c)).collect();
-            join_all(paths.iter().map(|p| self.remove_any(p, slot))).await;
+            crate::join::all(paths.iter().map(|p| self.remove_any(p, slot))).await;
             if self.halted() {
                 return;
             }

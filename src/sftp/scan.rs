@@ -5,7 +5,7 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
-use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use openssh_sftp_client::metadata::MetaData;
 
@@ -181,7 +181,7 @@ async fn level(
             return Err(());
         }
     };
-    let entries = join_all(listed.into_iter().map(|(name, md)| async move {
+    let entries = crate::join::all(listed.into_iter().map(|(name, md)| async move {
         let path = join(rel, &name);
         match to_entry(tree, &path, name, &md).await {
             Ok(e) => e,
@@ -215,7 +215,7 @@ fn subtree<'a>(
         let (mut entries, chain) = level(tree, scanner, &rel, &chain).await.ok()?;
         let chain = &chain;
         let rel = &rel;
-        join_all(entries.iter_mut().filter(|e| e.is_dir()).map(|e| async move {
+        crate::join::all(entries.iter_mut().filter(|e| e.is_dir()).map(|e| async move {
             let path = join(rel, &e.name);
             if scanner.prunes(chain, &path) {
                 e.kind = Kind::Unreadable;
