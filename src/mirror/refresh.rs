@@ -40,6 +40,25 @@ pub struct Ctx<'a> {
     pub refused: Mutex<Option<Refusal>>,
 }
 
+/// The held listing as the planner needs it against SOURCE's `new` (paired by
+/// `slots`): directories that SOURCE still has as directories without their children
+/// (a one-level plan compares only their own attributes), the others whole (their
+/// deletion counts, and is planned, children first).
+fn held_listing(held: &Dir, new: &[Entry], slots: &[Slot]) -> Vec<Entry> {
+    let mut still_dir = vec![false; held.len()];
+    for (e, s) in new.iter().zip(slots) {
+        if let Some(j) = s.held {
+            still_dir[j] = e.is_dir();
+        }
+    }
+    (0..held.len())
+        .map(|j| match still_dir[j] {
+            true => held.entry(j),
+            false => held.entry_deep(j),
+        })
+        .collect()
+}
+
 /// One target's look at SOURCE.
 pub struct Look<'a> {
     pub ctx: &'a Ctx<'a>,
@@ -126,8 +145,10 @@ impl Look<'_> {
         });
         // Plan this level (directory pairs: their own attributes only).
         let level = Level { base: rel, chain: &chain, rule_files: self.rule_files, deep: false };
+        let held_listing = held_listing(held, &new, &slots);
         let mut dp =
-            plan::plan_level(&src_meta, &new, Some(meta), &held.listing(), &ctx.held_opts, &level).root;
+            plan::plan_level(&src_meta, &new, Some(meta), &held_listing, &ctx.held_opts, &level).root;
+        drop(held_listing);
         // A directory replaced by another one (new inode): diff the new tree against
         // what DEST holds there.
         for (e, s) in new.iter().zip(&slots) {
