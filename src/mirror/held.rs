@@ -25,10 +25,13 @@
 //! So no arena ever holds garbage and there is nothing to compact: what a removed or
 //! replaced entry held is freed with the old listing.
 //!
-//! The scanner and planner work on [`Entry`] listings: [`Dir::listing`] materializes
-//! one directory level (directories without their children), [`Dir::entries`] a
-//! whole subtree (only where the code needs one: a removed or replaced directory, a
-//! rename's planning, `-H`'s link groups). An idle poll cycle compares fresh stats
+//! The scanner and planner work on [`Entry`] listings: [`Dir::entry`] materializes
+//! one entry (a directory without its children), [`Dir::entries`] a whole subtree,
+//! only where the code needs one: a held directory that SOURCE removed or replaced
+//! (its deletion is planned children first, and counted for `--max-delete`), a
+//! rename's planning, a repair's directories missing in DEST, `-H`'s link groups. A
+//! changed level is planned against its held listing materialized that way; an
+//! unchanged one is not materialized at all. An idle poll cycle compares fresh stats
 //! with the packed slots in place ([`HeldLevel`] for [`Scanner::unchanged_level`]),
 //! allocating nothing per entry.
 //!
@@ -399,6 +402,7 @@ impl Dir {
     }
 
     /// This level as entries, directories without their children.
+    #[cfg(test)]
     pub fn listing(&self) -> Vec<Entry> {
         (0..self.len()).map(|j| self.entry(j)).collect()
     }
