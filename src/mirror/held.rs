@@ -29,7 +29,8 @@
 //! one entry (a directory without its children), [`Dir::entries`] a whole subtree,
 //! only where the code needs one: a held directory that SOURCE removed or replaced
 //! (its deletion is planned children first, and counted for `--max-delete`), a
-//! rename's planning, a repair's directories missing in DEST, `-H`'s link groups. A
+//! rename's planning, a repair's directories missing in DEST. (`-H`'s link groups
+//! are found in the slots themselves, [`Held::link_candidates`].) A
 //! changed level is planned against its held listing materialized that way; an
 //! unchanged one is not materialized at all. An idle poll cycle compares fresh stats
 //! with the packed slots in place ([`HeldLevel`] for [`Scanner::unchanged_level`]),
@@ -40,7 +41,7 @@
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::relpath::{is_within, split_last};
+use crate::relpath::{is_within, join, split_last};
 #[cfg(test)]
 use crate::snapshot::Snapshot;
 use crate::snapshot::{Digest, Entry, HeldLevel, Kind, RuleMap};
@@ -518,6 +519,22 @@ impl Dir {
             .collect()
     }
 
+    /// Calls `f(path, ino)` for every regular file here (at `rel`) and below, in path
+    /// order; `path()` makes the file's path.
+    fn each_file(&self, rel: &[u8], f: &mut EachFile<'_>) {
+        for (j, s) in self.slots.iter().enumerate() {
+            match s.kind {
+                FILE => f(&|| join(rel, self.name(j)), s.ino),
+                DIR => {
+                    if let Some(d) = self.sub(j) {
+                        d.each_file(&join(rel, self.name(j)), f);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Adds the number of times each of `wanted`'s inodes is held here and below
     /// (symlinks aside) to `seen`.
     fn count_inos(&self, wanted: &FxHashSet<u64>, seen: &mut FxHashMap<u64, u32>) {
@@ -551,6 +568,9 @@ impl HeldLevel for Dir {
     }
 }
 
+/// What [`Dir::each_file`] calls: `(path, ino)`, `path()` making the file's path.
+type EachFile<'a> = dyn FnMut(&dyn Fn() -> Vec<u8>, u64) + 'a;
+
 /// The held tree (see the module doc).
 #[derive(Debug, Default)]
 pub struct Held {
@@ -567,15 +587,10 @@ impl Held {
         Held { root: as_held(&s.root), top: Dir::from_entries(s.entries), rule_files: s.rule_files }
     }
 
-    /// The whole tree as a snapshot (tests; `-H`'s link groups use [`Held::entries`]).
+    /// The whole tree as a snapshot.
     #[cfg(test)]
     pub fn to_snapshot(&self) -> Snapshot {
         Snapshot { root: self.root, entries: self.top.entries(), rule_files: self.rule_files.clone() }
-    }
-
-    /// Every held entry, as a tree of entries.
-    pub fn entries(&self) -> Vec<Entry> {
-        self.top.entries()
     }
 
     /// Entries held below the root.
@@ -695,6 +710,22 @@ impl Held {
         let mut seen = FxHashMap::default();
         self.top.count_inos(wanted, &mut seen);
         seen
+    }
+
+    /// `-H`: the paths of held regular files whose inode number is held more than
+    /// once (candidates for link groups), in path order.
+    pub fn link_candidates(&self) -> Vec<Vec<u8>> {
+        let mut seen: FxHashMap<u64, u32> = FxHashMap::default();
+        self.top.each_file(b"", &mut |_, ino| *seen.entry(ino).or_default() += 1);
+        let mut out = Vec::new();
+        if seen.values().any(|n| *n > 1) {
+            self.top.each_file(b"", &mut |path, ino| {
+                if seen.get(&ino).is_some_and(|n| *n > 1) {
+                    out.push(path());
+                }
+            });
+        }
+        out
     }
 
     /// Forgets the rule files of `rel` and below.
@@ -866,6 +897,22 @@ mod tests {
         let names: Vec<_> = seen.into_iter().map(|(_, r)| r).collect();
         assert_eq!(names, vec![(b"empty".to_vec(), 0), (b"sub".to_vec(), 1)]);
         assert_eq!(h.dir(b"d/sub").unwrap().0.size, 1);
+    }
+
+    #[test]
+    fn link_candidates_are_the_files_whose_inode_is_held_twice() {
+        let mut s = sample();
+        let mut twin = file(b"twin", 3, 12);
+        twin.meta.ino = 12;
+        s.entries.push(twin);
+        s.entries.push(Entry {
+            name: b"zlink".as_slice().into(),
+            meta: meta(1, 1, 12),
+            kind: Kind::Symlink(b"x".as_slice().into()),
+        });
+        let h = Held::from_snapshot(s);
+        assert_eq!(h.link_candidates(), vec![b"d/f".to_vec(), b"twin".to_vec()]);
+        assert!(Held::from_snapshot(sample()).link_candidates().is_empty());
     }
 
     #[test]

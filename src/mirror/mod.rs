@@ -394,8 +394,7 @@ impl<'c> Mirror<'c> {
         if !self.cfg.hard_links {
             return;
         }
-        // (The held tree is unpacked for the search, and freed after it.)
-        let groups = hardlink::groups(&self.held.entries(), b"", &hardlink::source_stat(self.source));
+        let groups = hardlink::confirm(self.held.link_candidates(), &hardlink::source_stat(self.source));
         let mut candidates = std::mem::take(&mut self.dest_links);
         candidates.append(&mut self.links);
         let failures = Failures::default();
