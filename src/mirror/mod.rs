@@ -2,7 +2,9 @@
 //!
 //! A [`Mirror`] holds one snapshot (`held`): what DEST holds as of the last sync,
 //! recorded with SOURCE's attributes and inode numbers (after a sync, DEST mirrors
-//! them). A watch cycle never scans DEST: it re-reads only the SOURCE directories that
+//! them), in a compact form (`held::Held`: packed attributes, names in one arena per
+//! directory) that is unpacked one directory level at a time where the planner needs
+//! [`Entry`] listings. A watch cycle never scans DEST: it re-reads only the SOURCE directories that
 //! may have changed ([`Target`]; `refresh`), diffs each directory level against the
 //! held snapshot with the same planner as batch mode, updates the snapshot in place,
 //! rewrites the plans for renames (`renames`) and hands them to DEST through the same
@@ -10,7 +12,7 @@
 //! at start, and again for any subtree where an operation failed ([`Target::Verify`]):
 //! a two-sided sync made of the same pieces as a batch run (`sync`).
 //!
-//! - `held`: lookups in the held tree;
+//! - `held`: the compact held tree and its lookups;
 //! - `refresh`: one-sided re-reads of SOURCE against the held tree;
 //! - `renames`: vanished/appeared pairs turned into renames, and moves seen half done
 //!   put off once;
