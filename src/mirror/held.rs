@@ -861,6 +861,37 @@ mod tests {
     }
 
     #[test]
+    fn a_level_replaced_keeps_the_listings_of_its_same_directories() {
+        let mut h = Held::from_snapshot(sample());
+        let (_, d) = h.dir_mut(b"d").unwrap();
+        let sub = d.find(b"sub").unwrap();
+        // SOURCE's level now: "empty" gone, "f" changed, "sub" the same directory
+        // (attributes changed), "new" a directory read whole, "s" a symlink.
+        let new = vec![
+            (file(b"f", 30, 12), None),
+            (dir(b"new", 60, vec![file(b"n", 1, 61)]), None),
+            (
+                Entry {
+                    name: b"s".as_slice().into(),
+                    meta: meta(1, 1, 62),
+                    kind: Kind::Symlink(b"t".as_slice().into()),
+                },
+                None,
+            ),
+            (dir(b"sub", 13, vec![]), Some(sub)),
+        ];
+        d.replace_listing(new.into_iter());
+        assert!(h.find(b"d/empty").is_none());
+        assert_eq!(h.find(b"d/f").unwrap().meta.size, 30);
+        assert_eq!(h.find(b"d/sub/g"), Some(file(b"g", 4, 14)));
+        assert_eq!(h.find(b"d/new/n"), Some(file(b"n", 1, 61)));
+        assert_eq!(h.find(b"d/s").unwrap().kind, Kind::Symlink(b"t".as_slice().into()));
+        // The rest of the tree is untouched.
+        assert_eq!(h.find(b"link").unwrap().kind, Kind::Symlink(b"../target".as_slice().into()));
+        assert_eq!(h.count(), sample().count() - 1 + 3);
+    }
+
+    #[test]
     fn a_rename_is_a_removal_and_an_insertion() {
         let mut h = Held::from_snapshot(sample());
         let moved = h.dir(b"d").unwrap().1.entries();
