@@ -300,9 +300,9 @@ impl Dir {
 
     /// Where the name of entry `j` is in the arena: from its offset to the next one's.
     fn name_range(&self, j: usize) -> (usize, usize) {
-        let start = self.slots[j].name_at as usize;
-        let end = self.slots.get(j + 1).map_or(self.names.len(), |s| s.name_at as usize);
-        (start, end)
+        let len = self.names.len();
+        let end = self.slots.get(j + 1).map_or(len, |s| (s.name_at as usize).min(len));
+        ((self.slots[j].name_at as usize).min(end), end)
     }
 
     /// The attributes of entry `j` (as [`as_held`] has them).
@@ -494,9 +494,8 @@ impl Dir {
         let slots = &self.slots;
         let names = &self.names;
         let name_of = |j: usize| {
-            let start = slots[j].name_at as usize;
-            let end = slots.get(j + 1).map_or(names.len(), |s| s.name_at as usize);
-            &names[start..end]
+            let end = slots.get(j + 1).map_or(names.len(), |s| (s.name_at as usize).min(names.len()));
+            &names[(slots[j].name_at as usize).min(end)..end]
         };
         let done: Vec<(usize, Meta, R)> = self
             .subdirs
