@@ -260,31 +260,6 @@ impl Dir {
     /// The compact form of a listing (sorted by name) and of everything below it;
     /// subdirectories are converted in parallel, and the entries freed as they are.
     pub fn from_entries(entries: Vec<Entry>) -> Dir {
-        Dir::convert(entries, true)
-    }
-
-    /// [`Dir::from_entries`] for a whole tree, converted on a thread of its own, one
-    /// directory after the other. glibc gives a new thread an allocator arena of its
-    /// own: the held arrays are then packed together in it, instead of spread over the
-    /// holes of the scan's pages (which hold them resident once the scan is freed).
-    fn whole_tree(entries: Vec<Entry>) -> Dir {
-        /// As the pool's workers: the conversion recurses once per directory level.
-        const STACK: usize = 16 << 20;
-        let cell = std::sync::Mutex::new(Some(entries));
-        let take = || cell.lock().map(|mut c| c.take()).unwrap_or_default().unwrap_or_default();
-        std::thread::scope(|s| {
-            let spawned =
-                std::thread::Builder::new().stack_size(STACK).spawn_scoped(s, || Dir::convert(take(), false));
-            match spawned.map(|h| h.join()) {
-                Ok(Ok(dir)) => dir,
-                Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                // No thread to be had: convert here.
-                Err(_) => Dir::convert(take(), true),
-            }
-        })
-    }
-
-    fn convert(entries: Vec<Entry>, parallel: bool) -> Dir {
         let name_bytes = entries.iter().map(|e| e.name.len()).sum();
         let mut b = Builder::with_capacity(entries.len(), name_bytes);
         let mut rest = Vec::with_capacity(entries.len());
@@ -295,11 +270,10 @@ impl Dir {
             }
             rest.push(e);
         }
-        let convert = |c| Dir::convert(c, parallel);
-        let mut kids: std::vec::IntoIter<Dir> = if parallel && kids.len() > 1 {
-            kids.into_par_iter().map(convert).collect::<Vec<_>>().into_iter()
+        let mut kids: std::vec::IntoIter<Dir> = if kids.len() > 1 {
+            kids.into_par_iter().map(Dir::from_entries).collect::<Vec<_>>().into_iter()
         } else {
-            kids.into_iter().map(convert).collect::<Vec<_>>().into_iter()
+            kids.into_iter().map(Dir::from_entries).collect::<Vec<_>>().into_iter()
         };
         for e in rest {
             match e.kind {
@@ -698,7 +672,7 @@ impl Held {
     pub fn put(&mut self, rel: &[u8], meta: Meta, entries: Vec<Entry>) -> Dir {
         if rel.is_empty() {
             self.root = as_held(&meta);
-            return std::mem::replace(&mut self.top, Dir::whole_tree(entries));
+            return std::mem::replace(&mut self.top, Dir::from_entries(entries));
         }
         let (dir, name) = split_last(rel);
         let Some((_, d)) = self.dir_mut(dir) else { return Dir::default() };
