@@ -36,6 +36,12 @@
 //! with the packed slots in place ([`HeldLevel`] for [`Scanner::unchanged_level`]),
 //! allocating nothing per entry.
 //!
+//! Limits of the packing: the mode is held as 16 bits (every backend reports
+//! permission bits only, `mode & 0o7777`); a special file's kind is one of the
+//! scanners' five names ([`SPECIALS`]; another one would come back as "unknown file
+//! type"); name offsets are 32 bits (a directory's names would need 4 GiB to exceed
+//! them).
+//!
 //! [`Scanner::unchanged_level`]: crate::snapshot::Scanner::unchanged_level
 
 use rayon::prelude::*;
@@ -852,6 +858,11 @@ mod tests {
         h.remove(b"a");
         h.remove(b"not/there");
         assert!(h.find(b"a").is_none() && h.dir(b"d/new").is_none());
+        // The root's listing was built again: what its other entries hold moved over.
+        assert_eq!(h.find(b"link").unwrap().kind, Kind::Symlink(b"../target".as_slice().into()));
+        assert!(matches!(h.find(b"sum").unwrap().kind, Kind::File(Some(d)) if d[3] == 9));
+        assert_eq!(h.find(b"fifo").unwrap().kind, Kind::Special("fifo"));
+        assert_eq!(h.find(b"d/sub/h"), Some(file(b"h", 5, 41)));
         assert_eq!(h.count(), s.count() - 1);
         // Replace the root.
         h.put(b"", meta(1, 1, 1), vec![file(b"only", 1, 50)]);
