@@ -1326,3 +1326,49 @@ fn backup_dir_in_watch_mode() {
         assert_eq!(read(&dst.join("a.txt")), b"two, longer\n", "{strategy:?}");
     }
 }
+
+/// A directory moved, then (before tandem's next look, and again after it) a file deep
+/// inside it changed in place: its new mode and contents reach DEST under the new path
+/// (soak seed 1796147959727347511 once lost such a `chmod`).
+fn changed_inside_a_moved_directory(strategy: Strategy) {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file_mode("top/a/b/c/f1", "one\n", 0o644)
+        .file("top/a/b/c/f2", "two\n")
+        .file("top/a/b/g", "g\n")
+        .dir("other");
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    let w = start_json(strategy, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
+    let name = strategy.name();
+    // In one burst: the move, then changes inside the moved directory.
+    mv(&t, "top/a", "other/moved");
+    t.chmod("other/moved/b/c/f1", 0o600);
+    let mut f2 = fs::OpenOptions::new().append(true).open(src.join("other/moved/b/c/f2")).unwrap();
+    f2.write_all(b"more\n").unwrap();
+    drop(f2);
+    wait_synced(&w, &src, &dst, &format!("{name} / mv top/a other/moved; chmod 600 and append inside"));
+    // Once the move is mirrored: again, and the directory moved back.
+    t.chmod("other/moved/b/c/f1", 0o640);
+    mv(&t, "other/moved", "top/back");
+    t.chmod("top/back/b/g", 0o600);
+    wait_synced(
+        &w,
+        &src,
+        &dst,
+        &format!("{name} / chmod 640 inside, mv other/moved top/back, chmod 600 inside"),
+    );
+    finish_json(w, &dst);
+}
+
+#[test]
+fn native_changes_inside_a_moved_directory() {
+    changed_inside_a_moved_directory(Strategy::Native);
+}
+
+#[test]
+fn poll_changes_inside_a_moved_directory() {
+    changed_inside_a_moved_directory(Strategy::Poll);
+}
