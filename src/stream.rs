@@ -159,6 +159,7 @@ pub fn run(cfg: &Config, source: &LocalTree, dest: &LocalTree, rep: &Reporter) -
         return Err(Failure::Reported(Exit::Usage));
     }
     let no_rules = RuleMap::default();
+    let in_order = cfg.dry_run || rep.prints_changes();
     let s = Stream {
         cfg,
         source,
@@ -176,9 +177,9 @@ pub fn run(cfg: &Config, source: &LocalTree, dest: &LocalTree, rep: &Reporter) -
         },
         dst_tree: sync::dest_scan(cfg, &dst_sink, Some(&no_rules)),
         no_rules: &no_rules,
-        apply: ApplyOptions { owner: cfg.plan.owner, vanished_ok: false, backup: cfg.backup },
-        in_order: cfg.dry_run || rep.prints_changes(),
-        sizes: cfg.dry_run || rep.prints_changes() || rep.progress().shows_totals(),
+        apply: sync::apply_options(cfg),
+        in_order,
+        sizes: in_order || rep.progress().shows_totals(),
         links_follow: false,
         totals: Mutex::new(Totals::default()),
         conflicts: AtomicU64::new(0),
@@ -366,7 +367,8 @@ impl Stream<'_> {
         if sys::stopping() {
             return;
         }
-        let stat_files = self.sizes || matches!(dst, Dst::Existing(_)) || self.cfg.plan.checksum;
+        // (`--checksum` compares only files both sides have: none in a new directory.)
+        let stat_files = self.sizes || matches!(dst, Dst::Existing(_));
         let listed = match &sfd {
             Some(fd) => self.scanner.level_of(fd.as_fd(), rel, chain, stat_files),
             None => Ok((Vec::new(), chain.clone())),

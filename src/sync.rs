@@ -35,6 +35,11 @@ pub fn source_scan<'a>(
     }
 }
 
+/// How a one-shot run applies its plans to DEST (watch mode: with `vanished_ok`).
+pub fn apply_options(cfg: &Config) -> crate::apply::ApplyOptions {
+    crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false, backup: cfg.backup }
+}
+
 /// How DEST is scanned: everything as it is; with `prune` (SOURCE's rule files),
 /// excluded directories are not read (they are protected anyway), unless
 /// `--delete-excluded` needs them.
@@ -189,9 +194,7 @@ pub fn sync_once(
     } else if !plan.is_empty() {
         dest.create().map_err(|e| Failure::io("cannot create DEST", &cfg.dest, &e))?;
         rep.progress().start_copy(plan.totals.copies, plan.totals.copy_bytes);
-        let opts =
-            crate::apply::ApplyOptions { owner: cfg.plan.owner, vanished_ok: false, backup: cfg.backup };
-        dest.apply(&plan.root, b"", source, rep, opts).map_err(|e| {
+        dest.apply(&plan.root, b"", source, rep, apply_options(cfg)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::ConnectionAborted {
                 // The connection to a remote side was lost: its own line says so.
                 return Failure::fatal(crate::sys::describe(&e));
@@ -212,11 +215,7 @@ pub fn sync_once(
             rep,
             dry_run: cfg.dry_run,
             failures: &failures,
-            opts: crate::apply::ApplyOptions {
-                owner: cfg.plan.owner,
-                vanished_ok: false,
-                backup: cfg.backup,
-            },
+            opts: apply_options(cfg),
         };
         pass.run(&dest_links, &links);
     }

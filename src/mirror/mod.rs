@@ -123,7 +123,7 @@ fn device_text(dev: u64) -> String {
 }
 
 fn apply_opts(cfg: &Config) -> ApplyOptions {
-    ApplyOptions { owner: cfg.plan.owner, vanished_ok: true, backup: cfg.backup }
+    ApplyOptions { vanished_ok: true, ..crate::sync::apply_options(cfg) }
 }
 
 impl<'c> Mirror<'c> {
