@@ -1372,3 +1372,49 @@ fn native_changes_inside_a_moved_directory() {
 fn poll_changes_inside_a_moved_directory() {
     changed_inside_a_moved_directory(Strategy::Poll);
 }
+
+/// A change made inside a directory just after it moved, while notify is still moving
+/// that directory's watches to the new name (it drops the old ones once it has read
+/// the batch of events holding the move, then watches the new path): tandem's second
+/// look at the directory must not come before the new watches, or the change raises
+/// no event and is never mirrored. Many rounds, each making the change at another
+/// moment after the move (after a varying number of other changes), each behind a
+/// burst of events that notify reads in the same batch as the move.
+#[test]
+fn native_changes_just_after_a_directory_moves() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    t.file("d0/sub/deeper/f", "0\n").file("d0/sub/g", "g\n");
+    for i in 0..100 {
+        t.file(format!("noise/n{i}"), "x");
+    }
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    let w = start_json(Strategy::Native, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
+    // Changes to other files, without a pause, for `ms` milliseconds (notify keeps
+    // reading while events keep coming: the batch holding the move goes on).
+    let noise = |round: usize, ms: u64| {
+        let until = Instant::now() + Duration::from_millis(ms);
+        let mut i = 0;
+        while i < 100 || Instant::now() < until {
+            t.chmod(&format!("noise/n{}", i % 100), [0o644, 0o600][(round + i / 100) % 2]);
+            i += 1;
+        }
+    };
+    let mut cur = "d0".to_string();
+    for round in 1..=40 {
+        noise(round, 0);
+        let next = format!("d{round}");
+        mv(&t, &cur, &next);
+        noise(round + 1, (round as u64 * 7) % 40);
+        let mut f = fs::OpenOptions::new().append(true).open(src.join(&next).join("sub/deeper/f")).unwrap();
+        writeln!(f, "{round}").unwrap();
+        drop(f);
+        t.chmod(&format!("{next}/sub/g"), [0o644, 0o600][round % 2]);
+        wait_synced(&w, &src, &dst, &format!("round {round}: mv {cur} {next}; append and chmod inside"));
+        cur = next;
+    }
+    finish_json(w, &dst);
+}

@@ -149,6 +149,14 @@ impl Running {
         self.poll = Some(poll::Poll::start(self.interval, self.tx.clone(), None));
     }
 
+    /// Directories appeared in SOURCE (made, or moved in) and are about to be looked at:
+    /// returns once notify's recursive mode watches them ([`native::Native::settle`]).
+    pub fn settle(&mut self) {
+        if let Some(n) = self.native.as_mut() {
+            n.settle();
+        }
+    }
+
     /// Directories appeared in SOURCE: watch them. Returns the strategy's new reason
     /// when some could not be watched (they are polled from now on).
     pub fn add_dirs(&mut self, dirs: &[PathBuf]) -> Option<String> {

@@ -148,6 +148,22 @@ impl Native {
         self.recursive
     }
 
+    /// Returns once notify's thread has dealt with every event it had read when this
+    /// was called: under its recursive mode, that includes watching the directories
+    /// those events made or moved in. A look at such a directory must wait for this.
+    /// notify forgets a moved directory's watches (they name its old path) when it has
+    /// read the events of the batch holding the move, and only then watches it, and
+    /// everything below it, under the new path: a change inside it meanwhile raises no
+    /// event, or one notify drops (its watch is gone) or names by the old path, so only
+    /// a look that starts after the new watches are in place is sure to see it. (Watched
+    /// directory by directory, [`Native::add_tree`] sets the watches itself and returns
+    /// once they are in place.)
+    pub fn settle(&mut self) {
+        if self.recursive {
+            self.watcher.settle();
+        }
+    }
+
     fn skipped(&self, dir: &Path) -> bool {
         self.skip.iter().any(|s| dir.starts_with(s))
     }
@@ -326,6 +342,22 @@ impl Backend {
         match self {
             Backend::Own(w) => w.watch(path, mode),
             Backend::Shared(m) => m.watch(path, mode),
+        }
+    }
+
+    /// A round trip to notify's thread ([`Native::settle`]). On Linux, `configure` is
+    /// one: the inotify backend takes the message (and changes nothing for it) after
+    /// the batch of events it is reading, and the watches those events asked for, and
+    /// the call waits for its answer. (The other backends are not used on Linux; for
+    /// them this does nothing.)
+    fn settle(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            let config = notify::Config::default();
+            let _ = match self {
+                Backend::Own(w) => w.configure(config),
+                Backend::Shared(m) => crate::lock::lock(&m.hub.watcher).configure(config),
+            };
         }
     }
 }

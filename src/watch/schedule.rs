@@ -228,6 +228,7 @@ pub fn watch(
         match rx.recv_timeout(wait) {
             Ok(sig) => {
                 let mut limit = None;
+                let mut new_dirs = false;
                 for sig in
                     std::iter::once(sig).chain(std::iter::from_fn(|| rx.try_recv().ok()).take(DRAIN_MAX))
                 {
@@ -236,6 +237,7 @@ pub fn watch(
                             limit.get_or_insert(msg.clone());
                         }
                         Signal::NewDirs(Tree::Source, dirs) => {
+                            new_dirs = true;
                             if let Some(reason) = running.add_dirs(dirs) {
                                 rep.strategy(running.name(), &reason);
                                 ctl.update(|s| s.strategy = Some(running.describe()));
@@ -260,6 +262,11 @@ pub fn watch(
                         _ => {}
                     }
                     add_targets(cfg, rep, &mirror, sig, &mut pending, &mut dest_changed);
+                }
+                if new_dirs {
+                    // The second look at a directory moved in must not start before
+                    // notify watches it under its new name (once for all of them).
+                    running.settle();
                 }
                 if let (Some(msg), false) = (limit, running.polls_everything()) {
                     // Directories could no longer be watched: what can be stays
