@@ -1399,7 +1399,7 @@ fn native_changes_just_after_a_directory_moves() {
         let until = Instant::now() + Duration::from_millis(ms);
         let mut i = 0;
         while i < 100 || Instant::now() < until {
-            t.chmod(&format!("noise/n{}", i % 100), [0o644, 0o600][(round + i / 100) % 2]);
+            t.chmod(format!("noise/n{}", i % 100), [0o644, 0o600][(round + i / 100) % 2]);
             i += 1;
         }
     };
@@ -1412,7 +1412,7 @@ fn native_changes_just_after_a_directory_moves() {
         let mut f = fs::OpenOptions::new().append(true).open(src.join(&next).join("sub/deeper/f")).unwrap();
         writeln!(f, "{round}").unwrap();
         drop(f);
-        t.chmod(&format!("{next}/sub/g"), [0o644, 0o600][round % 2]);
+        t.chmod(format!("{next}/sub/g"), [0o644, 0o600][round % 2]);
         wait_synced(&w, &src, &dst, &format!("round {round}: mv {cur} {next}; append and chmod inside"));
         cur = next;
     }
