@@ -83,6 +83,12 @@ pub fn groups(entries: &[Entry], base: &[u8], stat: &dyn Fn(&[u8]) -> Option<Fil
     let mut candidates = Vec::new();
     collect(entries, base, &seen, &mut candidates);
     drop(seen);
+    confirm(candidates, stat)
+}
+
+/// The link groups among `candidates` (paths of regular files whose inode number is
+/// seen more than once, in path order), each confirmed by `stat` as in [`groups`].
+pub fn confirm(candidates: Vec<Vec<u8>>, stat: &dyn Fn(&[u8]) -> Option<FileId>) -> Vec<Group> {
     let mut by_id: FxHashMap<(u64, u64), usize> = FxHashMap::default();
     let mut out: Vec<Group> = Vec::new();
     for path in candidates {

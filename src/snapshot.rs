@@ -93,6 +93,18 @@ impl Snapshot {
     }
 }
 
+/// A held directory listing as [`Scanner::unchanged_level`] compares it with SOURCE:
+/// entries by index, sorted by name (watch mode's compact held tree implements it).
+pub trait HeldLevel: Sync {
+    /// Number of entries.
+    fn held_len(&self) -> usize;
+    /// The index of the entry named `name`.
+    fn held_find(&self, name: &[u8]) -> Option<usize>;
+    /// Whether entry `j` is a file, directory or symlink as `raw` says, with the
+    /// attributes `meta` (fresh from a stat).
+    fn held_same(&self, j: usize, raw: RawKind, meta: &Meta) -> bool;
+}
+
 /// Where a scan reports what it could not read, and the special files it skipped.
 pub trait ScanSink: Sync {
     /// An entry or directory that could not be read; `path` is relative to the root.
@@ -378,14 +390,14 @@ impl<'a> Scanner<'a> {
         dir: BorrowedFd<'_>,
         rel: &[u8],
         chain: &Chain,
-        held: &[Entry],
+        held: &dyn HeldLevel,
     ) -> Option<(Chain, Option<Arc<RuleFile>>)> {
         let opts = self.opts;
         let rules = opts.rules?;
         if opts.explain || opts.one_file_system.is_some() || opts.prune.is_some() {
             return None;
         }
-        let find = |name: &[u8]| held.binary_search_by(|e| (*e.name).cmp(name)).ok();
+        let find = |name: &[u8]| held.held_find(name);
         let mut chain = chain.clone();
         let kept = match find(ignore::IGNORE_FILE) {
             Some(_) => {
@@ -401,17 +413,10 @@ impl<'a> Scanner<'a> {
             let name = name.to_bytes();
             match find(name) {
                 Some(j) => {
-                    let h = &held[j];
                     let Ok(st) = sys::stat_at(dir, name) else { return false };
                     let (raw, meta) = sys::from_stat(&st);
-                    let same_kind = matches!(
-                        (&h.kind, raw),
-                        (Kind::File(_), RawKind::File)
-                            | (Kind::Dir(_), RawKind::Dir)
-                            | (Kind::Symlink(_), RawKind::Symlink)
-                    );
                     matched += 1;
-                    same_kind && meta == h.meta
+                    held.held_same(j, raw, &meta)
                 }
                 // Not held: no change only if the rules leave it out (a `.syncignore`
                 // that appeared changes the rules themselves).
@@ -429,7 +434,7 @@ impl<'a> Scanner<'a> {
             }
         })
         .ok()?;
-        (all && matched == held.len()).then_some((chain, kept))
+        (all && matched == held.held_len()).then_some((chain, kept))
     }
 
     /// Records a level that [`Scanner::unchanged_level`] found unchanged: its rule

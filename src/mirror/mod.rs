@@ -2,7 +2,9 @@
 //!
 //! A [`Mirror`] holds one snapshot (`held`): what DEST holds as of the last sync,
 //! recorded with SOURCE's attributes and inode numbers (after a sync, DEST mirrors
-//! them). A watch cycle never scans DEST: it re-reads only the SOURCE directories that
+//! them), in a compact form (`held::Held`: packed attributes, names in one arena per
+//! directory) that is unpacked one directory level at a time where the planner needs
+//! [`Entry`] listings. A watch cycle never scans DEST: it re-reads only the SOURCE directories that
 //! may have changed ([`Target`]; `refresh`), diffs each directory level against the
 //! held snapshot with the same planner as batch mode, updates the snapshot in place,
 //! rewrites the plans for renames (`renames`) and hands them to DEST through the same
@@ -10,7 +12,7 @@
 //! at start, and again for any subtree where an operation failed ([`Target::Verify`]):
 //! a two-sided sync made of the same pieces as a batch run (`sync`).
 //!
-//! - `held`: lookups in the held tree;
+//! - `held`: the compact held tree and its lookups;
 //! - `refresh`: one-sided re-reads of SOURCE against the held tree;
 //! - `renames`: vanished/appeared pairs turned into renames, and moves seen half done
 //!   put off once;
@@ -43,7 +45,7 @@ use crate::outcome::{Failures, Outcome};
 use crate::plan::{self, ChangeKind, DirPlan, Level, Plan, PlanOptions};
 use crate::relpath::{is_within, join, minimal, parent, rel_path, shown, split_last};
 use crate::report::{Reporter, Side, SideSink};
-use crate::snapshot::{Entry, Kind, Scanner, Snapshot};
+use crate::snapshot::{Entry, Kind, Scanner};
 use crate::source::Source;
 use crate::sync;
 use crate::sys::{self, Meta};
@@ -79,7 +81,7 @@ pub struct Mirror<'c> {
     cfg: &'c Config,
     source: &'c dyn Source,
     dest: &'c dyn Dest,
-    held: Snapshot,
+    held: held::Held,
     /// Creations put off once (a move seen half done); the next time they go ahead.
     deferred: FxHashSet<Vec<u8>>,
     /// What failed (or was not done) since the held snapshot was last corrected.
@@ -140,7 +142,7 @@ impl<'c> Mirror<'c> {
             cfg,
             source,
             dest,
-            held: Snapshot::default(),
+            held: held::Held::default(),
             deferred: FxHashSet::default(),
             failures: Outcome::default(),
             held_back: BTreeSet::new(),
@@ -223,12 +225,8 @@ impl<'c> Mirror<'c> {
             Ok(v) => v.into_iter().flatten().collect(),
             Err(_) => return false,
         };
-        let held: Vec<Entry> = match held::find_dir(&self.held, dir) {
-            Some((_, entries)) => names
-                .iter()
-                .filter_map(|n| entries.binary_search_by(|e| (*e.name).cmp(n)).ok())
-                .map(|i| shallow(&entries[i]))
-                .collect(),
+        let held: Vec<Entry> = match self.held.dir(dir) {
+            Some((_, d)) => names.iter().filter_map(|n| d.find(n)).map(|j| d.entry(j)).collect(),
             None => Vec::new(),
         };
         if now.is_empty() && held.is_empty() {
@@ -271,9 +269,7 @@ impl<'c> Mirror<'c> {
     fn after_failures(&mut self) -> Vec<Target> {
         let Outcome { failed, not_done } = std::mem::take(&mut self.failures);
         for p in failed.iter().chain(&not_done) {
-            if let Some(e) = held::find_mut(&mut self.held, p) {
-                held::distrust(e);
-            }
+            self.held.distrust(p);
         }
         failed.into_iter().map(|p| Target::Verify(parent(&p).to_vec())).collect()
     }
@@ -346,7 +342,7 @@ impl<'c> Mirror<'c> {
             // mtime.)
             let _ = dest.fill_digests(source, &mut src_entries, &mut dst_entries, &rel, &src_sink);
         }
-        held::forget_rules_below(&mut self.held.rule_files, &rel);
+        self.held.forget_rules_below(&rel);
         self.held.rule_files.extend(scanner.into_rule_files());
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
@@ -384,9 +380,11 @@ impl<'c> Mirror<'c> {
             std::slice::from_mut(&mut p.root),
             &[rel.clone()],
         );
-        let replaced = held::put(&mut self.held, &rel, src_meta, src_entries);
-        // Freeing two trees' entries is left to an idle worker, off the cycle's path.
-        rayon::spawn(move || drop((replaced, dst_entries)));
+        // The held form is built (SOURCE's entries freed as they are converted), DEST's
+        // entries are freed by an idle worker, off the cycle's path.
+        rayon::spawn(move || drop(dst_entries));
+        let replaced = self.held.put(&rel, src_meta, src_entries);
+        rayon::spawn(move || drop(replaced));
         self.apply_plan(&p, &rel, rep, failures);
         Ok(())
     }
@@ -398,7 +396,7 @@ impl<'c> Mirror<'c> {
         if !self.cfg.hard_links {
             return;
         }
-        let groups = hardlink::groups(&self.held.entries, b"", &hardlink::source_stat(self.source));
+        let groups = hardlink::confirm(self.held.link_candidates(), &hardlink::source_stat(self.source));
         let mut candidates = std::mem::take(&mut self.dest_links);
         candidates.append(&mut self.links);
         let failures = Failures::default();
@@ -417,11 +415,7 @@ impl<'c> Mirror<'c> {
         for g in &groups {
             let Some(meta) = pass.source_meta(g.leader()) else { continue };
             for p in &g.paths {
-                if let Some(e) = held::find_mut(&mut self.held, p) {
-                    if matches!(e.kind, Kind::File(_)) {
-                        e.meta = meta;
-                    }
-                }
+                self.held.set_file_meta(p, &meta);
             }
         }
         self.failures.extend(failures.into_outcome());
@@ -539,7 +533,7 @@ impl<'c> Mirror<'c> {
             .chain(levels.iter().map(|l| (l, false, false)))
             .chain(rechecks.iter().map(|r| (r, true, true)));
         for (rel, is_deep, recheck) in looks {
-            if recheck && held::find_dir(&self.held, rel).is_none() {
+            if recheck && self.held.dir(rel).is_none() {
                 // Gone again, or never read (its parent's look deals with it).
                 continue;
             }
@@ -557,7 +551,7 @@ impl<'c> Mirror<'c> {
             // The nearest directory that both SOURCE and the held snapshot have.
             let mut rel = rel.clone();
             let s_fd = loop {
-                let in_held = held::dir_mut(&mut self.held, &rel).is_some();
+                let in_held = self.held.dir(&rel).is_some();
                 match sys::open_path_at(std::os::fd::AsFd::as_fd(src_root), &rel) {
                     Ok(fd) if in_held => break fd,
                     Err(e) if rel.is_empty() => {
@@ -583,12 +577,14 @@ impl<'c> Mirror<'c> {
             };
             self.held.rule_files.remove(&rel);
             if is_deep {
-                held::forget_rules_below(&mut self.held.rule_files, &rel);
+                self.held.forget_rules_below(&rel);
             }
             let rule_files = self.held.rule_files.clone();
-            let Some((meta, children)) = held::dir_mut(&mut self.held, &rel) else { continue };
+            let Some((mut meta, children)) = self.held.dir_mut(&rel) else { continue };
             let look = refresh::Look { ctx: &ctx, rule_files: &rule_files, deep: is_deep };
-            let dp = look.dir(std::os::fd::AsFd::as_fd(&s_fd), &rel, &chain_above, meta, children, false);
+            let dp =
+                look.dir(std::os::fd::AsFd::as_fd(&s_fd), &rel, &chain_above, &mut meta, children, false);
+            self.held.set_meta(&rel, &meta);
             if let Some(r) = lock(&ctx.refused).take() {
                 rep.notice(&format!("{r}; DEST is left as it is until SOURCE has entries again"));
                 return Ok(Cycle::Refused(vec![Target::Deep(Vec::new())]));
@@ -602,7 +598,7 @@ impl<'c> Mirror<'c> {
         self.held.rule_files.extend(scanner.into_rule_files());
         for (path, e) in &cp.removed {
             if e.is_dir() {
-                held::forget_rules_below(&mut self.held.rule_files, path);
+                self.held.forget_rules_below(path);
             }
         }
         if rep.pattern_errors() > 0 {
@@ -659,7 +655,7 @@ impl<'c> Mirror<'c> {
         let cfg = self.cfg;
         let mut rel = rel.to_vec();
         loop {
-            let in_held = held::dir_mut(&mut self.held, &rel).is_some();
+            let in_held = self.held.dir(&rel).is_some();
             match self.source.is_dir(&rel) {
                 Ok(true) if in_held => break,
                 Err(e) if rel.is_empty() => return Err(Failure::io("cannot read SOURCE", &cfg.source, &e)),
@@ -677,25 +673,25 @@ impl<'c> Mirror<'c> {
             .map_err(|e| Failure::io("cannot read SOURCE", &cfg.source, &e))?;
         // Unreadable now (reported): keep what is held, change nothing.
         let Some(entries) = entries else { return Ok(Rescan::Nothing) };
-        let Some((held_meta, held_entries)) = held::dir_mut(&mut self.held, &rel) else {
+        let Some((held_meta, held_dir)) = self.held.dir(&rel) else {
             return Ok(Rescan::Nothing);
         };
-        if rel.is_empty() && entries.is_empty() && !held_entries.is_empty() {
-            let dest_entries = held_entries.iter().map(Entry::count).sum();
+        if rel.is_empty() && entries.is_empty() && !held_dir.is_empty() {
+            let dest_entries = held_dir.count();
             let shown = self.dest.shown();
             if let Err(r) = cfg.guards.empty_source(&cfg.source, &shown, true, true, dest_entries) {
                 return Ok(Rescan::Refused(r));
             }
         }
-        let (held_meta, held_entries) = (*held_meta, std::mem::take(held_entries));
+        let held_entries = held_dir.entries();
         // The rules read in this subtree replace those held for it; the planner judges
         // with the ones in force now.
-        held::forget_rules_below(&mut self.held.rule_files, &rel);
+        self.held.forget_rules_below(&rel);
         self.held.rule_files.extend(scanner.rule_files_below(&rel));
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: true };
         let p = plan::plan_level(&meta, &entries, Some(&held_meta), &held_entries, &held_opts(cfg), &level);
-        let replaced = held::put(&mut self.held, &rel, meta, entries);
+        let replaced = self.held.put(&rel, meta, entries);
         rayon::spawn(move || drop((replaced, held_entries)));
         if p.root.is_empty() {
             return Ok(Rescan::Nothing);
@@ -709,7 +705,7 @@ impl<'c> Mirror<'c> {
     fn repair(&mut self, rel: &[u8], rep: &Reporter, failures: &Failures) {
         let (cfg, dest) = (self.cfg, self.dest);
         let mut rel = rel.to_vec();
-        while !(held::find_dir(&self.held, &rel).is_some() && dest.has_dir(&rel)) {
+        while !(self.held.dir(&rel).is_some() && dest.has_dir(&rel)) {
             if rel.is_empty() {
                 return;
             }
@@ -721,14 +717,11 @@ impl<'c> Mirror<'c> {
         else {
             return;
         };
-        let Some((held_meta, held_entries)) = held::find_dir(&self.held, &rel) else { return };
+        let Some((held_meta, held_dir)) = self.held.dir(&rel) else { return };
         // What DEST holds where the held snapshot has no directory: read it whole, so
         // excluded entries inside are seen (and protected).
         for e in dst_entries.iter_mut().filter(|e| e.is_dir()) {
-            let held_dir = held_entries
-                .binary_search_by(|h| h.name.cmp(&e.name))
-                .is_ok_and(|j| held_entries[j].is_dir());
-            if !held_dir {
+            if !held_dir.find(&e.name).is_some_and(|j| held_dir.is_dir(j)) {
                 let path = join(&rel, &e.name);
                 e.kind = match dest.scan_subtree(&path, sync::dest_scan(cfg, &dst_sink, None)) {
                     Ok((_, Some(children))) => Kind::Dir(children),
@@ -738,9 +731,20 @@ impl<'c> Mirror<'c> {
         }
         let chain = plan::chain_for(&self.held.rule_files, &rel);
         let level = Level { base: &rel, chain: &chain, rule_files: &self.held.rule_files, deep: false };
+        // The held listing, with the subtrees of directories DEST does not have as
+        // directories (they are made whole).
+        let dst_dirs: FxHashSet<&[u8]> =
+            dst_entries.iter().filter(|e| matches!(e.kind, Kind::Dir(_))).map(|e| &*e.name).collect();
+        let held_entries: Vec<Entry> = (0..held_dir.len())
+            .map(|j| match dst_dirs.contains(held_dir.name(j)) {
+                true => held_dir.entry(j),
+                false => held_dir.entry_deep(j),
+            })
+            .collect();
+        drop(dst_dirs);
         let mut p = plan::plan_level(
-            held_meta,
-            held_entries,
+            &held_meta,
+            &held_entries,
             Some(&dst_meta),
             &dst_entries,
             &repair_opts(cfg),
@@ -819,14 +823,4 @@ enum Cycle {
     Done(Vec<Target>),
     /// A guard held: nothing was changed; look at these again later.
     Refused(Vec<Target>),
-}
-
-/// `e` without what is below it (a directory's children are not compared by a one-level
-/// plan, and a held directory may hold a whole subtree).
-fn shallow(e: &Entry) -> Entry {
-    let kind = match &e.kind {
-        Kind::Dir(_) => Kind::Dir(Vec::new()),
-        k => k.clone(),
-    };
-    Entry { name: e.name.clone(), meta: e.meta, kind }
 }

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::held::{self, Dir};
 use crate::config::Config;
 use crate::guard::Refusal;
 use crate::ignore::Chain;
@@ -37,6 +38,25 @@ pub struct Ctx<'a> {
     /// SOURCE's root became empty while DEST holds entries (an unmounted share?): the
     /// cycle changes nothing.
     pub refused: Mutex<Option<Refusal>>,
+}
+
+/// The held listing as the planner needs it against SOURCE's `new` (paired by
+/// `slots`): directories that SOURCE still has as directories without their children
+/// (a one-level plan compares only their own attributes), the others whole (their
+/// deletion counts, and is planned, children first).
+fn held_listing(held: &Dir, new: &[Entry], slots: &[Slot]) -> Vec<Entry> {
+    let mut still_dir = vec![false; held.len()];
+    for (e, s) in new.iter().zip(slots) {
+        if let Some(j) = s.held {
+            still_dir[j] = e.is_dir();
+        }
+    }
+    (0..held.len())
+        .map(|j| match still_dir[j] {
+            true => held.entry(j),
+            false => held.entry_deep(j),
+        })
+        .collect()
 }
 
 /// One target's look at SOURCE.
@@ -74,7 +94,7 @@ impl Look<'_> {
         rel: &[u8],
         chain_above: &Chain,
         meta: &mut Meta,
-        held: &mut Vec<Entry>,
+        held: &mut Dir,
         fresh: bool,
     ) -> DirPlan {
         let ctx = self.ctx;
@@ -84,7 +104,7 @@ impl Look<'_> {
         };
         // A deep look (a poll rescan) at a level that is as held: checked in place,
         // nothing rebuilt; only its subdirectories are looked into.
-        if self.deep && src_meta == *meta {
+        if self.deep && held::as_held(&src_meta) == *meta {
             if let Some(dp) = self.unchanged_dir(src, rel, chain_above, &src_meta, held) {
                 return dp;
             }
@@ -99,7 +119,7 @@ impl Look<'_> {
         let Ok((listed, chain)) = ctx.scanner.level(src, rel, chain_above) else { return DirPlan::default() };
         if rel.is_empty() && listed.is_empty() && !held.is_empty() {
             // (Counted only here: this runs at every look at SOURCE's root.)
-            let dest_entries = held.iter().map(Entry::count).sum();
+            let dest_entries = held.count();
             let guard = ctx.cfg.guards.empty_source(
                 &ctx.cfg.source,
                 &ctx.dest_shown,
@@ -125,12 +145,15 @@ impl Look<'_> {
         });
         // Plan this level (directory pairs: their own attributes only).
         let level = Level { base: rel, chain: &chain, rule_files: self.rule_files, deep: false };
-        let mut dp = plan::plan_level(&src_meta, &new, Some(meta), held, &ctx.held_opts, &level).root;
+        let held_listing = held_listing(held, &new, &slots);
+        let mut dp =
+            plan::plan_level(&src_meta, &new, Some(meta), &held_listing, &ctx.held_opts, &level).root;
+        drop(held_listing);
         // A directory replaced by another one (new inode): diff the new tree against
         // what DEST holds there.
         for (e, s) in new.iter().zip(&slots) {
             let Some(j) = s.held else { continue };
-            if !(s.whole && held[j].is_dir()) {
+            if !(s.whole && held.is_dir(j)) {
                 continue;
             }
             dp.ops.retain(|op| !matches!(op, Op::Enter { name: n, .. } if *n == e.name));
@@ -139,15 +162,21 @@ impl Look<'_> {
                 continue;
             }
             let path = join(rel, &e.name);
-            if matches!(held[j].kind, Kind::Unreadable) {
+            if held.is_unreadable(j) {
                 // Readable again: what DEST holds there is unknown; check it both sides.
                 lock(&ctx.verify).push(path.clone());
             }
             let sub_chain = plan::chain_in(self.rule_files, &chain, &path);
             let level = Level { base: &path, chain: &sub_chain, rule_files: self.rule_files, deep: true };
-            let h = &held[j];
-            let sp =
-                plan::plan_level(&e.meta, e.children(), Some(&h.meta), h.children(), &ctx.held_opts, &level);
+            let h_children = held.sub(j).map(Dir::entries).unwrap_or_default();
+            let sp = plan::plan_level(
+                &e.meta,
+                e.children(),
+                Some(&held.meta(j)),
+                &h_children,
+                &ctx.held_opts,
+                &level,
+            );
             if !sp.root.is_empty() {
                 dp.ops.push(Op::Enter { name: e.name.clone(), sub: sp.root });
             }
@@ -157,7 +186,7 @@ impl Look<'_> {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.held.map(|j| (j, i)))
-            .filter(|(j, i)| held[*j].is_dir() && new[*i].is_dir() && !slots[*i].whole)
+            .filter(|(j, i)| held.is_dir(*j) && new[*i].is_dir() && !slots[*i].whole)
             .collect();
         if self.deep {
             self.refresh_same_dirs(rel, &chain, held, &same_dirs, &mut slots, &mut dp);
@@ -168,20 +197,23 @@ impl Look<'_> {
         // The held listing becomes SOURCE's, keeping the (refreshed) children of the
         // same directories. Anything else paired by name (type changes, replaced
         // directories) is no rename source; unpaired held entries were removed.
-        let mut old: Vec<Option<Entry>> = std::mem::take(held).into_iter().map(Some).collect();
-        for (e, s) in new.iter_mut().zip(&slots) {
-            let Some(h) = s.held.and_then(|j| old[j].take()) else { continue };
-            if let (true, Kind::Dir(c)) = (s.held.is_some_and(|j| same_dirs.contains_key(&j)), h.kind) {
-                e.kind = Kind::Dir(c);
-            }
+        let mut paired = vec![false; held.len()];
+        for j in slots.iter().filter_map(|s| s.held) {
+            paired[j] = true;
         }
-        let removed: Vec<(Vec<u8>, Entry)> =
-            old.into_iter().flatten().map(|h| (join(rel, &h.name), h)).collect();
+        let removed: Vec<(Vec<u8>, Entry)> = (0..held.len())
+            .filter(|j| !paired[*j])
+            .map(|j| (join(rel, held.name(j)), held.entry_deep(j)))
+            .collect();
         if !removed.is_empty() {
             lock(&ctx.removed).extend(removed);
         }
-        *held = new;
-        *meta = src_meta;
+        let kept = new.into_iter().zip(&slots).map(|(e, s)| match s.held {
+            Some(j) if same_dirs.contains_key(&j) => (e, Some(j)),
+            _ => (e, None),
+        });
+        held.replace_listing(kept);
+        *meta = held::as_held(&src_meta);
         dp
     }
 
@@ -195,17 +227,17 @@ impl Look<'_> {
         rel: &[u8],
         chain_above: &Chain,
         src_meta: &Meta,
-        held: &mut [Entry],
+        held: &mut Dir,
     ) -> Option<DirPlan> {
         let scanner = self.ctx.scanner;
-        let (chain, rule_file) = scanner.unchanged_level(src, rel, chain_above, held)?;
+        let (chain, rule_file) = scanner.unchanged_level(src, rel, chain_above, &*held)?;
         let mut slots = Vec::new();
         let mut same_dirs = FxHashMap::default();
-        for (j, h) in held.iter().enumerate() {
-            if !matches!(h.kind, Kind::Dir(_)) {
+        for j in 0..held.len() {
+            if !held.is_listed_dir(j) {
                 continue;
             }
-            let fd = match sys::open_dir_at(src, &h.name) {
+            let fd = match sys::open_dir_at(src, held.name(j)) {
                 Ok(fd) => Some(fd),
                 Err(err)
                     if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) =>
@@ -213,7 +245,7 @@ impl Look<'_> {
                     return None
                 }
                 Err(err) => {
-                    scanner.error(&join(rel, &h.name), &err);
+                    scanner.error(&join(rel, held.name(j)), &err);
                     None
                 }
             };
@@ -238,12 +270,11 @@ impl Look<'_> {
         src: BorrowedFd<'_>,
         rel: &[u8],
         listed: Vec<Entry>,
-        held: &[Entry],
+        held: &Dir,
     ) -> (Vec<Entry>, Vec<Slot>) {
-        let held_index = |name: &[u8]| held.binary_search_by(|h| (*h.name).cmp(name)).ok();
-        let same_dir = |e: &Entry| {
-            held_index(&e.name).is_some_and(|j| held[j].is_dir() && held[j].meta.ino == e.meta.ino)
-        };
+        let held_index = |name: &[u8]| held.find(name);
+        let same_dir =
+            |e: &Entry| held_index(&e.name).is_some_and(|j| held.is_dir(j) && held.meta(j).ino == e.meta.ino);
         let opened: Vec<Result<Option<OwnedFd>, ()>> = listed
             .par_iter()
             .map(|e| {
@@ -271,7 +302,7 @@ impl Look<'_> {
             let j = held_index(&e.name);
             let whole = e.is_dir()
                 && match j {
-                    Some(j) => !matches!(held[j].kind, Kind::Dir(_)) || held[j].meta.ino != e.meta.ino,
+                    Some(j) => !held.is_listed_dir(j) || held.meta(j).ino != e.meta.ino,
                     None => true,
                 };
             new.push(e);
@@ -286,7 +317,7 @@ impl Look<'_> {
         &self,
         rel: &[u8],
         chain: &Chain,
-        held: &mut [Entry],
+        held: &mut Dir,
         same_dirs: &FxHashMap<usize, usize>,
         slots: &mut [Slot],
         dp: &mut DirPlan,
@@ -297,21 +328,13 @@ impl Look<'_> {
                 fds.insert(*j, (fd, slots[*i].fresh));
             }
         }
-        let subplans: Vec<(Box<[u8]>, DirPlan)> = held
-            .par_iter_mut()
-            .enumerate()
-            .filter_map(|(j, h)| {
-                let (fd, fresh) = fds.get(&j)?;
-                let path = join(rel, &h.name);
-                let name = h.name.clone();
-                let Kind::Dir(children) = &mut h.kind else { return None };
-                let mut m = h.meta;
-                let sub = self.dir(fd.as_fd(), &path, chain, &mut m, children, *fresh);
-                h.meta = m;
-                Some((name, sub))
-            })
-            .collect();
-        for (name, sub) in subplans {
+        let subplans = held.par_each_subdir(|j, name, mut m, children| {
+            let (fd, fresh) = fds.get(&j)?;
+            let path = join(rel, name);
+            let sub = self.dir(fd.as_fd(), &path, chain, &mut m, children, *fresh);
+            Some((m, (Box::<[u8]>::from(name), sub)))
+        });
+        for (_, (name, sub)) in subplans {
             dp.ops.retain(|op| !matches!(op, Op::Enter { name: n, .. } if *n == name));
             if !sub.is_empty() {
                 dp.ops.push(Op::Enter { name, sub });

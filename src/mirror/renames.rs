@@ -10,10 +10,11 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::{held, CyclePlan, Target};
+use super::held::Held;
+use super::{CyclePlan, Target};
 use crate::plan::{self, DirPlan, Level, Op, PlanOptions};
 use crate::relpath::{is_within, join, parent};
-use crate::snapshot::{Entry, Kind, Snapshot};
+use crate::snapshot::{Entry, Kind};
 
 /// Files at least this large are put off once rather than copied when their inode is
 /// also held at another path (a move seen half done): copying a large file is what a
@@ -21,7 +22,7 @@ use crate::snapshot::{Entry, Kind, Snapshot};
 const LARGE_FILE: u64 = 1 << 20;
 
 /// Turns vanished/appeared pairs with the same identity into renames.
-pub fn match_renames(held: &Snapshot, cp: &mut CyclePlan, opts: &PlanOptions) {
+pub fn match_renames(held: &Held, cp: &mut CyclePlan, opts: &PlanOptions) {
     if cp.removed.is_empty() {
         return;
     }
@@ -39,24 +40,25 @@ pub fn match_renames(held: &Snapshot, cp: &mut CyclePlan, opts: &PlanOptions) {
                 Op::Copy { meta, new: true, name } => (meta.ino, name),
                 Op::Symlink { meta, new: true, name, .. } => (meta.ino, name),
                 Op::Mkdir { name, .. } => {
-                    let e = held::find(held, path)?;
+                    let e = held.find(path)?;
                     (e.meta.ino, name)
                 }
                 _ => return None,
             };
-            let new_entry = held::find(held, path)?;
+            let new_entry = held.find(path)?;
             let cands = by_ino.get(&ino)?;
-            let &i = cands.iter().find(|&&i| !used[i] && same_identity(&cp.removed[i].1, new_entry))?;
+            let &i = cands.iter().find(|&&i| !used[i] && same_identity(&cp.removed[i].1, &new_entry))?;
             used[i] = true;
             let (from, old) = &cp.removed[i];
             renames.push((from.clone(), path.to_vec()));
             let owner_differs =
                 opts.owner && (old.meta.uid != new_entry.meta.uid || old.meta.gid != new_entry.meta.gid);
             Some(match (&old.kind, &new_entry.kind) {
-                (Kind::Dir(oc), Kind::Dir(nc)) => {
+                (Kind::Dir(oc), Kind::Dir(_)) => {
+                    let nc = held.subtree(path);
                     let chain = plan::chain_for(&held.rule_files, path);
                     let level = Level { base: path, chain: &chain, rule_files: &held.rule_files, deep: true };
-                    let p = plan::plan_level(&new_entry.meta, nc, Some(&old.meta), oc, opts, &level);
+                    let p = plan::plan_level(&new_entry.meta, &nc, Some(&old.meta), oc, opts, &level);
                     Some(Op::Enter { name: name.clone(), sub: p.root })
                 }
                 _ if old.meta.mode != new_entry.meta.mode
@@ -91,7 +93,7 @@ pub fn match_renames(held: &Snapshot, cp: &mut CyclePlan, opts: &PlanOptions) {
 /// than copy it, put its creation off once: the next look finds the old path gone
 /// and renames. Returns the directories to look at again.
 pub fn defer_moves_in_progress(
-    held: &mut Snapshot,
+    held: &mut Held,
     deferred: &mut FxHashSet<Vec<u8>>,
     cp: &mut CyclePlan,
 ) -> Vec<Target> {
@@ -100,7 +102,7 @@ pub fn defer_moves_in_progress(
         rewrite_creates(dp, base, &mut |path: &[u8], op: &Op| {
             let ino = match op {
                 Op::Copy { meta, new: true, .. } if meta.size >= LARGE_FILE => meta.ino,
-                Op::Mkdir { .. } => held::find(held, path)?.meta.ino,
+                Op::Mkdir { .. } => held.find(path)?.meta.ino,
                 _ => return None,
             };
             // Put off once only: the second time it is created for real (a hard
@@ -116,16 +118,7 @@ pub fn defer_moves_in_progress(
     }
     // Where else is each of those inodes held?
     let wanted: FxHashSet<u64> = candidates.iter().map(|(_, ino)| *ino).collect();
-    let mut seen: FxHashMap<u64, u32> = FxHashMap::default();
-    fn count(entries: &[Entry], wanted: &FxHashSet<u64>, seen: &mut FxHashMap<u64, u32>) {
-        for e in entries {
-            if wanted.contains(&e.meta.ino) && !matches!(e.kind, Kind::Symlink(_)) {
-                *seen.entry(e.meta.ino).or_default() += 1;
-            }
-            count(e.children(), wanted, seen);
-        }
-    }
-    count(&held.entries, &wanted, &mut seen);
+    let seen = held.count_inos(&wanted);
     let put_off: FxHashSet<Vec<u8>> = candidates
         .into_iter()
         .filter(|(_, ino)| seen.get(ino).copied().unwrap_or(0) >= 2)
@@ -140,7 +133,7 @@ pub fn defer_moves_in_progress(
     let mut again = Vec::new();
     for path in put_off {
         // Not in DEST, so not held either: the next look sees it as new.
-        held::remove(held, &path);
+        held.remove(&path);
         again.push(Target::Level(parent(&path).to_vec()));
         deferred.insert(path);
     }
