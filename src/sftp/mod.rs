@@ -44,7 +44,13 @@ use crate::tree::LocalTree;
 /// Directories listed at once by a scan (each holds a handle on the server).
 const LIST_SLOTS: usize = 64;
 /// Operations (a file copy is one) in flight at once during an apply.
-const OP_SLOTS: usize = 64;
+const OP_SLOTS: usize = 128;
+/// The client writes its queued requests to ssh as soon as this many are waiting,
+/// else at its next flush tick (0.5 ms, its default; tokio's timer makes it up to about
+/// a millisecond). The crate's default of 100 meant that with a few dozen operations
+/// in flight every request waited for a tick: a first mirror of 20,000 small files took
+/// 3.0 s with 64 in flight, 1.9–2.1 s at 8 (BENCHMARKS.md, "Remote DEST over ssh").
+const FLUSH_AT: u16 = 8;
 /// Read or write requests in flight for one large file.
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// The data of one read or write request: OpenSSH's limit (`limits@openssh.com`
@@ -180,7 +186,8 @@ fn open_session(rt: &Runtime, remote: &Remote, rsh: &[String], interactive: bool
                 }
             }
         });
-        let opts = SftpOptions::new().max_pending_requests(std::num::NonZeroU16::MIN.saturating_add(1023));
+        let opts = SftpOptions::new()
+            .max_pending_requests(std::num::NonZeroU16::new(FLUSH_AT).unwrap_or(std::num::NonZeroU16::MIN));
         match Sftp::new(stdin, stdout, opts).await {
             Ok(sftp) => Ok((sftp, child)),
             Err(_) => {
