@@ -135,3 +135,47 @@ impl Source for LocalTree {
         Ok(Box::new(LocalFile { file: std::fs::File::from(fd), before }))
     }
 }
+
+/// Opens SOURCE's files for one apply, keeping the directories they are in open. A
+/// local file opened by path walks from the root (the root by its path, then one
+/// `openat` per component): ten system calls before the file itself in a tree three
+/// levels deep, for every file a remote DEST copies. Through this, a file in a
+/// directory opened recently is one `openat` in it. It lives for one apply: what it
+/// holds open is what that apply's plan was made from (a directory removed meanwhile
+/// has its files reported gone, as by path). A SOURCE on another host is opened by path.
+pub struct Opener<'s> {
+    source: &'s dyn Source,
+    /// The directories opened last, the oldest first.
+    dirs: std::sync::Mutex<std::collections::VecDeque<(Vec<u8>, std::sync::Arc<std::os::fd::OwnedFd>)>>,
+}
+
+/// Directories an [`Opener`] keeps open: more than an apply works in at once (its
+/// operations in flight are spread over a few directories at a time).
+const OPENER_DIRS: usize = 32;
+
+impl<'s> Opener<'s> {
+    pub fn new(source: &'s dyn Source) -> Opener<'s> {
+        Opener { source, dirs: Default::default() }
+    }
+
+    /// [`Source::open_file`], through the directories held open.
+    pub fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + 's>> {
+        let Some(local) = self.source.local() else { return self.source.open_file(rel) };
+        let (dir, name) = split_last(rel);
+        let held = crate::lock::lock(&self.dirs).iter().find(|(d, _)| d == dir).map(|(_, fd)| fd.clone());
+        let dfd = match held {
+            Some(fd) => fd,
+            None => {
+                let fd = std::sync::Arc::new(local.open_dir(dir)?);
+                let mut dirs = crate::lock::lock(&self.dirs);
+                if dirs.len() >= OPENER_DIRS {
+                    dirs.pop_front();
+                }
+                dirs.push_back((dir.to_vec(), fd.clone()));
+                fd
+            }
+        };
+        let (fd, before) = sys::open_source_file(dfd.as_fd(), name)?;
+        Ok(Box::new(LocalFile { file: std::fs::File::from(fd), before }))
+    }
+}

@@ -39,7 +39,8 @@ const BIG: u64 = 1 << 20;
 
 struct Applier<'a> {
     tree: &'a S3Tree,
-    source: &'a dyn Source,
+    /// SOURCE's files, opened in the directories held open.
+    files: crate::source::Opener<'a>,
     rep: &'a Reporter,
     vanished_ok: bool,
     failures: Failures,
@@ -64,7 +65,7 @@ pub fn apply(
     let slots = Slots::of(dp);
     let a = Applier {
         tree,
-        source,
+        files: crate::source::Opener::new(source),
         rep,
         vanished_ok: opts.vanished_ok,
         failures: Failures::default(),
@@ -402,7 +403,7 @@ impl Applier<'_> {
     async fn copy(&self, path: &[u8]) -> Result<u64, (Side, io::Error)> {
         let key = self.tree.key(path, false).map_err(|e| (Side::Dest, e))?;
         for _ in 0..COPY_ATTEMPTS {
-            let mut src = self.source.open_file(path).map_err(|e| (Side::Source, e))?;
+            let mut src = self.files.open_file(path).map_err(|e| (Side::Source, e))?;
             let meta = src.meta();
             let _big = if meta.size >= BIG { Some(self.tree.large_slots.acquire().await) } else { None };
             let done = if meta.size >= MULTIPART_THRESHOLD {

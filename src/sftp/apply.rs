@@ -31,7 +31,8 @@ use crate::sys::{self, Meta};
 
 struct Applier<'a> {
     tree: &'a SftpTree,
-    source: &'a dyn Source,
+    /// SOURCE's files, opened in the directories held open.
+    files: crate::source::Opener<'a>,
     rep: &'a Reporter,
     opts: ApplyOptions,
     failures: Failures,
@@ -52,7 +53,15 @@ pub fn apply(
     opts: ApplyOptions,
 ) -> io::Result<Outcome> {
     let slots = Slots::of(dp);
-    let a = Applier { tree, source, rep, opts, failures: Failures::default(), seq: Ordered::new(rep), slots };
+    let a = Applier {
+        tree,
+        files: crate::source::Opener::new(source),
+        rep,
+        opts,
+        failures: Failures::default(),
+        seq: Ordered::new(rep),
+        slots,
+    };
     tree.block(async {
         match tree.lstat(base).await? {
             Some(m) if m.file_type().is_some_and(|t| t.is_dir()) || base.is_empty() => {}
@@ -455,7 +464,7 @@ impl Applier<'_> {
     /// has a file there, kept in `--backup-dir` before the new one is renamed in.
     async fn copy(&self, path: &[u8], replaced: bool) -> Result<u64, (Side, io::Error)> {
         for _ in 0..COPY_ATTEMPTS {
-            let mut src = self.source.open_file(path).map_err(|e| (Side::Source, e))?;
+            let mut src = self.files.open_file(path).map_err(|e| (Side::Source, e))?;
             let meta = src.meta();
             let tmp = join(parent(path), &sys::temp_name());
             let tmp_path = self.tree.path(&tmp);
