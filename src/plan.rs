@@ -99,6 +99,12 @@ impl Op {
     pub fn is_delete(&self) -> bool {
         matches!(self, Op::Delete { .. })
     }
+
+    /// Runs a directory plan of its own: a directory made, entered, or removed with
+    /// its contents.
+    pub fn has_sub(&self) -> bool {
+        matches!(self, Op::Mkdir { .. } | Op::Enter { .. } | Op::Delete { dir: true, .. })
+    }
 }
 
 /// The work inside one directory.
