@@ -189,6 +189,36 @@ fn remote_dest_mirrors_every_kind_of_change() {
     assert!(changes(&r).is_empty(), "not converged:\n{r:?}");
 }
 
+/// More files than a remote applier starts at once (its start permits: 4 x 128), in one
+/// wide directory and in more directories than that beside it, mirrored and then mostly
+/// deleted over SFTP: every file arrives and goes, and the runs end (a directory's own
+/// operation holds no permit while its contents wait for one).
+#[test]
+fn more_files_than_the_applier_starts_at_once() {
+    let Some(sshd) = Sshd::start("more_files_than_the_applier_starts_at_once") else { return };
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    for i in 0..1200 {
+        t.file(format!("wide/f{i:04}"), format!("file {i}\n"));
+    }
+    // More directories than permits too: were a directory's operation to hold one
+    // while its contents run, they would wait for each other for ever.
+    for d in 0..600 {
+        t.file(format!("deep/d{d:03}/e/f"), format!("{d}\n"));
+    }
+    let dest = sshd.remote(&sb.dst());
+    rrun(&sshd, &[sb.src().as_os_str(), &dest]).ok();
+    assert_mirrored(&sb.src(), &sb.dst());
+    for i in 0..1100 {
+        t.remove(format!("wide/f{i:04}"));
+    }
+    t.remove("deep");
+    let r = rrun(&sshd, &[os("--json"), sb.src().as_os_str(), &dest]);
+    r.ok();
+    assert_mirrored(&sb.src(), &sb.dst());
+    assert!(temp_files(&sb.dst()).is_empty());
+}
+
 #[test]
 fn output_and_plan_match_a_local_dest() {
     let Some(sshd) = Sshd::start("output_and_plan_match_a_local_dest") else { return };

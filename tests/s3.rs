@@ -184,6 +184,33 @@ fn every_kind_of_change_then_a_no_op_run() {
     assert!(r.stdout_lines().is_empty(), "a second run changes nothing:\n{r:?}");
 }
 
+/// More files than the bucket's applier starts at once (its start permits: 4 x 64), in
+/// one wide directory and in more directories than that beside it, uploaded and then mostly
+/// deleted: every object arrives and goes, and the runs end.
+#[test]
+fn more_files_than_the_applier_starts_at_once() {
+    let Some(w) = Weed::start("more_files_than_the_applier_starts_at_once") else { return };
+    w.bucket("wide");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    for i in 0..700 {
+        t.file(format!("wide/f{i:04}"), format!("file {i}\n"));
+    }
+    // More directories than permits too (see the SFTP test of the same name).
+    for d in 0..300 {
+        t.file(format!("deep/d{d:03}/e/f"), format!("{d}\n"));
+    }
+    let src = sb.src();
+    srun(&w, &[src.as_os_str(), os("s3://wide/m")]).ok();
+    assert_mirrored(&w, &src, "wide/m");
+    for i in 0..650 {
+        t.remove(format!("wide/f{i:04}"));
+    }
+    t.remove("deep");
+    srun(&w, &[src.as_os_str(), os("s3://wide/m")]).ok();
+    assert_mirrored(&w, &src, "wide/m");
+}
+
 #[test]
 fn the_cache_lost_costs_requests_not_correctness() {
     let Some(w) = Weed::start("the_cache_lost_costs_requests_not_correctness") else { return };
