@@ -54,6 +54,24 @@ pub struct Native {
     skip: Vec<PathBuf>,
     /// notify's recursive mode: it watches new directories itself.
     recursive: bool,
+    /// The root watched (under the recursive mode, the one watch to remove).
+    root: PathBuf,
+}
+
+impl Drop for Native {
+    /// Under the recursive mode, the watches are removed before this returns: dropping
+    /// notify's watcher only asks its thread to stop, which frees the watches later, and
+    /// watching again at once directory by directory (the kernel's limit reached,
+    /// [`super::Running::limit_reached`]) then found the old watches still counted
+    /// against the limit (and, failing on the root, polled everything). A recursive
+    /// unwatch is answered once all of them are gone. (Watched directory by directory,
+    /// a service's watches are removed the same way by its hub; those of a watcher of
+    /// its own go with it.)
+    fn drop(&mut self) {
+        if let (true, Backend::Own(w)) = (self.recursive, &mut self.watcher) {
+            let _ = w.unwatch(&self.root);
+        }
+    }
 }
 
 /// What one [`Native::add_tree`] could watch.
@@ -87,7 +105,7 @@ impl Native {
             let mut w = Backend::new(root, tx.clone(), tree, shared)?;
             match w.watch(root, RecursiveMode::Recursive) {
                 Ok(()) => {
-                    let n = Native { watcher: w, skip, recursive: true };
+                    let n = Native { watcher: w, skip, recursive: true, root: root.to_path_buf() };
                     return Ok((n, Coverage { watched: 1, ..Coverage::default() }));
                 }
                 // Out of watches part-way: start again directory by directory, so
@@ -110,7 +128,7 @@ impl Native {
         shared: bool,
     ) -> Result<(Native, Coverage), String> {
         let watcher = Backend::new(root, tx, tree, shared)?;
-        let mut n = Native { watcher, skip, recursive: false };
+        let mut n = Native { watcher, skip, recursive: false, root: root.to_path_buf() };
         let first = n.watcher.watch(root, RecursiveMode::NonRecursive);
         if let Err(e) = first {
             return Err(describe(&e));
