@@ -130,10 +130,14 @@ impl Source for LocalTree {
 
     fn open_file(&self, rel: &[u8]) -> io::Result<Box<dyn SourceFile + '_>> {
         let (dir, name) = split_last(rel);
-        let dfd = self.open_dir(dir)?;
-        let (fd, before) = sys::open_source_file(dfd.as_fd(), name)?;
-        Ok(Box::new(LocalFile { file: std::fs::File::from(fd), before }))
+        open_in(self.open_dir(dir)?.as_fd(), name)
     }
+}
+
+/// Regular file `name` of the open directory `dir`, for copying.
+fn open_in<'s>(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> io::Result<Box<dyn SourceFile + 's>> {
+    let (fd, before) = sys::open_source_file(dir, name)?;
+    Ok(Box::new(LocalFile { file: std::fs::File::from(fd), before }))
 }
 
 /// Opens SOURCE's files for one apply, keeping the directories they are in open. A
@@ -175,7 +179,6 @@ impl<'s> Opener<'s> {
                 fd
             }
         };
-        let (fd, before) = sys::open_source_file(dfd.as_fd(), name)?;
-        Ok(Box::new(LocalFile { file: std::fs::File::from(fd), before }))
+        open_in(dfd.as_fd(), name)
     }
 }

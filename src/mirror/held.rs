@@ -414,6 +414,14 @@ impl Dir {
         (0..self.len()).map(|j| self.entry(j)).collect()
     }
 
+    /// This level as a one-level plan compares it with another side: the directories
+    /// for which `still_dir` says the other side has a directory too without their
+    /// children (only their own attributes are compared), every other entry whole (its
+    /// deletion counts, and is planned, children first).
+    pub fn planned_against(&self, still_dir: impl Fn(usize) -> bool) -> Vec<Entry> {
+        (0..self.len()).map(|j| if still_dir(j) { self.entry(j) } else { self.entry_deep(j) }).collect()
+    }
+
     /// This listing and everything below it, as entries.
     pub fn entries(&self) -> Vec<Entry> {
         (0..self.len()).map(|j| self.entry_deep(j)).collect()

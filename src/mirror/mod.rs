@@ -735,12 +735,7 @@ impl<'c> Mirror<'c> {
         // directories (they are made whole).
         let dst_dirs: FxHashSet<&[u8]> =
             dst_entries.iter().filter(|e| matches!(e.kind, Kind::Dir(_))).map(|e| &*e.name).collect();
-        let held_entries: Vec<Entry> = (0..held_dir.len())
-            .map(|j| match dst_dirs.contains(held_dir.name(j)) {
-                true => held_dir.entry(j),
-                false => held_dir.entry_deep(j),
-            })
-            .collect();
+        let held_entries = held_dir.planned_against(|j| dst_dirs.contains(held_dir.name(j)));
         drop(dst_dirs);
         let mut p = plan::plan_level(
             &held_meta,

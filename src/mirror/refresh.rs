@@ -41,9 +41,7 @@ pub struct Ctx<'a> {
 }
 
 /// The held listing as the planner needs it against SOURCE's `new` (paired by
-/// `slots`): directories that SOURCE still has as directories without their children
-/// (a one-level plan compares only their own attributes), the others whole (their
-/// deletion counts, and is planned, children first).
+/// `slots`): [`Dir::planned_against`] the directories SOURCE still has as directories.
 fn held_listing(held: &Dir, new: &[Entry], slots: &[Slot]) -> Vec<Entry> {
     let mut still_dir = vec![false; held.len()];
     for (e, s) in new.iter().zip(slots) {
@@ -51,12 +49,7 @@ fn held_listing(held: &Dir, new: &[Entry], slots: &[Slot]) -> Vec<Entry> {
             still_dir[j] = e.is_dir();
         }
     }
-    (0..held.len())
-        .map(|j| match still_dir[j] {
-            true => held.entry(j),
-            false => held.entry_deep(j),
-        })
-        .collect()
+    held.planned_against(|j| still_dir[j])
 }
 
 /// One target's look at SOURCE.

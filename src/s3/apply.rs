@@ -37,16 +37,15 @@ use crate::sys::{self, Meta};
 /// memory held by files read whole stays bounded.
 const BIG: u64 = 1 << 20;
 
-/// Operations of files started at a time, in the whole tree (see [`Applier::start`]):
-/// enough to keep every slot busy.
+/// Operations on files started at a time, in the whole tree (`join::Starts`).
 const STARTED: usize = 4 * super::OP_SLOTS;
 
 struct Applier<'a> {
     tree: &'a S3Tree,
     /// SOURCE's files, opened in the directories held open.
     files: crate::source::Opener<'a>,
-    /// Permits to start an operation on a file ([`Applier::start`]).
-    started: tokio::sync::Semaphore,
+    /// Permits to start an operation on a file.
+    started: crate::join::Starts,
     rep: &'a Reporter,
     vanished_ok: bool,
     failures: Failures,
@@ -72,7 +71,7 @@ pub fn apply(
     let a = Applier {
         tree,
         files: crate::source::Opener::new(source),
-        started: tokio::sync::Semaphore::new(STARTED),
+        started: crate::join::Starts::new(STARTED),
         rep,
         vanished_ok: opts.vanished_ok,
         failures: Failures::default(),
@@ -294,18 +293,13 @@ impl Applier<'_> {
         self.tree.put(&key, Vec::new(), meta, ObjKind::Dir).await.map(|_| ())
     }
 
-    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
-    /// Runs `op` of directory `rel`. An operation on a file waits for a start permit,
-    /// and its future (a few kilobytes: every step of a copy) is made only then: a
-    /// directory's operations are all begun together, so a first mirror of 100,000 files
-    /// held that many such futures at once (427 MiB over SFTP), each waiting for a slot.
-    /// A directory's own operation starts at once (it holds no permit while its contents
-    /// run, so they can always get one).
+    /// [`Applier::op`], once a start permit is free (`join::Starts`; a directory's own
+    /// operation at once).
     async fn start(&self, op: &Op, rel: &[u8], slot: u64) {
-        let _started = if op.has_sub() { None } else { self.started.acquire().await.ok() };
-        self.op(op, rel, slot).boxed_local().await
+        self.started.run(op.has_sub(), || self.op(op, rel, slot)).await
     }
 
+    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
     async fn op(&self, op: &Op, rel: &[u8], slot: u64) {
         self.op_at(op, rel, slot).await;
         self.seq.finish(slot, slot + self.slots.of_op(op));

@@ -29,16 +29,15 @@ use crate::report::{Reporter, Side};
 use crate::source::Source;
 use crate::sys::{self, Meta};
 
-/// Operations of files started at a time, in the whole tree (see [`Applier::start`]):
-/// enough to keep every slot busy.
+/// Operations on files started at a time, in the whole tree (`join::Starts`).
 const STARTED: usize = 4 * super::OP_SLOTS;
 
 struct Applier<'a> {
     tree: &'a SftpTree,
     /// SOURCE's files, opened in the directories held open.
     files: crate::source::Opener<'a>,
-    /// Permits to start an operation on a file ([`Applier::start`]).
-    started: tokio::sync::Semaphore,
+    /// Permits to start an operation on a file.
+    started: crate::join::Starts,
     rep: &'a Reporter,
     opts: ApplyOptions,
     failures: Failures,
@@ -62,7 +61,7 @@ pub fn apply(
     let a = Applier {
         tree,
         files: crate::source::Opener::new(source),
-        started: tokio::sync::Semaphore::new(STARTED),
+        started: crate::join::Starts::new(STARTED),
         rep,
         opts,
         failures: Failures::default(),
@@ -255,18 +254,13 @@ impl Applier<'_> {
         Ok(self.tree.lstat(rel).await?.is_some_and(|m| m.file_type().is_some_and(|t| t.is_dir())))
     }
 
-    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
-    /// Runs `op` of directory `rel`. An operation on a file waits for a start permit,
-    /// and its future (a few kilobytes: every step of a copy) is made only then: a
-    /// directory's operations are all begun together, so a first mirror of 100,000 files
-    /// held that many such futures at once (427 MiB over SFTP), each waiting for a slot.
-    /// A directory's own operation starts at once (it holds no permit while its contents
-    /// run, so they can always get one).
+    /// [`Applier::op`], once a start permit is free (`join::Starts`; a directory's own
+    /// operation at once).
     async fn start(&self, op: &Op, rel: &[u8], slot: u64) {
-        let _started = if op.has_sub() { None } else { self.started.acquire().await.ok() };
-        self.op(op, rel, slot).boxed_local().await
+        self.started.run(op.has_sub(), || self.op(op, rel, slot)).await
     }
 
+    /// Runs one operation, whose slots start at `slot`; they are all finished after it.
     async fn op(&self, op: &Op, rel: &[u8], slot: u64) {
         self.op_at(op, rel, slot).await;
         self.seq.finish(slot, slot + self.slots.of_op(op));

@@ -50,7 +50,7 @@ const OP_SLOTS: usize = 128;
 /// a millisecond). The crate's default of 100 meant that with a few dozen operations
 /// in flight every request waited for a tick: a first mirror of 20,000 small files took
 /// 3.0 s with 64 in flight, 1.9–2.1 s at 8 (BENCHMARKS.md, "Remote DEST over ssh").
-const FLUSH_AT: u16 = 8;
+const FLUSH_AT: std::num::NonZeroU16 = std::num::NonZeroU16::new(8).unwrap();
 /// Read or write requests in flight for one large file.
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// The data of one read or write request: OpenSSH's limit (`limits@openssh.com`
@@ -186,8 +186,7 @@ fn open_session(rt: &Runtime, remote: &Remote, rsh: &[String], interactive: bool
                 }
             }
         });
-        let opts = SftpOptions::new()
-            .max_pending_requests(std::num::NonZeroU16::new(FLUSH_AT).unwrap_or(std::num::NonZeroU16::MIN));
+        let opts = SftpOptions::new().max_pending_requests(FLUSH_AT);
         match Sftp::new(stdin, stdout, opts).await {
             Ok(sftp) => Ok((sftp, child)),
             Err(_) => {
