@@ -388,16 +388,29 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 /// `root`, as paths relative to `root`. The root itself is included as "".
 pub fn walk(root: &Path) -> Vec<(PathBuf, fs::Metadata)> {
     let mut out = vec![(PathBuf::new(), lstat(root))];
+    // An entry that is gone by the time it is read (a running watcher renamed or removed
+    // it after its directory was listed) is not there: it is left out, as a listing
+    // made a moment later would leave it out. Any other error fails the test.
+    fn gone(e: &std::io::Error) -> bool {
+        e.kind() == std::io::ErrorKind::NotFound
+    }
     fn rec(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, fs::Metadata)>) {
         let dir = root.join(rel);
-        let mut names: Vec<OsString> = fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let mut names: Vec<OsString> = match fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display())).file_name())
+                .collect(),
+            Err(e) if gone(&e) => return,
+            Err(e) => panic!("readdir {}: {e}", dir.display()),
+        };
         names.sort();
         for name in names {
             let r = rel.join(&name);
-            let m = lstat(&root.join(&r));
+            let m = match fs::symlink_metadata(root.join(&r)) {
+                Ok(m) => m,
+                Err(e) if gone(&e) => continue,
+                Err(e) => panic!("lstat {}: {e}", root.join(&r).display()),
+            };
             let is_dir = m.is_dir();
             out.push((r.clone(), m));
             if is_dir {
