@@ -198,21 +198,11 @@ fn more_files_than_the_applier_starts_at_once() {
     let Some(sshd) = Sshd::start("more_files_than_the_applier_starts_at_once") else { return };
     let sb = Sandbox::new();
     let t = sb.src_tree();
-    for i in 0..1200 {
-        t.file(format!("wide/f{i:04}"), format!("file {i}\n"));
-    }
-    // More directories than permits too: were a directory's operation to hold one
-    // while its contents run, they would wait for each other for ever.
-    for d in 0..600 {
-        t.file(format!("deep/d{d:03}/e/f"), format!("{d}\n"));
-    }
+    wide_tree(&t, 1200, 600);
     let dest = sshd.remote(&sb.dst());
     rrun(&sshd, &[sb.src().as_os_str(), &dest]).ok();
     assert_mirrored(&sb.src(), &sb.dst());
-    for i in 0..1100 {
-        t.remove(format!("wide/f{i:04}"));
-    }
-    t.remove("deep");
+    thin_wide_tree(&t, 1200, 100);
     let r = rrun(&sshd, &[os("--json"), sb.src().as_os_str(), &dest]);
     r.ok();
     assert_mirrored(&sb.src(), &sb.dst());

@@ -193,20 +193,11 @@ fn more_files_than_the_applier_starts_at_once() {
     w.bucket("wide");
     let sb = Sandbox::new();
     let t = sb.src_tree();
-    for i in 0..700 {
-        t.file(format!("wide/f{i:04}"), format!("file {i}\n"));
-    }
-    // More directories than permits too (see the SFTP test of the same name).
-    for d in 0..300 {
-        t.file(format!("deep/d{d:03}/e/f"), format!("{d}\n"));
-    }
+    wide_tree(&t, 700, 300);
     let src = sb.src();
     srun(&w, &[src.as_os_str(), os("s3://wide/m")]).ok();
     assert_mirrored(&w, &src, "wide/m");
-    for i in 0..650 {
-        t.remove(format!("wide/f{i:04}"));
-    }
-    t.remove("deep");
+    thin_wide_tree(&t, 700, 50);
     srun(&w, &[src.as_os_str(), os("s3://wide/m")]).ok();
     assert_mirrored(&w, &src, "wide/m");
 }

@@ -1041,3 +1041,25 @@ pub fn rel_paths_of_kind(root: &Path, kind: Kind) -> Vec<String> {
     v.sort();
     v
 }
+
+/// `files` files in `wide/` and `dirs` directories `deep/dNNN/e/` of one file each: a
+/// tree wider than an applier starts at once, in one directory and in directories (a
+/// directory's operation that held a start permit while its contents ran would wait
+/// for them for ever). [`thin_wide_tree`] removes most of it again.
+pub fn wide_tree(t: &Tree, files: usize, dirs: usize) {
+    for i in 0..files {
+        t.file(format!("wide/f{i:04}"), format!("file {i}\n"));
+    }
+    for d in 0..dirs {
+        t.file(format!("deep/d{d:03}/e/f"), format!("{d}\n"));
+    }
+}
+
+/// Removes all but the last `keep` files of [`wide_tree`]'s `wide/` (of `files`), and
+/// `deep/` whole.
+pub fn thin_wide_tree(t: &Tree, files: usize, keep: usize) {
+    for i in 0..files.saturating_sub(keep) {
+        t.remove(format!("wide/f{i:04}"));
+    }
+    t.remove("deep");
+}
