@@ -5,10 +5,11 @@ import time
 
 from ..procs import DirWatch, Watcher, proc_cpu, wait_until, write_and_time
 from ..report import emit_table, target_text
-from ..settings import FILES, POLL_CYCLES, POLL_WRITES, ROUNDS, TANDEM
+from ..settings import FILES, POLL_CYCLES, POLL_WRITES, ROUNDS, TANDEM, WALKERS_BIN
 from ..timing import ToolFailed, run_timed
 from ..trees import cleanup, tree, tree_size, work
 from ..util import fresh_dir, human, log, ms, rm_rf
+from .walkers import build_walkers
 
 
 def case_poll():
@@ -20,8 +21,9 @@ def case_poll():
     log("  initial mirrors (untimed)")
     run_timed([TANDEM, src, dst_t])
     run_timed(["rsync", "-a", "--delete", src + "/", dst_r + "/"])
+    build_walkers()
     k = POLL_CYCLES
-    t_cpu, t_wall, f_cpu, f_wall, r_cpu, r_wall = [], [], [], [], [], []
+    t_cpu, t_wall, f_cpu, f_wall, r_cpu, r_wall, w_cpu, w_wall = [], [], [], [], [], [], [], []
     for rnd in range(ROUNDS):
         # tandem: CPU between the end of cycle 0 (the initial sync) and the end of cycle k.
         w = Watcher(src, dst_t, "--poll", "1s")
@@ -43,6 +45,10 @@ def case_poll():
         f_cpu.append(s.cpu)
         f_wall.append(s.wall)
         log(f"  round {rnd + 1} find -printf       {s.cpu:.3f} s cpu, {s.wall:.3f} s wall")
+        s = run_timed([WALKERS_BIN, "floor", src])
+        w_cpu.append(s.cpu)
+        w_wall.append(s.wall)
+        log(f"  round {rnd + 1} floor walk         {s.cpu:.3f} s cpu, {s.wall:.3f} s wall")
         os.sync()
         s = run_timed(["rsync", "-a", "--delete", src + "/", dst_r + "/"])
         r_cpu.append(s.cpu)
@@ -87,6 +93,9 @@ def case_poll():
          target_text(ratio, "<=", 0.6), " ".join(f"{x:.3f}" for x in t_cpu)],
         ["find SRC -printf '%s %T@ %m\\n'", f"{fc:.3f}", f"{statistics.median(f_wall):.3f}", "1.00", "",
          " ".join(f"{x:.3f}" for x in f_cpu)],
+        ["floor: one thread, getdents64 + one fstatat per entry, nothing else (bench/walkers floor)",
+         f"{statistics.median(w_cpu):.3f}", f"{statistics.median(w_wall):.3f}",
+         f"{statistics.median(w_cpu) / fc:.2f}" if fc else "-", "", " ".join(f"{x:.3f}" for x in w_cpu)],
         ["rsync -a --delete SRC/ DST/ (re-run)", f"{rc:.3f}", f"{statistics.median(r_wall):.3f}",
          f"{rc / fc:.2f}" if fc else "-", "", " ".join(f"{x:.3f}" for x in r_cpu)],
     ]
@@ -102,4 +111,6 @@ def case_poll():
                    f"cycle {k}, divided by {k}; wall = median elapsed_ms of those cycles",
                    "find / rsync: user+sys of the process and its children (wait4 rusage); "
                    "rsync's DEST pre-synced",
+                   "floor: the kernel work any scan that stats every entry pays (a C-like walk in Rust, "
+                   "no allocation per entry); a target below floor / find is out of reach of such a scan",
                ], extra=lat_line)

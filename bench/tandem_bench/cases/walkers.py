@@ -35,10 +35,15 @@ def fastest(results):
     return f"fastest (median wall): {best}"
 
 
-def case_walkers():
+def build_walkers():
+    """Builds bench/walkers (unless SKIP_BUILD and it is built)."""
     if not SKIP_BUILD or not os.access(WALKERS_BIN, os.X_OK):
         log("  cargo build --release (bench/walkers)")
         sh("cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(WALKERS_DIR, "Cargo.toml"))
+
+
+def case_walkers():
+    build_walkers()
     names = subprocess.run([WALKERS_BIN, "--list"], stdout=subprocess.PIPE, text=True).stdout.split()
     notes = [f"walkers built: {' '.join(names)}" + ("" if "dua" in names else " (dua-core did not build: skipped)"),
              "each walk lstat()s every entry (hidden included), follows no symlink, counts entries and bytes; "
