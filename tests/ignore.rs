@@ -1066,6 +1066,29 @@ fn bad_pattern_is_an_error_naming_file_and_line_and_changes_nothing() {
 }
 
 #[test]
+fn bad_pattern_in_a_deep_leaf_directory_stops_the_run_before_anything_changes() {
+    // Leaf directories (no subdirectories) are not listed by the first pass, only
+    // their rule file looked for: one with a bad one, deep among leaves without, is
+    // still found before anything is changed.
+    let sb = Sandbox::new();
+    let src = sb.src_tree();
+    for i in 0..20 {
+        src.file(format!("p/q{i:02}/f"), "f");
+    }
+    src.file("p/q07/r/.syncignore", "fine\n[z-a\n").file("p/q07/r/g", "g").file("p/q07/.syncignore", "*.o\n");
+    let r = run([sb.src(), sb.dst()]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("p/q07/r/.syncignore:2"), "error does not name file and line:\n{r:?}");
+    assert!(!exists_nofollow(&sb.dst()), "DEST created despite the bad pattern:\n{r:?}");
+    // Fixed, the run goes through and the good rules of the other file apply.
+    src.file("p/q07/r/.syncignore", "fine\n").file("p/q07/x.o", "o");
+    let r = run([sb.src(), sb.dst()]);
+    r.expect_code(0);
+    assert!(sb.dst().join("p/q07/r/g").exists() && sb.dst().join("p/q19/f").exists(), "{r:?}");
+    assert!(!exists_nofollow(&sb.dst().join("p/q07/x.o")), "excluded file copied:\n{r:?}");
+}
+
+#[test]
 fn excluded_directory_is_not_descended_into() {
     let sb = Sandbox::new();
     let src = sb.src_tree();
