@@ -29,7 +29,7 @@ def render(rep: Report) -> str:
     med = {r.tool.label: statistics.median(s.wall for s in r.samples) for r in rep.results if r.samples}
     ref = med.get(rep.reference)
     thr = rep.per_run_bytes > 0
-    head = ["tool", "median wall s", "median CPU s", "max RSS MiB"]
+    head = ["tool", "median wall s", "median CPU s", "median machine CPU s", "max RSS MiB"]
     if thr:
         head.append("GiB/s")
     head += [f"ratio vs {rep.reference}" + (" (throughput)" if thr else ""), "target", "verify", "wall s per run"]
@@ -37,13 +37,15 @@ def render(rep: Report) -> str:
     for r in rep.results:
         label = r.tool.label
         if not r.samples:
-            rows.append([label, "FAILED", "", "", *([""] if thr else []), "", "", r.check,
+            rows.append([label, "FAILED", "", "", "", *([""] if thr else []), "", "", r.check,
                          (r.error or "").splitlines()[0]])
             continue
         wall = med[label]
         cpu = statistics.median(s.cpu for s in r.samples)
         rss = max(s.rss_kib for s in r.samples) / 1024
-        row = [label, f"{wall:.3f}", f"{cpu:.3f}", f"{rss:.0f}"]
+        machine = [s.machine_cpu for s in r.samples if s.machine_cpu is not None]
+        row = [label, f"{wall:.3f}", f"{cpu:.3f}", f"{statistics.median(machine):.3f}" if machine else "-",
+               f"{rss:.0f}"]
         if thr:
             row.append(f"{rep.per_run_bytes / wall / (1 << 30):.2f}")
         ratio = None

@@ -17,6 +17,21 @@ class Sample:
     wall: float
     cpu: float
     rss_kib: int
+    # CPU of the whole machine during the run (every process: an ssh/sftp-server or S3
+    # server doing the other half of the work shows here, not in `cpu`); None off Linux.
+    machine_cpu: Optional[float] = None
+
+
+def machine_busy():
+    """Seconds of CPU the whole machine has spent busy (user, nice, system, irq, softirq,
+    steal excluded), from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        ticks = sum(int(fields[i]) for i in (1, 2, 3, 6, 7))
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class ToolFailed(Exception):
@@ -33,10 +48,12 @@ GNU_TIME = "/usr/bin/time" if RSS and os.access("/usr/bin/time", os.X_OK) else N
 def run_timed(argv) -> Sample:
     with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:
         cmd = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv] if GNU_TIME else argv
+        b0 = machine_busy()
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
+        b1 = machine_busy()
         p.returncode = os.waitstatus_to_exitcode(status)
         if p.returncode != 0:
             err.seek(0)
@@ -48,7 +65,8 @@ def run_timed(argv) -> Sample:
                 peak = int(rss.read().split()[-1])
             except (ValueError, IndexError):
                 pass
-    return Sample(wall, ru.ru_utime + ru.ru_stime, peak)
+    machine = b1 - b0 if b0 is not None and b1 is not None else None
+    return Sample(wall, ru.ru_utime + ru.ru_stime, peak, machine)
 
 
 @dataclass
@@ -76,7 +94,8 @@ def round_robin(tools, prepare, check=None) -> List[Result]:
                 log(f"  round {rnd + 1} {res.tool.label:<18} FAILED {e}")
                 continue
             res.samples.append(s)
-            log(f"  round {rnd + 1} {res.tool.label:<18} {s.wall:8.3f} s wall {s.cpu:8.3f} s cpu")
+            machine = f" ({s.machine_cpu:.3f} s machine-wide)" if s.machine_cpu is not None else ""
+            log(f"  round {rnd + 1} {res.tool.label:<18} {s.wall:8.3f} s wall {s.cpu:8.3f} s cpu{machine}")
             if rnd == 0 and check and VERIFY:
                 res.check = check(res.tool, src, dst)
                 if res.check != "ok":
