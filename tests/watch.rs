@@ -1381,6 +1381,45 @@ fn poll_changes_inside_a_moved_directory() {
 /// moment after the move (after a varying number of other changes), each behind a
 /// burst of events that notify reads in the same batch as the move.
 #[test]
+fn native_a_directory_moved_into_a_just_moved_one_stays_watched() {
+    // inotify watches inodes: when notify re-watches a moved directory's tree and
+    // meets a directory moved into it whose old name's watch it has not yet
+    // removed, it is given that same watch again; removing the old name then must
+    // not remove it (it did: every later change inside was lost).
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    for i in 0..150 {
+        t.file(format!("x0/s{i:03}/f"), "x");
+    }
+    t.file("y0/f", "0\n");
+    t.stamp_all();
+    let (src, dst) = (sb.src(), sb.dst());
+    let w = start_json(Strategy::Native, &[], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
+    let (mut x, mut y) = ("x0".to_string(), "y0".to_string());
+    for round in 1..=40 {
+        let nx = format!("x{round}");
+        mv(&t, &x, &nx);
+        // A moment for notify to read the first move and start re-watching.
+        std::thread::sleep(Duration::from_micros([0, 200, 500, 1000, 2000][round % 5]));
+        let inside = format!("{nx}/s{:03}/y{round}", 149 - round % 50);
+        mv(&t, &y, &inside);
+        wait_synced(&w, &src, &dst, &format!("round {round}: mv {x} {nx}; mv {y} {inside}"));
+        let mut f = fs::OpenOptions::new().append(true).open(src.join(&inside).join("f")).unwrap();
+        writeln!(f, "{round}").unwrap();
+        drop(f);
+        t.chmod(format!("{inside}/f"), [0o644, 0o600][round % 2]);
+        wait_synced(&w, &src, &dst, &format!("round {round}: append and chmod inside {inside}"));
+        let ny = format!("y{round}");
+        mv(&t, &inside, &ny);
+        wait_synced(&w, &src, &dst, &format!("round {round}: mv {inside} {ny}"));
+        (x, y) = (nx, ny);
+    }
+    finish_json(w, &dst);
+}
+
+#[test]
 fn native_changes_just_after_a_directory_moves() {
     let _g = shared();
     let sb = Sandbox::new_fast();

@@ -499,9 +499,18 @@ impl EventLoop {
                 Ok(w) => {
                     watchmask.remove(WatchMask::MASK_ADD);
                     let is_dir = metadata(&path).map_err(Error::io)?.is_dir();
+                    // (tandem) inotify watches inodes: a directory moved before its old
+                    // name's watch was removed (the move's events not yet read) is
+                    // given its old watch descriptor again. That descriptor now
+                    // belongs to the new path: forget the old path's entry, so that
+                    // removing the old path later does not remove the watch.
+                    if let Some(old) = self.paths.insert(w.clone(), path.clone()) {
+                        if old != path {
+                            self.watches.remove(&old);
+                        }
+                    }
                     self.watches
-                        .insert(path.clone(), (w.clone(), watchmask, is_recursive, is_dir));
-                    self.paths.insert(w, path);
+                        .insert(path, (w, watchmask, is_recursive, is_dir));
                     Ok(())
                 }
             }
