@@ -109,8 +109,16 @@ impl Native {
                     return Ok((n, Coverage { watched: 1, ..Coverage::default() }));
                 }
                 // Out of watches part-way: start again directory by directory, so
-                // that what can be watched is, and the rest is known.
-                Err(e) if is_limit(&e) => drop(w),
+                // that what can be watched is, and the rest is known. The watches
+                // set before the limit are removed first, and before this goes on
+                // (see `impl Drop for Native`: otherwise they are still counted
+                // when the root is watched again, and everything is polled).
+                Err(e) if is_limit(&e) => {
+                    if let Backend::Own(o) = &mut w {
+                        let _ = o.unwatch(root);
+                    }
+                    drop(w)
+                }
                 Err(e) => return Err(describe(&e)),
             }
         }
