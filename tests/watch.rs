@@ -1373,13 +1373,6 @@ fn poll_changes_inside_a_moved_directory() {
     changed_inside_a_moved_directory(Strategy::Poll);
 }
 
-/// A change made inside a directory just after it moved, while notify is still moving
-/// that directory's watches to the new name (it drops the old ones once it has read
-/// the batch of events holding the move, then watches the new path): tandem's second
-/// look at the directory must not come before the new watches, or the change raises
-/// no event and is never mirrored. Many rounds, each making the change at another
-/// moment after the move (after a varying number of other changes), each behind a
-/// burst of events that notify reads in the same batch as the move.
 #[test]
 fn native_a_directory_moved_into_a_just_moved_one_stays_watched() {
     // inotify watches inodes: when notify re-watches a moved directory's tree and
@@ -1419,6 +1412,13 @@ fn native_a_directory_moved_into_a_just_moved_one_stays_watched() {
     finish_json(w, &dst);
 }
 
+/// A change made inside a directory just after it moved, while notify is still moving
+/// that directory's watches to the new name (it drops the old ones once it has read
+/// the batch of events holding the move, then watches the new path): tandem's second
+/// look at the directory must not come before the new watches, or the change raises
+/// no event and is never mirrored. Many rounds, each making the change at another
+/// moment after the move (after a varying number of other changes), each behind a
+/// burst of events that notify reads in the same batch as the move.
 #[test]
 fn native_changes_just_after_a_directory_moves() {
     let _g = shared();

@@ -68,8 +68,8 @@ impl Drop for Native {
     /// a service's watches are removed the same way by its hub; those of a watcher of
     /// its own go with it.)
     fn drop(&mut self) {
-        if let (true, Backend::Own(w)) = (self.recursive, &mut self.watcher) {
-            let _ = w.unwatch(&self.root);
+        if self.recursive {
+            self.watcher.unwatch_tree(&self.root);
         }
     }
 }
@@ -114,9 +114,7 @@ impl Native {
                 // (see `impl Drop for Native`: otherwise they are still counted
                 // when the root is watched again, and everything is polled).
                 Err(e) if is_limit(&e) => {
-                    if let Backend::Own(o) = &mut w {
-                        let _ = o.unwatch(root);
-                    }
+                    w.unwatch_tree(root);
                     drop(w)
                 }
                 Err(e) => return Err(describe(&e)),
@@ -354,6 +352,15 @@ enum Backend {
 }
 
 impl Backend {
+    /// Removes a recursive watch of `root`, and every watch below it, before returning
+    /// (see `impl Drop for Native`). A service's [`Member`] removes its own watches
+    /// when it is dropped.
+    fn unwatch_tree(&mut self, root: &Path) {
+        if let Backend::Own(w) = self {
+            let _ = w.unwatch(root);
+        }
+    }
+
     fn new(root: &Path, tx: Sender<Signal>, tree: Tree, shared: bool) -> Result<Backend, String> {
         if shared {
             if let Some(m) = Hub::join(tree, root, tx.clone())? {
