@@ -28,6 +28,8 @@ RESULTS = os.path.join(HERE, "results")
 NETFS = os.path.join(HERE, "netfs.sh")
 WALKERS_DIR = os.path.join(HERE, "walkers")
 WALKERS_BIN = os.path.join(WALKERS_DIR, "target", "release", "walkers")
+# The floors of the batch cases (bench/walkers/src/bin/floors.rs), built with the walkers.
+FLOORS_BIN = os.path.join(WALKERS_DIR, "target", "release", "floors")
 RSS = env("RSS", "1") != "0"
 SKIP_BUILD = env("SKIP_BUILD", "0") == "1"
 

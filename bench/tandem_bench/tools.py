@@ -4,7 +4,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Callable, List
 
-from .settings import RCLONE_ARGS, TANDEM, TANDEM_ARGS, TOOLS
+from .settings import FLOORS_BIN, RCLONE_ARGS, TANDEM, TANDEM_ARGS, TOOLS
 from .util import log
 
 
@@ -44,6 +44,14 @@ def fcp():
     # fcp (cargo install fcp) likewise; keeps modes but not mtimes, and writes final
     # names directly.
     return Tool("fcp", lambda s, d: ["sh", "-c", 'rmdir "$2" && exec fcp "$1" "$2"', "fcp", s, d], "fcp")
+
+
+def floor(what):
+    # bench/walkers floors (Linux): the system calls a run keeping tandem's promises cannot
+    # do without, and nothing else (see floors.rs); not a tool anybody would use.
+    label = {"copy": "floor: temp + copy_file_range + futimens + rename, 2 threads (bench/walkers floors copy)",
+             "noop": "floor: both trees listed and fstatat'ed, 2 threads (bench/walkers floors noop)"}[what]
+    return Tool(label, lambda s, d: [FLOORS_BIN, what, s, d], FLOORS_BIN)
 
 
 def available(tools):

@@ -7,7 +7,8 @@ import sys
 from ..report import Report
 from ..settings import FILES, LARGE_COUNT, LARGE_SIZE, BENCH_DIR, MKTREE, TANDEM, TANDEM_ARGS
 from ..timing import ToolFailed, round_robin, run_timed
-from ..tools import Tool, available, cp_a, fcp, rclone, rsync, tandem, xcp
+from ..tools import Tool, available, cp_a, fcp, floor, rclone, rsync, tandem, xcp
+from .walkers import build_walkers
 from ..trees import cleanup, tree, tree_path, tree_size, verify, work
 from ..util import fresh_dir, human, log, rm_rf, size_bytes
 
@@ -33,10 +34,11 @@ def first_mirror(case, title, src, tools, reference, target, throughput=False):
 
 def case_first():
     src = tree("--files", str(FILES))
+    build_walkers()
     # Peers side by side in the same rounds; what each does not preserve shows in the
     # verify column (fcp keeps no mtimes; xcp and fcp write final names directly).
     return first_mirror("first", "first mirror into an empty DEST", src,
-                        [tandem(), cp_a(), xcp(), fcp(), rsync(), rclone()], "cp -a", ("<=", 0.45))
+                        [tandem(), cp_a(), xcp(), fcp(), floor("copy"), rsync(), rclone()], "cp -a", ("<=", 0.45))
 
 
 def case_large():
@@ -51,14 +53,15 @@ def case_large():
                         [tandem(), cp_a(), rsync()], "cp -a", (">=", 0.9), throughput=True)
 
 
-def prepared_dsts(case, src, tools):
-    """One DEST per tool, first filled (untimed) by that tool itself."""
+def prepared_dsts(case, src, tools, fill=None):
+    """One DEST per tool, first filled (untimed) by that tool itself, or by the tool that
+    `fill` names for its label (the no-op floor writes nothing: the copy floor fills it)."""
     dsts = {}
     for t in tools:
         d = work(case, "dst-" + slug(t))
         fresh_dir(d)
         try:
-            run_timed(t.argv(src, d))
+            run_timed((fill or {}).get(t.label, t).argv(src, d))
         except ToolFailed as e:
             log(f"  {t.label}: initial mirror failed: {e}")
         dsts[t.label] = d
@@ -67,9 +70,10 @@ def prepared_dsts(case, src, tools):
 
 def case_noop():
     src = tree("--files", str(FILES))
-    tools = available([tandem(), rsync(delete=True), rclone()])
+    build_walkers()
+    tools = available([tandem(), rsync(delete=True), rclone(), floor("noop")])
     log("  initial mirrors (untimed)")
-    dsts = prepared_dsts("noop", src, tools)
+    dsts = prepared_dsts("noop", src, tools, fill={floor("noop").label: floor("copy")})
     results = round_robin(tools, lambda t, rnd: (src, dsts[t.label]), check=lambda t, s, d: verify(s, d))
     cleanup(work("noop"))
     files, total = tree_size(src)

@@ -149,7 +149,13 @@ fn walk_dua(root: &Path, threads: usize, t: &Totals) {
     }
 }
 
-const WALKERS: &[&str] = &["rayon", "jwalk", "ignore", #[cfg(feature = "dua")] "dua"];
+const WALKERS: &[&str] = &[
+    "rayon",
+    "jwalk",
+    "ignore",
+    #[cfg(feature = "dua")]
+    "dua",
+];
 
 /// One thread, raw system calls, nothing allocated per entry (see the module doc).
 #[cfg(target_os = "linux")]
