@@ -15,6 +15,9 @@
 //! stat-based scan of the tree pays; `--threads` is ignored; not in `--list`: case `poll` runs it).
 //! bench/bench.py (case `walkers`) runs each walker in its own process, round-robin.
 
+#[cfg(target_os = "linux")]
+mod dirents;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -166,51 +169,35 @@ fn walk_floor(root: &Path, t: &Totals) {
     fn dir(fd: libc::c_int, buf: &mut [u8], t: &Totals) {
         // (A subdirectory's listing needs a buffer of its own while this one is read.)
         let mut sub = vec![0u8; buf.len()];
-        loop {
-            // SAFETY: getdents64 writes at most buf.len() bytes into buf.
-            let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-            if n <= 0 {
-                if n < 0 {
+        dirents::each(fd, buf, &t.errors, |name, dtype| {
+            // SAFETY: a zeroed stat is a valid out-parameter.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if dtype == libc::DT_DIR {
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+                // SAFETY: name is a valid C string; fd an open directory.
+                let c = unsafe { libc::openat(fd, name.as_ptr(), flags) };
+                if c < 0 {
                     t.errors.fetch_add(1, Relaxed);
+                    return;
                 }
-                return;
-            }
-            let mut off = 0usize;
-            while off < n as usize {
-                // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
-                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                let dtype = buf[off + 18];
-                let name = buf[off + 19..off + reclen].as_ptr() as *const libc::c_char;
-                off += reclen;
-                // SAFETY: d_name is NUL-terminated inside the record.
-                let bytes = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
-                if bytes == b"." || bytes == b".." {
-                    continue;
-                }
-                // SAFETY: a zeroed stat is a valid out-parameter.
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                if dtype == libc::DT_DIR {
-                    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-                    // SAFETY: name is a valid C string; fd an open directory.
-                    let c = unsafe { libc::openat(fd, name, flags) };
-                    if c < 0 || unsafe { libc::fstat(c, &mut st) } != 0 {
-                        t.errors.fetch_add(1, Relaxed);
-                        continue;
-                    }
+                // SAFETY: c is open.
+                if unsafe { libc::fstat(c, &mut st) } == 0 {
                     t.entries.fetch_add(1, Relaxed);
                     t.bytes.fetch_add(st.st_size as u64, Relaxed);
                     dir(c, &mut sub, t);
-                    // SAFETY: c is ours.
-                    unsafe { libc::close(c) };
-                // SAFETY: as above.
-                } else if unsafe { libc::fstatat(fd, name, &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
-                    t.entries.fetch_add(1, Relaxed);
-                    t.bytes.fetch_add(st.st_size as u64, Relaxed);
                 } else {
                     t.errors.fetch_add(1, Relaxed);
                 }
+                // SAFETY: c is ours.
+                unsafe { libc::close(c) };
+            // SAFETY: as above.
+            } else if unsafe { libc::fstatat(fd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
+                t.entries.fetch_add(1, Relaxed);
+                t.bytes.fetch_add(st.st_size as u64, Relaxed);
+            } else {
+                t.errors.fetch_add(1, Relaxed);
             }
-        }
+        });
     }
     let Ok(path) = CString::new(root.as_os_str().as_bytes()) else { return };
     // SAFETY: path is a valid C string.

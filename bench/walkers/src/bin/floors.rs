@@ -24,6 +24,10 @@
 //! Linux only (raw `getdents64`).
 
 #[cfg(target_os = "linux")]
+#[path = "../dirents.rs"]
+mod dirents;
+
+#[cfg(target_os = "linux")]
 mod imp {
     use std::ffi::{CStr, CString};
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -73,32 +77,8 @@ mod imp {
         ]
     }
 
-    /// Calls `f(name, d_type)` for each entry of `fd` but `.` and `..`.
-    fn each(fd: libc::c_int, buf: &mut [u8], t: &Totals, mut f: impl FnMut(&CStr, u8)) {
-        loop {
-            // SAFETY: getdents64 writes at most buf.len() bytes into buf.
-            let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-            if n <= 0 {
-                if n < 0 {
-                    t.errors.fetch_add(1, Relaxed);
-                }
-                return;
-            }
-            let mut off = 0usize;
-            while off < n as usize {
-                // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
-                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                let dtype = buf[off + 18];
-                let Ok(name) = CStr::from_bytes_until_nul(&buf[off + 19..off + reclen]) else {
-                    t.errors.fetch_add(1, Relaxed);
-                    return;
-                };
-                off += reclen;
-                if name.to_bytes() != b"." && name.to_bytes() != b".." {
-                    f(name, dtype);
-                }
-            }
-        }
+    fn each(fd: libc::c_int, buf: &mut [u8], t: &Totals, f: impl FnMut(&CStr, u8)) {
+        super::dirents::each(fd, buf, &t.errors, f)
     }
 
     thread_local! {
