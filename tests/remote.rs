@@ -378,6 +378,33 @@ fn connection_errors_are_one_clear_line() {
     assert_eq!(summary(&r.json_events())["exit_code"], 1, "{r:?}");
 }
 
+/// A remote shell that prints text in non-interactive sessions (a `~/.bashrc` with an
+/// `echo`, emulated by the server's `ForceCommand`, which runs through the shell as the
+/// sftp subsystem does) puts that text where the SFTP server's first reply is due: one
+/// line naming the cause and the fix, exit 1, both ways, nothing written.
+#[test]
+fn a_remote_shell_that_prints_text_is_named_as_the_cause() {
+    let Some(mut sshd) = Sshd::start("a_remote_shell_that_prints_text_is_named_as_the_cause") else { return };
+    let sb = Sandbox::new();
+    sb.src_tree().file("a", "x");
+    sshd.configure(&format!(
+        "ForceCommand printf 'Welcome to the host\\n'; exec {}",
+        util::sshd::SFTP_SERVER
+    ));
+    let remote_src = sshd.remote(&sb.src());
+    let elsewhere = sb.join("local-dst");
+    for (src, dst) in
+        [(sb.src().into_os_string(), sshd.remote(&sb.dst())), (remote_src, elsewhere.clone().into())]
+    {
+        let r = rrun(&sshd, &[&src, &dst]);
+        r.expect_code(1);
+        let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("Welcome to the host")).collect();
+        assert_eq!(lines.len(), 1, "want one line quoting the shell's text:\n{r:?}");
+        assert!(lines[0].contains("127.0.0.1") && lines[0].contains("~/.bashrc"), "{r:?}");
+    }
+    assert!(!sb.dst().exists() && !elsewhere.exists());
+}
+
 /// `chattr +i` on `path` (root cannot write there either), undone on drop.
 struct Immutable(PathBuf);
 

@@ -112,6 +112,62 @@ impl std::fmt::Debug for SftpTree {
     }
 }
 
+/// How many of the first bytes from the remote side are kept, to tell a session that
+/// did not start because something other than the SFTP server spoke first.
+const FIRST_BYTES: usize = 256;
+
+/// ssh's standard output, passed on to the SFTP client as it comes, its first
+/// [`FIRST_BYTES`] also kept in `first` (see [`shell_noise`]).
+struct Recorded<R> {
+    inner: R,
+    first: Arc<Mutex<Vec<u8>>>,
+    recording: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Recorded<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.recording {
+            let got = &buf.filled()[before..];
+            let mut first = lock(&self.first);
+            let take = got.len().min(FIRST_BYTES - first.len());
+            first.extend_from_slice(&got[..take]);
+            let full = first.len() == FIRST_BYTES;
+            drop(first);
+            self.recording = !full;
+        }
+        polled
+    }
+}
+
+/// The remote side's first bytes, when they cannot be the start of an SFTP server's
+/// first reply (a 4-byte length, then `SSH_FXP_VERSION`): what it printed instead, as
+/// one short line. The usual cause is a shell startup file (`~/.bashrc`) that prints
+/// text even when the shell is not interactive, ahead of the server's reply, as sftp
+/// and rsync also find ("Received message too long", "is your shell clean?").
+fn shell_noise(first: &[u8]) -> Option<String> {
+    const SSH_FXP_VERSION: u8 = 2;
+    // A VERSION reply with OpenSSH's extensions is a few hundred bytes.
+    let plausible_len = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) <= 1 << 18;
+    let sftp = match first.len() {
+        0 => return None,
+        1..=3 => first[0] == 0,
+        4 => plausible_len(first),
+        _ => plausible_len(first) && first[4] == SSH_FXP_VERSION,
+    };
+    if sftp {
+        return None;
+    }
+    let line = first.split(|&b| b == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace)).unwrap_or(first);
+    let text: String = String::from_utf8_lossy(line).trim().chars().take(60).collect();
+    Some(text.escape_debug().to_string())
+}
+
 /// Explains a failed connection from what ssh said: one line, what to try.
 fn explain_ssh(host: &str, stderr: &[u8], status: Option<std::process::ExitStatus>) -> String {
     let text = String::from_utf8_lossy(stderr);
@@ -187,9 +243,16 @@ fn open_session(rt: &Runtime, remote: &Remote, rsh: &[String], interactive: bool
             }
         });
         let opts = SftpOptions::new().max_pending_requests(FLUSH_AT);
+        let first = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Recorded { inner: stdout, first: first.clone(), recording: true };
         match Sftp::new(stdin, stdout, opts).await {
             Ok(sftp) => Ok((sftp, child)),
             Err(_) => {
+                if let Some(text) = shell_noise(&lock(&first)) {
+                    return Err(format!(
+                        "cannot connect to {host}: something on the remote side printed \"{text}\" where the SFTP server's first reply was due; most often a shell startup file there (~/.bashrc, ~/.profile) that prints text in non-interactive sessions: make it print nothing unless interactive"
+                    ));
+                }
                 let status = tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
                     .await
                     .ok()
@@ -669,5 +732,33 @@ impl Source for SftpTree {
         })?;
         let (file, meta) = opened;
         Ok(Box::new(RemoteFile { tree: self, file, meta, offset: 0, buf: Vec::new(), pos: 0, eof: false }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_noise;
+
+    #[test]
+    fn the_start_of_an_sftp_reply_is_not_noise() {
+        // length 0x1c5, SSH_FXP_VERSION, version 3: whole, and cut short at every length.
+        let reply = [0u8, 0, 1, 0xc5, 2, 0, 0, 0, 3, 0, 0, 0, 0x18];
+        for n in 0..=reply.len() {
+            assert_eq!(shell_noise(&reply[..n]), None, "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn text_ahead_of_the_reply_is_quoted() {
+        let mut got = b"\nWelcome to the host\nLast login: never\n".to_vec();
+        got.extend_from_slice(&[0, 0, 1, 0xc5, 2]);
+        assert_eq!(shell_noise(&got).as_deref(), Some("Welcome to the host"));
+        assert_eq!(shell_noise(b"hi").as_deref(), Some("hi"));
+        // Not text at all: a length no VERSION reply has, or another packet type.
+        assert!(shell_noise(&[0, 0x40, 0, 0, 2]).is_some());
+        assert!(shell_noise(&[0, 0, 0, 5, 101]).is_some());
+        // Control characters are shown escaped, and the line is cut.
+        assert_eq!(shell_noise(b"\x1b[1mbold\x1b[0m\n").as_deref(), Some("\\u{1b}[1mbold\\u{1b}[0m"));
+        assert_eq!(shell_noise(&[b'x'; 300]).map(|s| s.len()), Some(60));
     }
 }

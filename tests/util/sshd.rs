@@ -151,6 +151,16 @@ impl Sshd {
         self.child = Some(child);
     }
 
+    /// Adds `line` to the server's configuration and restarts it (same port, same keys).
+    pub fn configure(&mut self, line: &str) {
+        let path = self.file("sshd_config");
+        let mut config = fs::read_to_string(&path).expect("sshd_config");
+        config.push_str(line);
+        config.push('\n');
+        fs::write(&path, config).expect("sshd_config");
+        self.restart();
+    }
+
     /// Stops the server (the sessions it serves go on, as OpenSSH's do).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
