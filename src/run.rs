@@ -131,6 +131,12 @@ impl Sides {
             }
             None => DestSide::Tree(side(&cfg.remote_dest, &cfg.dest)?),
         };
+        if let DestSide::Tree(Side::Remote(t)) = &dest {
+            // As for a local DEST (`config::resolve_dest`): a usage error, nothing done.
+            if t.root_is_not_a_directory() {
+                return Err(Failure::usage(format!("DEST {}: exists and is not a directory", t.shown())));
+            }
+        }
         Ok(Sides { source, dest })
     }
 

@@ -368,6 +368,13 @@ fn connection_errors_are_one_clear_line() {
         assert!(lines[0].contains("127.0.0.1") || lines[0].contains("nosuchhost"), "{r:?}");
         assert!(!sb.dst().exists());
     }
+    // DEST names a file there: refused as for a local DEST (exit 2), the file untouched.
+    let file = sb.join("a-file");
+    fs::write(&file, "keep").expect("write");
+    let r = rrun(&sshd, &[sb.src().as_os_str(), &sshd.remote(&file)]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("exists and is not a directory") && r.stderr.contains("127.0.0.1"), "{r:?}");
+    assert_eq!(fs::read_to_string(&file).expect("read"), "keep");
     // The remote parent directory is missing: DEST is created, not its parents.
     let r = rrun(&sshd, &[sb.src().as_os_str(), &sshd.remote(&sb.join("no/such/parent/dst"))]);
     r.expect_code(1);

@@ -487,6 +487,18 @@ impl SftpTree {
         })
     }
 
+    /// The root is there but is not a directory (a file, or a symlink to one).
+    pub fn root_is_not_a_directory(&self) -> bool {
+        self.block(async {
+            self.sess()
+                .sftp
+                .fs()
+                .metadata(self.root_path())
+                .await
+                .is_ok_and(|m| !m.file_type().is_some_and(|t| t.is_dir()))
+        })
+    }
+
     /// Creates the root directory (not its parents, as rsync does). True when it made
     /// it.
     pub fn create_root(&self) -> io::Result<bool> {
@@ -502,6 +514,12 @@ impl SftpTree {
                         return Err(e);
                     }
                     let parent = crate::relpath::parent(&self.root);
+                    let parent_path = if parent.is_empty() { b".".as_slice() } else { parent };
+                    let parent_path = std::path::PathBuf::from(std::ffi::OsString::from_vec(parent_path.to_vec()));
+                    if self.sess().sftp.fs().metadata(parent_path).await.is_ok_and(|m| m.file_type().is_some_and(|t| t.is_dir())) {
+                        // The parent is there: the server's file system refused the name.
+                        return Err(e);
+                    }
                     let parent = if parent.is_empty() { "the home directory".to_string() } else { crate::relpath::shown(parent) };
                     Err(io::Error::new(
                         io::ErrorKind::NotFound,
