@@ -131,9 +131,12 @@ impl Sides {
             }
             None => DestSide::Tree(side(&cfg.remote_dest, &cfg.dest)?),
         };
+        // A remote DEST that is there but is not a directory is a usage error before
+        // anything is done, as a local one (`config::resolve_dest`), and not retried by a
+        // service. (A missing remote SOURCE stays a failure to read it, exit 1, which a
+        // service retries: the remote may not be ready yet.)
         if let DestSide::Tree(Side::Remote(t)) = &dest {
-            // As for a local DEST (`config::resolve_dest`): a usage error, nothing done.
-            if t.root_is_not_a_directory() {
+            if let Ok(Some(false)) = t.root_kind() {
                 return Err(Failure::usage(format!("DEST {}: exists and is not a directory", t.shown())));
             }
         }

@@ -470,15 +470,16 @@ impl SftpTree {
         }
     }
 
-    /// The root is there, as a directory (through a symlink: the user named it).
-    pub fn root_exists(&self) -> io::Result<bool> {
+    /// What the root is: `None` when it is missing, `Some(true)` a directory (through a
+    /// symlink too: the user named it), `Some(false)` anything else.
+    pub fn root_kind(&self) -> io::Result<Option<bool>> {
         self.block(async {
             match self.sess().sftp.fs().metadata(self.root_path()).await {
-                Ok(m) => Ok(m.file_type().is_some_and(|t| t.is_dir())),
+                Ok(m) => Ok(Some(m.file_type().is_some_and(|t| t.is_dir()))),
                 Err(e) => {
                     let e = self.err(e);
                     if e.kind() == io::ErrorKind::NotFound {
-                        Ok(false)
+                        Ok(None)
                     } else {
                         Err(e)
                     }
@@ -487,16 +488,9 @@ impl SftpTree {
         })
     }
 
-    /// The root is there but is not a directory (a file, or a symlink to one).
-    pub fn root_is_not_a_directory(&self) -> bool {
-        self.block(async {
-            self.sess()
-                .sftp
-                .fs()
-                .metadata(self.root_path())
-                .await
-                .is_ok_and(|m| !m.file_type().is_some_and(|t| t.is_dir()))
-        })
+    /// The root is there, as a directory.
+    pub fn root_exists(&self) -> io::Result<bool> {
+        Ok(self.root_kind()? == Some(true))
     }
 
     /// Creates the root directory (not its parents, as rsync does). True when it made
