@@ -283,17 +283,10 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
         return;
     }
     let Ok(st) = sys::fstat(dir) else { return };
-    if let Some(dev) = cfg.one_file_system {
-        #[allow(clippy::unnecessary_cast)] // st_dev is not u64 everywhere
-        if st.st_dev as u64 != dev {
-            return;
-        }
+    if other_file_system(cfg, &st) {
+        return;
     }
-    // A link count of 2 is a directory without subdirectories (where the file system
-    // keeps the count so, as `find` relies on; btrfs's 1 is listed): not listed, only
-    // its rule file looked for. (Most directories of a tree are such leaves.)
-    #[allow(clippy::unnecessary_cast)] // st_nlink is not u64 everywhere
-    if !rel.is_empty() && st.st_nlink as u64 == 2 {
+    if !rel.is_empty() && is_leaf(&st) {
         if sys::stat_at(dir, ignore::IGNORE_FILE).is_ok() {
             let _ = snapshot::load_rules(dir, rel, sink);
         }
@@ -355,14 +348,10 @@ fn rule_walk(cfg: &Config, dir: BorrowedFd<'_>, rel: &[u8], chain: &Chain, sink:
 /// syncs nothing below one that does not parse.)
 fn leaf_without_rules(cfg: &Config, dir: BorrowedFd<'_>, name: &[u8]) -> bool {
     let Ok(st) = sys::stat_at(dir, name) else { return false };
-    if let Some(dev) = cfg.one_file_system {
-        #[allow(clippy::unnecessary_cast)] // st_dev is not u64 everywhere
-        if st.st_dev as u64 != dev {
-            return true;
-        }
+    if other_file_system(cfg, &st) {
+        return true;
     }
-    #[allow(clippy::unnecessary_cast)] // st_nlink is not u64 everywhere
-    if sys::from_stat(&st).0 != RawKind::Dir || st.st_nlink as u64 != 2 {
+    if sys::from_stat(&st).0 != RawKind::Dir || !is_leaf(&st) {
         return false;
     }
     let mut rule_file = Vec::with_capacity(name.len() + 1 + ignore::IGNORE_FILE.len());
@@ -370,6 +359,23 @@ fn leaf_without_rules(cfg: &Config, dir: BorrowedFd<'_>, name: &[u8]) -> bool {
     rule_file.push(b'/');
     rule_file.extend_from_slice(ignore::IGNORE_FILE);
     matches!(sys::stat_at(dir, &rule_file), Err(e) if e.kind() == io::ErrorKind::NotFound)
+}
+
+/// Under `--one-file-system`, `st` is on another file system than SOURCE: the first
+/// pass does not enter it, as the scan does not.
+fn other_file_system(cfg: &Config, st: &rustix::fs::Stat) -> bool {
+    #[allow(clippy::unnecessary_cast)] // st_dev is not u64 everywhere
+    cfg.one_file_system.is_some_and(|dev| st.st_dev as u64 != dev)
+}
+
+/// A link count of 2 is a directory without subdirectories (where the file system
+/// keeps the count so, as `find` relies on; btrfs's 1 is listed): the first pass does
+/// not list it, only looks for its rule file. (Most directories of a tree are such
+/// leaves.)
+fn is_leaf(st: &rustix::fs::Stat) -> bool {
+    #[allow(clippy::unnecessary_cast)] // st_nlink is not u64 everywhere
+    let leaf = st.st_nlink as u64 == 2;
+    leaf
 }
 
 /// Entries of a `Delete` (as `plan::Totals::deletes` counts them).

@@ -507,14 +507,17 @@ impl SftpTree {
                     if e.kind() != io::ErrorKind::NotFound {
                         return Err(e);
                     }
-                    let parent = crate::relpath::parent(&self.root);
-                    let parent_path = if parent.is_empty() { b".".as_slice() } else { parent };
-                    let parent_path = std::path::PathBuf::from(std::ffi::OsString::from_vec(parent_path.to_vec()));
+                    let parent = match crate::relpath::parent(&self.root) {
+                        b"" if self.root.starts_with(b"/") => b"/".as_slice(),
+                        b"" => b".",
+                        p => p,
+                    };
+                    let parent_path = PathBuf::from(std::ffi::OsString::from_vec(parent.to_vec()));
                     if self.sess().sftp.fs().metadata(parent_path).await.is_ok_and(|m| m.file_type().is_some_and(|t| t.is_dir())) {
                         // The parent is there: the server's file system refused the name.
                         return Err(e);
                     }
-                    let parent = if parent.is_empty() { "the home directory".to_string() } else { crate::relpath::shown(parent) };
+                    let parent = if parent == b"." { "the home directory".to_string() } else { crate::relpath::shown(parent) };
                     Err(io::Error::new(
                         io::ErrorKind::NotFound,
                         format!(

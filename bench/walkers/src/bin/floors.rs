@@ -77,10 +77,6 @@ mod imp {
         ]
     }
 
-    fn each(fd: libc::c_int, buf: &mut [u8], t: &Totals, f: impl FnMut(&CStr, u8)) {
-        super::dirents::each(fd, buf, &t.errors, f)
-    }
-
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 << 10]);
     }
@@ -89,7 +85,9 @@ mod imp {
     /// their tasks run after this listing (on this thread or another).
     fn listing(fd: libc::c_int, t: &Totals, mut f: impl FnMut(&CStr, u8, &mut Vec<CString>)) -> Vec<CString> {
         let mut dirs = Vec::new();
-        BUF.with(|b| each(fd, &mut b.borrow_mut(), t, |name, dtype| f(name, dtype, &mut dirs)));
+        BUF.with(|b| {
+            super::dirents::each(fd, &mut b.borrow_mut(), &t.errors, |name, dtype| f(name, dtype, &mut dirs))
+        });
         dirs
     }
 
