@@ -256,6 +256,116 @@ fn rclone_and_tandem_read_each_others_mirror() {
     assert_mirrored(&w, &src, "shared/by-tandem");
 }
 
+/// The PUTs of small objects that tandem sends itself (`src/s3/direct.rs`, without
+/// the SDK's per-request pipeline) write what the SDK writes: the same keys, sizes,
+/// contents, mtimes, modes and content types as a run with `TANDEM_S3_SDK_ONLY=1`, for
+/// names that need percent-encoding, an empty file, an empty directory, a symlink, a
+/// private mode; and `-vv` says how many went which way.
+#[test]
+fn direct_puts_write_what_the_sdk_writes() {
+    let Some(w) = Weed::start("direct_puts_write_what_the_sdk_writes") else { return };
+    w.bucket("same");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    let names = [
+        "plain.txt",
+        "with space.txt",
+        "plus+equals=amp&.txt",
+        "per%cent~tilde.txt",
+        "ünïcödé/ファイル.txt",
+        "q?mark#hash.txt",
+        "brackets[1](2){3}!'*,;:@$.txt",
+        "deep/er/still/file",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        t.file(n, format!("contents {i}\n").repeat(i + 1));
+    }
+    t.file_mode("secret.txt", "private\n", 0o600)
+        .file("empty.txt", "")
+        .dir("empty dir")
+        .symlink("link", "plain.txt");
+    t.stamp_all();
+    let src = sb.src();
+
+    let r = srun(&w, &[os("-vv"), src.as_os_str(), os("s3://same/direct")]);
+    r.ok();
+    let said: Vec<&str> = r.stderr.lines().filter(|l| l.contains("PUTs sent directly")).collect();
+    assert_eq!(said.len(), 1, "{r:?}");
+    // 10 files, a symlink, 5 directory markers and the prefix's own (its attributes).
+    assert!(said[0].ends_with("S3: 17 PUTs sent directly, 0 passed to the SDK"), "{r:?}");
+
+    let mut cmd = w.tandem();
+    cmd.env("TANDEM_S3_SDK_ONLY", "1");
+    let r = run_with(cmd, [os("-vv"), src.as_os_str(), os("s3://same/sdk")], Duration::from_secs(120));
+    r.ok();
+    assert!(!r.stderr.contains("PUTs sent directly"), "{r:?}");
+
+    assert_mirrored(&w, &src, "same/direct");
+    // All but the server's own time of creation.
+    let read = |at: &str| {
+        let mut objects = w.objects(at);
+        for o in objects.values_mut() {
+            o["Metadata"].as_object_mut().expect("metadata").remove("btime");
+        }
+        objects
+    };
+    let (direct, sdk) = (read("same/direct"), read("same/sdk"));
+    assert_eq!(direct.len(), names.len() + 3, "{direct:#?}");
+    assert_eq!(direct, sdk, "what rclone reads of the two prefixes");
+    assert_eq!(direct["secret.txt"]["Metadata"]["mode"], "100600", "{direct:#?}");
+    assert!(w.is_dir("same/direct/empty dir"));
+    // The next run finds nothing to send.
+    let r = srun(&w, &[os("--json"), src.as_os_str(), os("s3://same/direct")]);
+    r.ok();
+    let s = summary(&r);
+    assert_eq!((s["copied"].as_u64(), s["meta"].as_u64()), (Some(0), Some(0)), "{r:?}");
+}
+
+/// A direct PUT that the server refuses is sent again through the SDK, whose answer is
+/// the one reported (with the path, per entry); the direct path is off for the rest of
+/// the run, so the refusal costs an extra request for each PUT then in flight (64 at
+/// most), not one per object.
+#[test]
+fn a_refused_direct_put_is_sent_again_by_the_sdk() {
+    let Some(w) = Weed::start("a_refused_direct_put_is_sent_again_by_the_sdk") else { return };
+    w.bucket("readonly");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    const N: usize = 150;
+    for i in 0..N {
+        t.file(format!("f{i}.txt"), format!("file {i}\n"));
+    }
+    let src = sb.src();
+    srun(&w, &[src.as_os_str(), os("s3://readonly/p")]).ok();
+    for i in 0..N {
+        t.rewrite(format!("f{i}.txt"), format!("file {i}, changed\n"));
+    }
+    // An identity that may read and list, not write: every PUT is refused.
+    let mut cmd = w.tandem();
+    cmd.env("AWS_ACCESS_KEY_ID", util::s3d::READER_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", util::s3d::READER_SECRET);
+    let r = run_with(cmd, [os("-vv"), src.as_os_str(), os("s3://readonly/p")], Duration::from_secs(120));
+    r.expect_code(3);
+    for i in 0..N {
+        let path = format!("s3://readonly/p/f{i}.txt:");
+        let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains(&path)).collect();
+        assert!(lines.len() == 1 && lines[0].contains("access denied by S3"), "{path}:\n{r:?}");
+    }
+    let said: Vec<&str> = r.stderr.lines().filter(|l| l.contains("PUTs sent directly")).collect();
+    assert_eq!(said.len(), 1, "{r:?}");
+    let passed = said[0]
+        .split("S3: 0 PUTs sent directly, ")
+        .nth(1)
+        .and_then(|rest| {
+            rest.strip_suffix(
+                " passed to the SDK; direct PUTs are off since an answer of HTTP 403, the SDK sends them",
+            )
+        })
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(passed.is_some_and(|n| (1..=64).contains(&n)), "{r:?}");
+    assert_eq!(w.cat("readonly/p/f0.txt"), b"file 0\n");
+}
+
 #[test]
 fn dry_run_output_and_guards() {
     let Some(w) = Weed::start("dry_run_output_and_guards") else { return };
@@ -475,11 +585,13 @@ fn throttling_is_retried_with_back_off() {
     throttle_writes(&w, &sb, "slow", 2);
 
     // With one attempt per request, refused uploads are per-entry errors, each said
-    // with its path and what to do; the rest is mirrored; exit 3.
+    // with its path and what to do; the rest is mirrored; exit 3. The SDK sends every
+    // request (a direct PUT would be a first attempt, and there is only one).
     let mut cmd = w.tandem();
     cmd.env("AWS_MAX_ATTEMPTS", "1");
-    let r = run_with(cmd, [src.as_os_str(), os("s3://slow/once")], Duration::from_secs(300));
+    let r = run_with(cmd, [os("-vv"), src.as_os_str(), os("s3://slow/once")], Duration::from_secs(300));
     r.expect_code(3);
+    assert!(!r.stderr.contains("PUTs sent directly"), "{r:?}");
     let refused: Vec<&str> = r.stderr.lines().filter(|l| l.contains("kept asking to slow down")).collect();
     assert!(!refused.is_empty(), "{r:?}");
     for l in &refused {
@@ -493,9 +605,20 @@ fn throttling_is_retried_with_back_off() {
 
     // tandem's own retry policy: every refused request is retried with back-off and
     // the run ends in sync; it says that the server throttled it.
-    let r = run_with(w.tandem(), [src.as_os_str(), os("s3://slow/mirror")], Duration::from_secs(600));
+    // Direct PUTs that were throttled went through the SDK's retries, still direct
+    // for the rest.
+    let r =
+        run_with(w.tandem(), [os("-vv"), src.as_os_str(), os("s3://slow/mirror")], Duration::from_secs(600));
     r.ok();
     assert!(r.stderr.contains("asked to slow down"), "the server throttled this run too:\n{r:?}");
+    let said = r.stderr.lines().find(|l| l.contains("PUTs sent directly")).unwrap_or_default();
+    assert!(
+        said.contains("directly, ")
+            && !said.contains("S3: 0 PUTs")
+            && !said.contains(" 0 passed")
+            && !said.contains("off"),
+        "{r:?}"
+    );
     assert_mirrored(&w, &src, "slow/mirror");
 
     // And the prefix left half done by the single-attempt run is completed.

@@ -83,6 +83,15 @@ pub fn apply(
         a.seq.plan_done(&a.slots, dp, base, attrs_set);
     });
     tree.save_cache();
+    if let Some(d) = tree.direct_path() {
+        let (taken, passed, off) = d.take_counts();
+        if taken + passed > 0 || off.is_some() {
+            let off = off.map_or(String::new(), |why| {
+                format!("; direct PUTs are off since {why}, the SDK sends them")
+            });
+            rep.debug(&format!("S3: {taken} PUTs sent directly, {passed} passed to the SDK{off}"));
+        }
+    }
     let throttled = tree.throttled_since_told();
     if throttled > 0 {
         rep.notice(&format!(
@@ -96,33 +105,46 @@ pub fn apply(
 
 /// URL-encodes a `bucket/key` for CopyObject's `x-amz-copy-source`.
 fn copy_source(bucket: &str, key: &str) -> String {
-    let mut out = String::with_capacity(bucket.len() + key.len() + 8);
-    out.push_str(bucket);
-    out.push('/');
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    format!("{bucket}/{}", super::direct::encode_key(key))
 }
 
 impl S3Tree {
     /// PUTs an object with `meta`'s metadata; returns its ETag.
+    /// Directly when it can (`direct`), else (or when that is not taken) by the SDK.
     async fn put(&self, key: &str, body: Vec<u8>, meta: &Meta, kind: ObjKind) -> io::Result<String> {
         let size = body.len() as u64;
-        let out = self
+        let body = bytes::Bytes::from(body);
+        let metadata = metadata_for(meta, kind);
+        let mut after_direct = None;
+        if let Some(direct) = self.direct() {
+            match direct.put(key, &body, &metadata).await {
+                Ok(etag) => {
+                    self.remember(key, &etag, size, meta, kind, None);
+                    return Ok(etag);
+                }
+                Err(miss) => {
+                    if miss == super::direct::Miss::Throttled {
+                        self.count_throttled();
+                    }
+                    if miss.backs_off() {
+                        tokio::time::sleep(super::direct::back_off(super::client::INITIAL_BACKOFF)).await;
+                    }
+                    after_direct = Some(self.after_direct());
+                }
+            }
+        }
+        let req = self
             .client()
             .put_object()
             .bucket(self.bucket())
             .key(key)
-            .set_metadata(Some(metadata_for(meta, kind)))
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| self.err(e))?;
+            .set_metadata(Some(metadata))
+            .body(ByteStream::from(body));
+        let out = match after_direct {
+            Some(conf) => req.customize().config_override(conf).send().await,
+            None => req.send().await,
+        }
+        .map_err(|e| self.err(e))?;
         let etag = super::etag(out.e_tag());
         self.remember(key, &etag, size, meta, kind, None);
         Ok(etag)

@@ -19,6 +19,9 @@
 //! Every throttled answer is counted ([`Throttled`]), so that a run can say how often
 //! the server asked it to slow down.
 //!
+//! The direct PUT path (`direct`) uses the same certificates and connect timeout;
+//! whatever it does not take comes here.
+//!
 //! Certificates: the SDK reads no `AWS_CA_BUNDLE`. tandem does what the AWS CLI does:
 //! for an `https://` endpoint the bundle's certificates are the ones trusted (instead
 //! of the system's); for an `http://` endpoint the variable plays no part.
@@ -38,7 +41,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriorit
 /// Attempts per request by default (the SDK's own default is 3).
 pub const ATTEMPTS: u32 = 10;
 /// The first back-off, before jitter; it doubles with each attempt.
-const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest back-off between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
 /// The SDK's retry quota and its cost per retry (as the SDK sets them).
@@ -89,6 +92,11 @@ impl Throttled {
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// Counts one more (an answer of the direct path, `direct`).
+    pub fn add(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// An HTTP status that means "slow down".
@@ -117,11 +125,11 @@ impl ClassifyRetry for Throttled {
     }
 }
 
-/// The HTTP client for `endpoint`: `None` for the SDK's default (system
-/// certificates), or one trusting only the certificates of `AWS_CA_BUNDLE` when it is
-/// set and the endpoint is https. `Err`: one line for the user (the bundle cannot be
-/// read, or holds no certificate).
-pub fn http_client(endpoint: Option<&str>) -> Result<Option<SharedHttpClient>, String> {
+/// The TLS context for `endpoint`: `None` for the system's certificates, or one
+/// trusting only the certificates of `AWS_CA_BUNDLE` when it is set and the endpoint
+/// is https. `Err`: one line for the user (the bundle cannot be read, or holds no
+/// certificate).
+pub fn tls_context(endpoint: Option<&str>) -> Result<Option<TlsContext>, String> {
     let plain = endpoint.is_some_and(|e| e.len() >= 7 && e[..7].eq_ignore_ascii_case("http://"));
     let bundle = match std::env::var_os("AWS_CA_BUNDLE") {
         Some(b) if !b.is_empty() && !plain => std::path::PathBuf::from(b),
@@ -138,16 +146,21 @@ pub fn http_client(endpoint: Option<&str>) -> Result<Option<SharedHttpClient>, S
     for c in certs {
         store.add_pem_certificate(c);
     }
-    let tls = TlsContext::builder()
+    TlsContext::builder()
         .with_trust_store(store)
         .build()
-        .map_err(|e| format!("AWS_CA_BUNDLE={shown}: {e}"))?;
-    Ok(Some(
+        .map(Some)
+        .map_err(|e| format!("AWS_CA_BUNDLE={shown}: {e}"))
+}
+
+/// The SDK's HTTP client for a TLS context of [`tls_context`] (`None`: the SDK's default).
+pub fn http_client(tls: Option<&TlsContext>) -> Option<SharedHttpClient> {
+    tls.map(|tls| {
         aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls)
-            .build_https(),
-    ))
+            .tls_context(tls.clone())
+            .build_https()
+    })
 }
 
 /// The PEM certificates of a bundle that can be trust anchors, each as its own PEM

@@ -2,9 +2,11 @@
 //! Garage, SeaweedFS), reached through the AWS SDK for Rust (`aws-sdk-s3`, with
 //! `aws-config` for the standard environment: `AWS_ENDPOINT_URL`, `AWS_REGION`,
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, `~/.aws/config` and
-//! `~/.aws/credentials`). Nothing on the wire is made here: every request is the SDK's,
-//! signed, retried with back-off when the server throttles or a connection drops (the
-//! retry policy and the certificates trusted are set in [`client`]).
+//! `~/.aws/credentials`). Every request is the SDK's, signed, retried with back-off
+//! when the server throttles or a connection drops (the retry policy and the
+//! certificates trusted are set in [`client`]), except the first attempt of a small
+//! PUT, which the SDK's own signer and HTTP stack send without its per-request
+//! pipeline ([`direct`]; what it does not take goes to the SDK).
 //!
 //! The tree is an implementation of the DEST seam (`dest::Dest`, in `dest::s3`). Its
 //! scans (`scan`) list the prefix with ListObjectsV2, several sub-prefixes at once,
@@ -32,6 +34,7 @@
 pub mod apply;
 pub mod cache;
 pub mod client;
+pub mod direct;
 pub mod scan;
 
 use std::collections::HashMap;
@@ -39,6 +42,7 @@ use std::io;
 use std::sync::Mutex;
 
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryMode;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use tokio::runtime::Runtime;
@@ -68,6 +72,8 @@ pub const MAX_KEY: usize = 1024;
 /// an endpoint that does not answer is reported soon (every later request has the
 /// retry policy of [`client`]).
 const PROBE_ATTEMPTS: u32 = 3;
+/// How long a connection to the endpoint may take to open.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The user metadata key of the mtime, as rclone writes it (`X-Amz-Meta-Mtime`).
 pub const META_MTIME: &str = "mtime";
@@ -88,8 +94,11 @@ pub enum ObjKind {
 
 /// A connection to a prefix in a bucket.
 pub struct S3Tree {
-    // Dropped before the runtime it runs on.
+    // Dropped before the runtime they run on.
     client: Client,
+    /// Small PUTs without the SDK's per-request pipeline (`direct`); `None`: the SDK
+    /// sends them.
+    direct: Option<direct::Direct>,
     rt: Runtime,
     loc: Bucket,
     /// The key prefix with its trailing slash (empty: the whole bucket).
@@ -99,6 +108,8 @@ pub struct S3Tree {
     cache: Mutex<cache::Cache>,
     /// Attempts per request (see `client`).
     attempts: u32,
+    /// The retry configuration the client was built with.
+    retry: aws_sdk_s3::config::retry::RetryConfig,
     /// Counts the answers that asked tandem to slow down.
     throttled: client::Throttled,
     /// The count of `throttled` last reported.
@@ -222,7 +233,7 @@ impl S3Tree {
             .map_err(|e| format!("cannot start the S3 client: {e}"))?;
         let loc = how.bucket.clone();
         let throttled = client::Throttled::default();
-        let (client, endpoint, attempts) = rt.block_on(async {
+        let (client, direct, endpoint, retry) = rt.block_on(async {
             let region =
                 aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
@@ -232,9 +243,8 @@ impl S3Tree {
             let conf = loader.load().await;
             let endpoint = conf.endpoint_url().map(str::to_string);
             let retry = client::retry_config(conf.retry_config());
-            let attempts = retry.max_attempts();
             let mut b = aws_sdk_s3::config::Builder::from(&conf)
-                .retry_config(retry)
+                .retry_config(retry.clone())
                 .retry_partition(client::retry_partition())
                 .retry_classifier(throttled.clone())
                 // Checksums only where S3 requires them (DeleteObjects): not every
@@ -242,29 +252,48 @@ impl S3Tree {
                 .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
                 .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
                 .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(std::time::Duration::from_secs(10))
-                        .build(),
+                    aws_config::timeout::TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).build(),
                 );
-            if let Some(http) = client::http_client(endpoint.as_deref())? {
+            let tls = client::tls_context(endpoint.as_deref())?;
+            if let Some(http) = client::http_client(tls.as_ref()) {
                 b = b.http_client(http);
             }
-            if let Some(ep) = &endpoint {
-                b = b.force_path_style(path_style(ep));
+            let path_style = endpoint.as_deref().is_some_and(path_style);
+            if endpoint.is_some() {
+                b = b.force_path_style(path_style);
             }
+            // A direct PUT counts as the first attempt of its request (`direct`): with
+            // one attempt per request, or the SDK's client-side rate limiting
+            // (adaptive mode), the SDK sends every request.
+            let sdk_only = std::env::var_os("TANDEM_S3_SDK_ONLY").is_some_and(|v| !v.is_empty() && v != "0");
+            let direct = if sdk_only || retry.max_attempts() < 2 || retry.mode() != RetryMode::Standard {
+                None
+            } else {
+                direct::Direct::new(direct::Setup {
+                    conf: &conf,
+                    bucket: &loc.bucket,
+                    endpoint: endpoint.as_deref(),
+                    path_style,
+                    tls,
+                    connect_timeout: CONNECT_TIMEOUT,
+                })
+                .await
+            };
             let shown = endpoint.unwrap_or_else(|| "AWS S3".to_string());
-            Ok::<_, String>((Client::from_conf(b.build()), shown, attempts))
+            Ok::<_, String>((Client::from_conf(b.build()), direct, shown, retry))
         })?;
         let base = if loc.prefix.is_empty() { String::new() } else { format!("{}/", loc.prefix) };
         let cache = cache::Cache::load(&endpoint, &loc.bucket, &base);
         let tree = S3Tree {
             client,
+            direct,
             rt,
             loc,
             base,
             endpoint,
             cache: Mutex::new(cache),
-            attempts,
+            attempts: retry.max_attempts(),
+            retry,
             throttled,
             throttled_told: Default::default(),
             op_slots: Semaphore::new(OP_SLOTS),
@@ -438,6 +467,13 @@ impl S3Tree {
         )
     }
 
+    /// The client's configuration for a request whose first attempt was a direct PUT:
+    /// the attempts that remain.
+    pub fn after_direct(&self) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::new()
+            .retry_config(self.retry.clone().with_max_attempts(self.attempts.saturating_sub(1).max(1)))
+    }
+
     /// Attempts per request.
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -515,6 +551,21 @@ impl S3Tree {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The direct PUT path, while it is in use.
+    pub fn direct(&self) -> Option<&direct::Direct> {
+        self.direct.as_ref().filter(|d| d.on())
+    }
+
+    /// The direct PUT path, in use or turned off (`None`: there is none).
+    pub fn direct_path(&self) -> Option<&direct::Direct> {
+        self.direct.as_ref()
+    }
+
+    /// Counts a throttled answer the SDK did not see.
+    pub fn count_throttled(&self) {
+        self.throttled.add();
     }
 
     /// The prefix with its trailing slash.

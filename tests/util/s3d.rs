@@ -1,7 +1,8 @@
 //! A private SeaweedFS S3 server on 127.0.0.1 for the S3 tests: `weed server` with a
 //! master, a volume server, a filer and the S3 gateway, each on its own free port,
-//! its data in a temporary directory, one identity (access key and secret) from its
-//! own configuration. Started by the test that needs it, stopped on drop.
+//! its data in a temporary directory, two identities (access key and secret) from its
+//! own configuration: one that may do everything, one that may only read and list
+//! ([`READER_KEY`]). Started by the test that needs it, stopped on drop.
 //!
 //! The tests look at the bucket through rclone (an independent S3 client, which also
 //! shows that either tool reads the other's `mtime` metadata), configured by
@@ -22,6 +23,9 @@ use super::sshd::free_port;
 
 pub const ACCESS_KEY: &str = "tandemtestkey";
 pub const SECRET_KEY: &str = "tandemtestsecret";
+/// An identity that may read and list but not write.
+pub const READER_KEY: &str = "tandemtestreader";
+pub const READER_SECRET: &str = "tandemtestreadersecret";
 /// What machines of this kind set (tandem must work with it set).
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -81,7 +85,7 @@ impl Weed {
         }
         let dir = tempfile::Builder::new().prefix("tandem-weed-").tempdir().expect("temp dir");
         let identities = format!(
-            r#"{{"identities":[{{"name":"tandem","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            r#"{{"identities":[{{"name":"tandem","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"reader","credentials":[{{"accessKey":"{READER_KEY}","secretKey":"{READER_SECRET}"}}],"actions":["Read","List"]}}]}}"#
         );
         fs::write(dir.path().join("s3.json"), identities).expect("s3.json");
         fs::create_dir_all(dir.path().join("data")).expect("data dir");
