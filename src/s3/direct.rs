@@ -245,7 +245,10 @@ impl Direct {
         let mut req = req.body(SdkBody::from(body.clone())).map_err(|_| self.miss(None))?;
         instructions.apply_to_request_http1x(&mut req);
         let req = HttpRequest::try_from(req).map_err(|_| self.miss(None))?;
-        let resp = self.conn.call(req).await.map_err(|_| Miss::Transient)?;
+        let resp = match tokio::time::timeout(answer_within(body.len()), self.conn.call(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(_)) | Err(_) => return Err(Miss::Transient),
+        };
         let status = resp.status().as_u16();
         let etag = resp.headers().get("etag").map(str::to_string);
         // Read to its end, so that the connection is kept for the next request.
@@ -291,6 +294,13 @@ impl Direct {
         *lock(&self.identity) = Some((id.clone(), due));
         Some(id)
     }
+}
+
+/// How long a direct PUT of `len` bytes may take before it is given up and passed to
+/// the SDK (whose stalled-stream protection then watches it): a minute, and a second
+/// more for every 32 KiB.
+fn answer_within(len: usize) -> Duration {
+    Duration::from_secs(60 + len as u64 / 32_768)
 }
 
 /// The signing name and region of the endpoint's auth schemes, when the first is
