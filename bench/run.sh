@@ -2,7 +2,7 @@
 # Benchmark tandem against cp -a, xcp, fcp, rsync and rclone on tmpfs.
 #
 #   bench/run.sh [CASE...]         batch cases: first noop onechange large (the default)
-#                                  watch/other cases (named only): poll latency batchmem memory rename service pairs sshfs walkers
+#                                  watch/other cases (named only): poll latency batchmem memory rename service pairs sshfs sftp walkers s3 s3clients
 #   bench/run.sh --list            list the cases
 #   FILES=2000 ROUNDS=2 bench/run.sh first noop      quick smoke run
 #
@@ -12,7 +12,7 @@
 # Named cases also read POLL_CYCLES, POLL_WRITES, LAT_FILES, LAT_SAMPLES, BATCHMEM_FILES, BATCHMEM_MAX, MEM_FILES, MEM_MAX, MEM_POLL,
 # MEM_CYCLES, MEM_MODES, RENAME_N, RENAME_SIZE, RENAME_DIR_FILES, SERVICE_BURST, SERVICE_TAMPER, PAIRS_N, PAIRS_FILES, PAIRS_IDLE, PAIRS_SETTLE, SSHFS_FILES, WALK_THREADS,
 # WALK_NET_THREADS, WALK_SSHFS. latency wants lsyncd, sshfs/walkers want sshfs + openssh-server
-# (bench/netfs.sh installs those), walkers builds bench/walkers with cargo.
+# (bench/netfs.sh installs those), walkers builds bench/walkers with cargo, s3clients bench/s3clients.
 # Tables print to stdout and go to bench/results/<case>-<date>.md (ignored by git).
 set -euo pipefail
 

@@ -12,7 +12,7 @@ from .pairs import case_pairs
 from .poll import case_poll
 from .rename import case_rename
 from .service import case_service
-from .s3 import case_s3
+from .s3 import case_s3, case_s3clients
 from .sftp import case_sftp
 from .sshfs import case_sshfs
 from .walkers import case_walkers
@@ -51,6 +51,8 @@ CASES: Dict[str, Case] = {
                  "change: tandem vs rsync -a --delete -e ssh and rclone sync (sftp)", batch=False),
     "s3": Case(case_s3, "an S3 bucket as DEST (SeaweedFS on loopback, S3_FILES 20,000): first mirror and "
                "no-op: tandem vs rclone sync --transfers 16 --checkers 16", batch=False),
+    "s3clients": Case(case_s3clients, "S3 clients for the first mirror's PUTs (bench/s3clients: aws-sdk-s3, "
+                      "object_store) beside tandem and rclone, SeaweedFS on loopback", batch=False),
     "walkers": Case(case_walkers, "directory walkers (bench/walkers: rayon, jwalk, ignore, dua-core) on "
                     "tmpfs and sshfs", batch=False),
 }

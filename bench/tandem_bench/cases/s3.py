@@ -1,7 +1,11 @@
 """s3: an S3 bucket as DEST, SeaweedFS's S3 gateway on loopback (`weed server -s3`,
 started here on 127.0.0.1 with its own ports and temporary directory): first mirror
 and no-op re-run of S3_FILES (20,000) files, tandem (`s3://bucket/prefix`) against
-`rclone sync --transfers 16 --checkers 16` to the same bucket."""
+`rclone sync --transfers 16 --checkers 16` to the same bucket.
+
+s3clients: the clients tandem could be built on, doing a first mirror's PUTs of the same
+tree into the same server (bench/s3clients: aws-sdk-s3 and object_store, each with user
+metadata, 64 in flight), beside tandem (direct PUTs, and SDK only) and rclone."""
 import json
 import os
 import shutil
@@ -13,11 +17,14 @@ import time
 import urllib.request
 
 from ..report import Report, emit, emit_table
-from ..settings import LAT_SAMPLES, S3_FILES, TANDEM, TANDEM_ARGS
+from ..settings import HERE, LAT_SAMPLES, S3_FILES, SKIP_BUILD, TANDEM, TANDEM_ARGS
 from ..timing import round_robin, run_timed
 from ..tools import Tool, available
 from ..trees import tree, tree_size
-from ..util import human, log, ms, pct
+from ..util import human, log, ms, pct, sh
+
+S3CLIENTS_DIR = os.path.join(HERE, "s3clients")
+S3CLIENTS_BIN = os.path.join(S3CLIENTS_DIR, "target", "release", "s3clients")
 
 KEY, SECRET = "tandembench", "tandembenchsecret"
 
@@ -59,6 +66,37 @@ def weed():
 
 def bucket(filer, name):
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{filer}/buckets/{name}/", method="POST"))
+
+
+def use_server(endpoint, d):
+    """The environment of tandem, the bench clients and rclone (remote `w:`) for the server."""
+    os.environ.update({"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1",
+                       "XDG_CACHE_HOME": os.path.join(d, "cache"),
+                       "RCLONE_CONFIG_W_TYPE": "s3", "RCLONE_CONFIG_W_PROVIDER": "SeaweedFS",
+                       "RCLONE_CONFIG_W_ACCESS_KEY_ID": KEY, "RCLONE_CONFIG_W_SECRET_ACCESS_KEY": SECRET,
+                       "RCLONE_CONFIG_W_ENDPOINT": endpoint})
+
+
+def buckets(filer, *names):
+    """Makes the buckets, and waits until the gateway (which learns of them from the filer) lists them."""
+    for b in names:
+        bucket(filer, b)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        out = subprocess.run(["env", "-u", "AWS_CA_BUNDLE", "rclone", "lsd", "w:"], capture_output=True,
+                             text=True).stdout
+        if all(f" {b}" in out for b in names):
+            break
+        time.sleep(0.1)
+
+
+def stop_server(proc, d):
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def filer_has(filer, path, data):
@@ -105,22 +143,9 @@ def watch_latency(endpoint, filer, src):
 def case_s3():
     proc, port, filer, d = weed()
     endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update({"AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1",
-                       "XDG_CACHE_HOME": os.path.join(d, "cache"),
-                       "RCLONE_CONFIG_W_TYPE": "s3", "RCLONE_CONFIG_W_PROVIDER": "SeaweedFS",
-                       "RCLONE_CONFIG_W_ACCESS_KEY_ID": KEY, "RCLONE_CONFIG_W_SECRET_ACCESS_KEY": SECRET,
-                       "RCLONE_CONFIG_W_ENDPOINT": endpoint})
+    use_server(endpoint, d)
     try:
-        for b in ("first", "noop"):
-            bucket(filer, b)
-        # The gateway learns of new buckets from the filer: wait until it lists them.
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            out = subprocess.run(["env", "-u", "AWS_CA_BUNDLE", "rclone", "lsd", "w:"], capture_output=True,
-                                 text=True).stdout
-            if " first" in out and " noop" in out:
-                break
-            time.sleep(0.1)
+        buckets(filer, "first", "noop")
         src = tree("--files", str(S3_FILES))
         files, total = tree_size(src)
         # rclone cannot use AWS_CA_BUNDLE with an http:// endpoint: it runs without it.
@@ -156,9 +181,41 @@ def case_s3():
         emit(reports[0])
         return reports[1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(d, ignore_errors=True)
+        stop_server(proc, d)
+
+
+def case_s3clients():
+    if not SKIP_BUILD or not os.access(S3CLIENTS_BIN, os.X_OK):
+        log("  cargo build --release (bench/s3clients)")
+        sh("cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(S3CLIENTS_DIR, "Cargo.toml"))
+    proc, port, filer, d = weed()
+    endpoint = f"http://127.0.0.1:{port}"
+    use_server(endpoint, d)
+    try:
+        buckets(filer, "clients")
+        src = tree("--files", str(S3_FILES))
+        files, total = tree_size(src)
+        rclone = ["env", "-u", "AWS_CA_BUNDLE", "rclone", "sync", "-q", "--transfers", "16", "--checkers", "16"]
+        client = lambda name: (lambda s, dst: [S3CLIENTS_BIN, name, endpoint, "clients", dst.split("/", 1)[-1], s])
+        every = available([
+            Tool("tandem (direct PUTs)", lambda s, dst: [TANDEM, *TANDEM_ARGS, "--s3-endpoint", endpoint, s,
+                                                         "s3://" + dst], TANDEM),
+            Tool("tandem, SDK only (TANDEM_S3_SDK_ONLY=1)", lambda s, dst: ["env", "TANDEM_S3_SDK_ONLY=1", TANDEM,
+                 *TANDEM_ARGS, "--s3-endpoint", endpoint, s, "s3://" + dst], TANDEM),
+            Tool("aws-sdk-s3 PutObject, 64 in flight (bench/s3clients)", client("aws-sdk-s3"), S3CLIENTS_BIN),
+            Tool("object_store put_opts, 64 in flight (bench/s3clients)", client("object_store"), S3CLIENTS_BIN),
+            Tool("rclone sync --transfers 16 --checkers 16", lambda s, dst: [*rclone, s, "w:" + dst], "rclone"),
+        ])
+        counter = [0]
+
+        def fresh(tool, rnd):
+            counter[0] += 1
+            return src, f"clients/run-{counter[0]}"
+
+        results = round_robin(every, fresh)
+        return Report("s3clients", f"S3 clients, the PUTs of a first mirror into SeaweedFS on 127.0.0.1, {files} files, "
+                      f"{human(total)}", results, "rclone sync --transfers 16 --checkers 16", None,
+                      notes=["bench/s3clients PUTs files only (no directory markers, no listing); tandem also "
+                             "lists the prefix and puts 420 directory markers"])
+    finally:
+        stop_server(proc, d)
