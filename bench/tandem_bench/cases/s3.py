@@ -90,6 +90,28 @@ def buckets(filer, *names):
         time.sleep(0.1)
 
 
+def tandem_tool(label, endpoint, prefix=()):
+    """tandem into `s3://DST` at the endpoint (`prefix`: words before it, such as `env X=1`)."""
+    return Tool(label, lambda s, dst: [*prefix, TANDEM, *TANDEM_ARGS, "--s3-endpoint", endpoint, s, "s3://" + dst],
+                TANDEM)
+
+
+def rclone_tool():
+    # rclone cannot use AWS_CA_BUNDLE with an http:// endpoint: it runs without it.
+    sync = ["env", "-u", "AWS_CA_BUNDLE", "rclone", "sync", "-q", "--transfers", "16", "--checkers", "16"]
+    return Tool("rclone sync --transfers 16 --checkers 16", lambda s, dst: [*sync, s, "w:" + dst], "rclone")
+
+
+def fresh_prefixes(src, bucket_name):
+    """round_robin's `prepare`: every run into a new prefix of the bucket."""
+    counter = [0]
+
+    def fresh(tool, rnd):
+        counter[0] += 1
+        return src, f"{bucket_name}/{tool.label.split()[0]}-{counter[0]}"
+    return fresh
+
+
 def stop_server(proc, d):
     proc.terminate()
     try:
@@ -148,20 +170,8 @@ def case_s3():
         buckets(filer, "first", "noop")
         src = tree("--files", str(S3_FILES))
         files, total = tree_size(src)
-        # rclone cannot use AWS_CA_BUNDLE with an http:// endpoint: it runs without it.
-        rclone = ["env", "-u", "AWS_CA_BUNDLE", "rclone", "sync", "-q", "--transfers", "16", "--checkers", "16"]
-        every = available([
-            Tool("tandem", lambda s, dst: [TANDEM, *TANDEM_ARGS, "--s3-endpoint", endpoint, s, "s3://" + dst],
-                 TANDEM),
-            Tool("rclone sync --transfers 16 --checkers 16", lambda s, dst: [*rclone, s, "w:" + dst], "rclone"),
-        ])
-        counter = [0]
-
-        def fresh(tool, rnd):
-            counter[0] += 1
-            return src, f"first/{tool.label.split()[0]}-{counter[0]}"
-
-        results = round_robin(every, fresh)
+        every = available([tandem_tool("tandem", endpoint), rclone_tool()])
+        results = round_robin(every, fresh_prefixes(src, "first"))
         rclone_label = "rclone sync --transfers 16 --checkers 16"
         reports = [Report("s3-first", f"first mirror into an S3 bucket (SeaweedFS on 127.0.0.1), {files} files, "
                           f"{human(total)}", results, rclone_label, ("<=", 0.5))]
@@ -195,24 +205,15 @@ def case_s3clients():
         buckets(filer, "clients")
         src = tree("--files", str(S3_FILES))
         files, total = tree_size(src)
-        rclone = ["env", "-u", "AWS_CA_BUNDLE", "rclone", "sync", "-q", "--transfers", "16", "--checkers", "16"]
         client = lambda name: (lambda s, dst: [S3CLIENTS_BIN, name, endpoint, "clients", dst.split("/", 1)[-1], s])
         every = available([
-            Tool("tandem (direct PUTs)", lambda s, dst: [TANDEM, *TANDEM_ARGS, "--s3-endpoint", endpoint, s,
-                                                         "s3://" + dst], TANDEM),
-            Tool("tandem, SDK only (TANDEM_S3_SDK_ONLY=1)", lambda s, dst: ["env", "TANDEM_S3_SDK_ONLY=1", TANDEM,
-                 *TANDEM_ARGS, "--s3-endpoint", endpoint, s, "s3://" + dst], TANDEM),
+            tandem_tool("tandem (direct PUTs)", endpoint),
+            tandem_tool("tandem, SDK only (TANDEM_S3_SDK_ONLY=1)", endpoint, ["env", "TANDEM_S3_SDK_ONLY=1"]),
             Tool("aws-sdk-s3 PutObject, 64 in flight (bench/s3clients)", client("aws-sdk-s3"), S3CLIENTS_BIN),
             Tool("object_store put_opts, 64 in flight (bench/s3clients)", client("object_store"), S3CLIENTS_BIN),
-            Tool("rclone sync --transfers 16 --checkers 16", lambda s, dst: [*rclone, s, "w:" + dst], "rclone"),
+            rclone_tool(),
         ])
-        counter = [0]
-
-        def fresh(tool, rnd):
-            counter[0] += 1
-            return src, f"clients/run-{counter[0]}"
-
-        results = round_robin(every, fresh)
+        results = round_robin(every, fresh_prefixes(src, "clients"))
         return Report("s3clients", f"S3 clients, the PUTs of a first mirror into SeaweedFS on 127.0.0.1, {files} files, "
                       f"{human(total)}", results, "rclone sync --transfers 16 --checkers 16", None,
                       notes=["bench/s3clients PUTs files only (no directory markers, no listing); tandem also "
