@@ -321,6 +321,25 @@ fn direct_puts_write_what_the_sdk_writes() {
     assert_eq!((s["copied"].as_u64(), s["meta"].as_u64()), (Some(0), Some(0)), "{r:?}");
 }
 
+/// `AWS_ENDPOINT_URL_S3` alone (no `AWS_ENDPOINT_URL`) is the endpoint of every
+/// request, direct PUTs included, spoken to path-style as any S3-compatible endpoint.
+#[test]
+fn an_s3_only_endpoint_variable_is_where_every_request_goes() {
+    let Some(w) = Weed::start("an_s3_only_endpoint_variable_is_where_every_request_goes") else { return };
+    w.bucket("service");
+    let sb = Sandbox::new();
+    let t = sb.src_tree();
+    t.file("a.txt", "aaa\n").file("sub/b.txt", "bbb\n");
+    t.stamp_all();
+    let src = sb.src();
+    let mut cmd = w.tandem();
+    cmd.env_remove("AWS_ENDPOINT_URL").env("AWS_ENDPOINT_URL_S3", w.endpoint());
+    let r = run_with(cmd, [os("-vv"), src.as_os_str(), os("s3://service/p")], Duration::from_secs(120));
+    r.ok();
+    assert!(r.stderr.contains("S3: 4 PUTs sent directly, 0 passed to the SDK"), "{r:?}");
+    assert_mirrored(&w, &src, "service/p");
+}
+
 /// A direct PUT that the server refuses is sent again through the SDK, whose answer is
 /// the one reported (with the path, per entry); the direct path is off for the rest of
 /// the run, so the refusal costs an extra request for each PUT then in flight (64 at

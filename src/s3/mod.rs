@@ -212,6 +212,24 @@ pub fn etag(e: Option<&str>) -> String {
     e.unwrap_or("").trim_matches('"').to_string()
 }
 
+/// The endpoint S3 requests go to, as the SDK's S3 client chooses it: `--s3-endpoint`;
+/// else the S3-only one (`AWS_ENDPOINT_URL_S3`, or `endpoint_url` in the profile's
+/// `services` section for s3); else the global one (`AWS_ENDPOINT_URL`, a profile's
+/// `endpoint_url`); `None`: AWS S3 itself.
+fn endpoint_of(conf: &aws_config::SdkConfig, asked: Option<&str>) -> Option<String> {
+    if let Some(ep) = asked {
+        return Some(ep.to_string());
+    }
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("S3")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok();
+    key.and_then(|key| conf.service_config()?.load_config(key))
+        .or_else(|| conf.endpoint_url().map(str::to_string))
+}
+
 /// The endpoint's host does not look like AWS's: path-style addressing
 /// (`http://host/bucket/key`), which S3-compatible servers expect.
 fn path_style(endpoint: &str) -> bool {
@@ -241,7 +259,7 @@ impl S3Tree {
                 loader = loader.endpoint_url(ep);
             }
             let conf = loader.load().await;
-            let endpoint = conf.endpoint_url().map(str::to_string);
+            let endpoint = endpoint_of(&conf, how.endpoint);
             let retry = client::retry_config(conf.retry_config());
             let mut b = aws_sdk_s3::config::Builder::from(&conf)
                 .retry_config(retry.clone())
