@@ -621,9 +621,13 @@ impl<'c> Mirror<'c> {
         });
         rep.progress().start_copy(files, bytes);
         let mut retries = Vec::new();
+        let mut moved: Vec<(&[u8], &[u8])> = Vec::new();
         for (from, to) in &cp.renames {
             match self.dest.rename(from, to) {
-                Ok(()) => rep.change(to, &ChangeKind::Rename { from: from.clone().into_boxed_slice() }),
+                Ok(()) => {
+                    rep.change(to, &ChangeKind::Rename { from: from.clone().into_boxed_slice() });
+                    moved.push((from, to));
+                }
                 Err(e) => {
                     rep.error(Side::Dest, to, &format!("rename from {}: {}", shown(from), sys::describe(&e)));
                     failures.failed(to);
@@ -631,7 +635,20 @@ impl<'c> Mirror<'c> {
                 }
             }
         }
+        // A directory read again in this cycle just before it was renamed has a plan
+        // for what DEST held at its old name, which is at its new name now: those
+        // plans go there, first (the rename's own plan, against what was held, comes
+        // after them).
+        let mut plans: Vec<(Vec<u8>, &DirPlan)> = Vec::with_capacity(cp.plans.len());
+        let mut rest = Vec::new();
         for (base, dp) in &cp.plans {
+            match rebased(base, &moved) {
+                Some(at) => plans.push((at, dp)),
+                None => rest.push((base.clone(), dp)),
+            }
+        }
+        plans.extend(rest);
+        for (base, dp) in &plans {
             if !self.apply(dp, base, rep, failures) {
                 retries.push(Target::Verify(base.clone()));
             }
@@ -818,4 +835,28 @@ enum Cycle {
     Done(Vec<Target>),
     /// A guard held: nothing was changed; look at these again later.
     Refused(Vec<Target>),
+}
+
+/// `base` at its new name when it is (or is below) the source of one of the directory
+/// renames done in DEST (`moved`: from, to); `None` when it was not moved.
+fn rebased(base: &[u8], moved: &[(&[u8], &[u8])]) -> Option<Vec<u8>> {
+    let &(from, to) = moved.iter().find(|(from, _)| !from.is_empty() && is_within(base, from))?;
+    let mut at = to.to_vec();
+    at.extend_from_slice(&base[from.len()..]);
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rebased;
+
+    #[test]
+    fn plans_below_a_renamed_directory_follow_it() {
+        let moved: Vec<(&[u8], &[u8])> = vec![(b"a/old", b"b/new"), (b"f.txt", b"g.txt")];
+        assert_eq!(rebased(b"a/old", &moved), Some(b"b/new".to_vec()));
+        assert_eq!(rebased(b"a/old/x/y", &moved), Some(b"b/new/x/y".to_vec()));
+        assert_eq!(rebased(b"a/older", &moved), None);
+        assert_eq!(rebased(b"a", &moved), None);
+        assert_eq!(rebased(b"", &moved), None);
+    }
 }
