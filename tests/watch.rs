@@ -522,6 +522,43 @@ fn symlink_touched_then_moved(watch_args: &[&str], tag: &str) {
     finish_json(w, &dst);
 }
 
+/// Entries made in a directory just before the directory is renamed: a cycle reads
+/// the directory at its old name (seeing the new entries; a large directory takes a
+/// few milliseconds), the rename lands, and the cycle then reads the parent without
+/// it and the new parent with it. The rename is done in DEST first; the plan made for
+/// the old name must then be done at the new one, or those entries are missing in
+/// DEST until a verification (without that, this failed on this machine every time,
+/// with `DEST/p1/d: No such file or directory` among its errors). The renames are
+/// timed to land after the debounce at varied offsets, so that some fall inside the
+/// read.
+#[test]
+fn native_entries_made_just_before_their_directory_is_renamed() {
+    let _g = shared();
+    let sb = Sandbox::new_fast();
+    let t = sb.src_tree();
+    const N: usize = 24;
+    for i in 0..N {
+        for f in 0..3000 {
+            t.file(format!("p{i}/d/f{f}"), "");
+        }
+        t.dir(format!("q{i}"));
+    }
+    let (src, dst) = (sb.src(), sb.dst());
+    let w = start_json(Strategy::Native, &["--debounce", "30ms"], &src, &dst);
+    wait_synced(&w, &src, &dst, "initial sync");
+    for i in 0..N {
+        t.file(format!("p{i}/d/new"), format!("new {i}\n")).symlink(format!("p{i}/d/link"), "f0");
+        t.file(format!("p{i}/x"), "x\n").file(format!("q{i}/y"), "y\n");
+        // After the debounce, at offsets from 30 to 76 ms (the workload's timing, not
+        // a wait for a condition), then time for that cycle before the next pair.
+        std::thread::sleep(Duration::from_micros(30_000 + i as u64 * 2_000));
+        mv(&t, &format!("p{i}/d"), &format!("q{i}/e"));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    wait_synced(&w, &src, &dst, "entries made, then their directory renamed");
+    finish_json(w, &dst);
+}
+
 #[test]
 fn native_symlink_touched_then_moved() {
     symlink_touched_then_moved(&["--watch"], "native");
