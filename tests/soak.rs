@@ -162,6 +162,8 @@ fn soak(strategy: &[&str], test: &str) {
     let mut phase = 0;
     while started.elapsed() < budget || samples.len() < WARM_UP + 3 {
         // A burst of operations (some with tiny pauses so that syncs overlap them).
+        // Where this phase's events start in tandem's output.
+        let phase_start = p.stdout().len();
         let burst = ops.rng.range(100, 250);
         for _ in 0..burst {
             ops.step();
@@ -188,11 +190,21 @@ fn soak(strategy: &[&str], test: &str) {
                 })
                 .take(40)
                 .collect();
+            // And this phase's renames, errors, warnings and notices, whatever their paths.
+            let kinds = ["\"rename\"", "\"error\"", "\"warning\"", "\"notice\""];
+            let notable: Vec<String> = p
+                .stdout()
+                .into_iter()
+                .skip(phase_start)
+                .filter(|l| kinds.iter().any(|k| l.contains(&format!("\"event\":{k}"))))
+                .take(60)
+                .collect();
             format!(
-                "  {}\nthis phase's operations: {}\ntandem's events about those entries:\n  {}",
+                "  {}\nthis phase's operations: {}\ntandem's events about those entries:\n  {}\nthis phase's renames, errors, warnings and notices:\n  {}",
                 diffs.into_iter().take(30).collect::<Vec<_>>().join("\n  "),
                 phase_ops.join("; "),
                 related.join("\n  "),
+                notable.join("\n  "),
             )
         };
         p.wait_for_explained(
