@@ -372,10 +372,9 @@ fn other_file_system(cfg: &Config, st: &rustix::fs::Stat) -> bool {
 /// keeps the count so, as `find` relies on; btrfs's 1 is listed): the first pass does
 /// not list it, only looks for its rule file. (Most directories of a tree are such
 /// leaves.)
+#[allow(clippy::unnecessary_cast)] // st_nlink is not u64 everywhere
 fn is_leaf(st: &rustix::fs::Stat) -> bool {
-    #[allow(clippy::unnecessary_cast)] // st_nlink is not u64 everywhere
-    let leaf = st.st_nlink as u64 == 2;
-    leaf
+    st.st_nlink as u64 == 2
 }
 
 /// Entries of a `Delete` (as `plan::Totals::deletes` counts them).

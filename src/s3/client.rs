@@ -108,7 +108,7 @@ impl ClassifyRetry for Throttled {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
         match ctx.response().map(|r| r.status().as_u16()) {
             Some(s) if is_throttling_status(s) => {
-                self.count.fetch_add(1, Ordering::Relaxed);
+                self.add();
                 RetryAction::throttling_error()
             }
             _ => RetryAction::NoActionIndicated,

@@ -30,7 +30,7 @@
 //! request. `TANDEM_S3_SDK_ONLY=1` does the same, for a server that misreads it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -67,11 +67,9 @@ pub struct Direct {
     region: String,
     signing_name: String,
     creds: SharedCredentialsProvider,
-    /// The credentials last fetched, and when to fetch them again.
-    identity: Mutex<Option<(Identity, SystemTime)>>,
-    /// Turned off after an error answer (see the module's doc).
-    off: AtomicBool,
-    /// Why it was turned off (the answer's status), once.
+    /// The credentials last fetched; their expiration is when to fetch them again.
+    identity: Mutex<Option<Identity>>,
+    /// Set when it is turned off, after an error answer (see the module's doc): why.
     off_because: std::sync::OnceLock<String>,
     /// PUTs it took, and PUTs it passed to the SDK, since last told (`take_counts`).
     taken: AtomicU64,
@@ -96,7 +94,7 @@ pub struct Setup<'a> {
 }
 
 /// Why a direct PUT was not taken. Each is sent again through the SDK with the
-/// attempts that remain; after the first two, after a back-off.
+/// attempts that remain; the first two after a back-off.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Miss {
     /// HTTP 503 or 429: the server asked to slow down.
@@ -162,7 +160,6 @@ impl Direct {
             signing_name,
             creds,
             identity: Mutex::new(None),
-            off: AtomicBool::new(false),
             off_because: std::sync::OnceLock::new(),
             taken: AtomicU64::new(0),
             passed: AtomicU64::new(0),
@@ -171,7 +168,7 @@ impl Direct {
 
     /// Whether it is still in use.
     pub fn on(&self) -> bool {
-        !self.off.load(Ordering::Relaxed)
+        self.off_because.get().is_none()
     }
 
     /// PUTs taken and passed to the SDK since the last call, and why the direct path
@@ -271,7 +268,6 @@ impl Direct {
                     |s| format!("an answer of HTTP {s}"),
                 );
                 let _ = self.off_because.set(why);
-                self.off.store(true, Ordering::Relaxed);
                 Miss::Refused
             }
         }
@@ -280,8 +276,8 @@ impl Direct {
     /// The credentials to sign with, fetched again when due.
     async fn identity(&self) -> Option<Identity> {
         let now = SystemTime::now();
-        if let Some((id, due)) = lock(&self.identity).as_ref() {
-            if now < *due {
+        if let Some(id) = lock(&self.identity).as_ref() {
+            if id.expiration().is_some_and(|due| now < due) {
                 return Some(id.clone());
             }
         }
@@ -291,7 +287,7 @@ impl Direct {
             None => now + REFRESH,
         };
         let id = Identity::new(creds, Some(due));
-        *lock(&self.identity) = Some((id.clone(), due));
+        *lock(&self.identity) = Some(id.clone());
         Some(id)
     }
 }

@@ -106,9 +106,8 @@ pub struct S3Tree {
     /// The endpoint as shown in messages.
     endpoint: String,
     cache: Mutex<cache::Cache>,
-    /// Attempts per request (see `client`).
-    attempts: u32,
-    /// The retry configuration the client was built with.
+    /// The retry configuration the client was built with (attempts per request: see
+    /// `client`).
     retry: aws_sdk_s3::config::retry::RetryConfig,
     /// Counts the answers that asked tandem to slow down.
     throttled: client::Throttled,
@@ -310,7 +309,6 @@ impl S3Tree {
             base,
             endpoint,
             cache: Mutex::new(cache),
-            attempts: retry.max_attempts(),
             retry,
             throttled,
             throttled_told: Default::default(),
@@ -327,7 +325,7 @@ impl S3Tree {
                 .max_keys(1)
                 .customize()
                 .config_override(aws_sdk_s3::config::Builder::new().retry_config(
-                    client::retry_config(None).with_max_attempts(PROBE_ATTEMPTS.min(tree.attempts)),
+                    client::retry_config(None).with_max_attempts(PROBE_ATTEMPTS.min(tree.attempts())),
                 ))
                 .send()
                 .await
@@ -479,8 +477,8 @@ impl S3Tree {
             io::ErrorKind::ResourceBusy,
             format!(
                 "the S3 server kept asking to slow down ({said}); gave up after {} attempt{} with back-off (AWS_MAX_ATTEMPTS sets how many)",
-                self.attempts,
-                if self.attempts == 1 { "" } else { "s" }
+                self.attempts(),
+                if self.attempts() == 1 { "" } else { "s" }
             ),
         )
     }
@@ -489,12 +487,12 @@ impl S3Tree {
     /// the attempts that remain.
     pub fn after_direct(&self) -> aws_sdk_s3::config::Builder {
         aws_sdk_s3::config::Builder::new()
-            .retry_config(self.retry.clone().with_max_attempts(self.attempts.saturating_sub(1).max(1)))
+            .retry_config(self.retry.clone().with_max_attempts(self.attempts().saturating_sub(1).max(1)))
     }
 
     /// Attempts per request.
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.retry.max_attempts()
     }
 
     /// How many answers asked tandem to slow down since the last call.
@@ -573,7 +571,7 @@ impl S3Tree {
 
     /// The direct PUT path, while it is in use.
     pub fn direct(&self) -> Option<&direct::Direct> {
-        self.direct.as_ref().filter(|d| d.on())
+        self.direct_path().filter(|d| d.on())
     }
 
     /// The direct PUT path, in use or turned off (`None`: there is none).

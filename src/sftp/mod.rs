@@ -473,19 +473,22 @@ impl SftpTree {
     /// What the root is: `None` when it is missing, `Some(true)` a directory (through a
     /// symlink too: the user named it), `Some(false)` anything else.
     pub fn root_kind(&self) -> io::Result<Option<bool>> {
-        self.block(async {
-            match self.sess().sftp.fs().metadata(self.root_path()).await {
-                Ok(m) => Ok(Some(m.file_type().is_some_and(|t| t.is_dir()))),
-                Err(e) => {
-                    let e = self.err(e);
-                    if e.kind() == io::ErrorKind::NotFound {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
+        self.block(self.kind_at(self.root_path()))
+    }
+
+    /// What is at `path` on the server: as [`SftpTree::root_kind`] says.
+    async fn kind_at(&self, path: PathBuf) -> io::Result<Option<bool>> {
+        match self.sess().sftp.fs().metadata(path).await {
+            Ok(m) => Ok(Some(m.file_type().is_some_and(|t| t.is_dir()))),
+            Err(e) => {
+                let e = self.err(e);
+                if e.kind() == io::ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
                 }
             }
-        })
+        }
     }
 
     /// The root is there, as a directory.
@@ -513,7 +516,7 @@ impl SftpTree {
                         p => p,
                     };
                     let parent_path = PathBuf::from(std::ffi::OsString::from_vec(parent.to_vec()));
-                    if self.sess().sftp.fs().metadata(parent_path).await.is_ok_and(|m| m.file_type().is_some_and(|t| t.is_dir())) {
+                    if matches!(self.kind_at(parent_path).await, Ok(Some(true))) {
                         // The parent is there: the server's file system refused the name.
                         return Err(e);
                     }
